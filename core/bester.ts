@@ -1,0 +1,145 @@
+// The host: applies plugins, runs the lifecycle hooks and owns the job engine, the session registry
+// and the store handle. It opens no sockets; transports and handler bridges are plugins.
+
+import type { Logger } from "pino";
+import { ClientSession } from "./client-session.js";
+import type { ResolvedConfig } from "./config/types.js";
+import { BesterError } from "./errors.js";
+import { createHooks, type BesterHooks } from "./hooks.js";
+import { JobEngine } from "./jobs/engine.js";
+import { Scheduler } from "./jobs/scheduler.js";
+import { createLogger } from "./log.js";
+import { assertPlugin, type BesterPlugin } from "./plugin.js";
+import { RequestValidators } from "./protocol/schemas.js";
+import { MemorySessionRegistry, type Connection, type SessionRegistry } from "./sessions.js";
+import { MemoryStoreProvider, type StoreProvider } from "./store.js";
+
+export type LifecycleState = "created" | "starting" | "running" | "stopping" | "stopped";
+
+/** Start-up steps, reported to the CLI spinner in this order. */
+export type StartStep = "opening store" | "starting handlers" | "listening";
+
+export interface BesterOptions {
+  log?: Logger;
+}
+
+export class Bester {
+  readonly hooks: BesterHooks = createHooks();
+  readonly config: ResolvedConfig;
+  readonly log: Logger;
+  readonly requests = new RequestValidators();
+  readonly scheduler: Scheduler;
+  readonly engine: JobEngine;
+  readonly sessions: SessionRegistry = new MemorySessionRegistry();
+  store: StoreProvider = new MemoryStoreProvider();
+  /** Listening addresses, filled in by transports during start. */
+  readonly addresses: string[] = [];
+  readonly startedAt = Date.now();
+  private plugins = new Map<string, BesterPlugin>();
+  private lifecycle: LifecycleState = "created";
+  private name: string;
+
+  constructor(config: ResolvedConfig, options: BesterOptions = {}) {
+    this.config = config;
+    this.name = config.serverName;
+    this.log = options.log ?? createLogger({ level: config.logLevel });
+
+    let engine: JobEngine | undefined;
+    this.scheduler = new Scheduler(
+      (job, worker) => engine!.execute(job, worker),
+      (jobs) => engine!.expire(jobs),
+    );
+    engine = new JobEngine(this.hooks, this.scheduler, this.sessions, this.log.child({ component: "jobs" }), {
+      serverName: config.serverName,
+      maxChainLength: config.maxChainLength,
+    });
+    this.engine = engine;
+  }
+
+  /** Public `host:port` of this server, the `<server>` part of every address. */
+  get serverName(): string {
+    return this.name;
+  }
+
+  /**
+   * Sets the server name once a transport knows its real port, when the config gave port 0 and
+   * no server.name. Only allowed before the server is running.
+   */
+  setServerName(name: string): void {
+    if (this.lifecycle === "running") {
+      throw new BesterError("invalidConfig", "The server name cannot change while the server is running.");
+    }
+    this.name = name;
+    this.engine.setServerName(name);
+  }
+
+  get state(): LifecycleState {
+    return this.lifecycle;
+  }
+
+  /** Applies a plugin. Names must be unique; a missing name or apply function is rejected. */
+  async use(plugin: BesterPlugin): Promise<void> {
+    assertPlugin(plugin, "The plugin");
+    if (this.plugins.has(plugin.name)) {
+      throw new BesterError("invalidPlugin", `A plugin named "${plugin.name}" is already applied. Give each plugin a unique name.`);
+    }
+    this.plugins.set(plugin.name, plugin);
+    await plugin.apply(this);
+  }
+
+  pluginNames(): string[] {
+    return [...this.plugins.keys()];
+  }
+
+  /** A child logger tagged with the plugin's name. */
+  logFor(pluginName: string): Logger {
+    return this.log.child({ plugin: pluginName });
+  }
+
+  /** Creates the request processor for a new connection; transports call this once per connection. */
+  openSession(connection: Connection): ClientSession {
+    return new ClientSession(this, connection);
+  }
+
+  /** Runs the start-up hooks in order and resolves with the listening addresses. */
+  async start(onStep: (step: StartStep) => void = () => {}): Promise<string[]> {
+    if (this.lifecycle !== "created") {
+      throw new BesterError("invalidConfig", `start() called while the server is ${this.lifecycle}.`);
+    }
+    this.lifecycle = "starting";
+
+    onStep("opening store");
+    await this.hooks.initialize.promise();
+    onStep("starting handlers");
+    await this.hooks.start.promise();
+    onStep("listening");
+    await this.hooks.listen.promise(this.addresses);
+
+    this.lifecycle = "running";
+    await this.hooks.ready.promise(this.addresses);
+    this.log.info({ server: this.serverName, addresses: this.addresses, store: this.store.description }, "server ready");
+    return this.addresses;
+  }
+
+  /**
+   * Stops the server: transports stop accepting, handler bridges let in-flight jobs finish up to
+   * their deadline, then the store closes. Safe to call more than once.
+   */
+  async stop(): Promise<void> {
+    if (this.lifecycle === "stopping" || this.lifecycle === "stopped") {
+      return;
+    }
+    this.lifecycle = "stopping";
+    this.engine.stopAccepting();
+    this.log.info({ server: this.serverName }, "server stopping");
+
+    try {
+      await this.hooks.stop.promise();
+    } finally {
+      await this.hooks.close.promise();
+      this.lifecycle = "stopped";
+      this.log.info({ server: this.serverName }, "server stopped");
+      this.log.flush?.();
+    }
+  }
+}

@@ -1,0 +1,79 @@
+// Shared by the client commands: where the server is and how to log in.
+
+import type { Command } from "commander";
+import { loadConfig } from "../config/loader.js";
+import { BesterClient, BesterClientError } from "../../plugins/transport-tcp/client.js";
+
+export interface ConnectOptions {
+  server?: string;
+  config?: string;
+  user: string;
+  password?: string;
+  register?: boolean;
+}
+
+/** Adds the options every client command takes. */
+export function addConnectOptions(command: Command): Command {
+  return command
+    .option("-s, --server <host:port>", "server to connect to (default: the first listener in bester.config.*, else 127.0.0.1:2222)")
+    .option("-c, --config <file>", "config file whose listener to use when --server is not given")
+    .requiredOption("-u, --user <name>", "username to log in as")
+    .option("-p, --password <password>", "password (default: the BESTER_PASSWORD environment variable)")
+    .option("--register", "create the account first when the server allows registration; an existing account is fine");
+}
+
+/** Finds the server address: --server, then the config's first listener, then 127.0.0.1:2222. */
+async function resolveServer(options: ConnectOptions): Promise<{ host: string; port: number }> {
+  if (options.server) {
+    const colon = options.server.lastIndexOf(":");
+    const port = Number(options.server.slice(colon + 1));
+    if (colon <= 0 || !Number.isInteger(port) || port <= 0 || port > 65535) {
+      throw new BesterClientError("invalidArgument", `--server "${options.server}" is not host:port. Example: --server 127.0.0.1:2222.`);
+    }
+    return { host: options.server.slice(0, colon).replace(/^\[|\]$/g, ""), port };
+  }
+  try {
+    const config = await loadConfig({ file: options.config });
+    const first = config.listen[0]!;
+    return { host: first.host === "0.0.0.0" ? "127.0.0.1" : first.host === "::" ? "::1" : first.host, port: first.port };
+  } catch (error) {
+    if (options.config) {
+      throw error;
+    }
+    return { host: "127.0.0.1", port: 2222 };
+  }
+}
+
+/** Connects, registers when asked, and logs in. */
+export async function connectAndLogin(options: ConnectOptions): Promise<{ client: BesterClient; address: string }> {
+  const password = options.password ?? process.env.BESTER_PASSWORD;
+  if (!password) {
+    throw new BesterClientError("invalidArgument", "No password given. Pass --password or set BESTER_PASSWORD.");
+  }
+
+  const { host, port } = await resolveServer(options);
+  let client: BesterClient;
+  try {
+    client = await BesterClient.connect({ host, port });
+  } catch (error) {
+    throw new BesterClientError("connectionFailed", `Connecting to ${host}:${port} failed (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}). Is "bester start" running there?`);
+  }
+
+  if (options.register) {
+    try {
+      await client.register(options.user, password);
+    } catch (error) {
+      if (!(error instanceof BesterClientError && error.code === "userExists")) {
+        await client.close();
+        throw error;
+      }
+    }
+  }
+  try {
+    const address = await client.auth(options.user, password);
+    return { client, address };
+  } catch (error) {
+    await client.close();
+    throw error;
+  }
+}

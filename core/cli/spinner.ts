@@ -1,0 +1,36 @@
+// A progress spinner on stderr that degrades to plain lines where a spinner cannot work.
+
+import ora, { type Ora } from "ora";
+
+export interface Progress {
+  step(text: string): void;
+  succeed(text: string): void;
+  fail(text: string): void;
+}
+
+/**
+ * Uses ora only when stderr is a terminal with a known width: ora 9 loops forever on a terminal
+ * that reports 0 columns. Elsewhere (pipes, CI) each step prints as one line.
+ */
+export function createProgress(quiet = false): Progress {
+  const stream = process.stderr;
+  if (!quiet && stream.isTTY && (stream.columns ?? 0) > 0) {
+    const spinner: Ora = ora({ stream }).start();
+    return {
+      step: (text) => {
+        spinner.text = text;
+      },
+      succeed: (text) => spinner.succeed(text),
+      fail: (text) => spinner.fail(text),
+    };
+  }
+  return {
+    step: (text) => {
+      if (!quiet) {
+        stream.write(`${text}...\n`);
+      }
+    },
+    succeed: (text) => stream.write(`${text}\n`),
+    fail: (text) => stream.write(`${text}\n`),
+  };
+}

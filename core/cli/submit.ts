@@ -1,0 +1,115 @@
+// `bester submit`: send one job, wait for its outputs and notification, and print them.
+
+import { readFile } from "node:fs/promises";
+import type { Command } from "commander";
+import { BesterClientError, type JobOutputEvent } from "../../plugins/transport-tcp/client.js";
+import { addConnectOptions, connectAndLogin, type ConnectOptions } from "./connect.js";
+import { createProgress } from "./spinner.js";
+
+interface SubmitOptions extends ConnectOptions {
+  type: string;
+  data?: string;
+  text?: string;
+  file?: string;
+  json?: boolean;
+  priority: number;
+  wait: boolean;
+}
+
+export function registerSubmitCommand(program: Command): void {
+  addConnectOptions(
+    program
+      .command("submit")
+      .description("Submit a job and print its outputs and notification. Data comes from --data, --text, --file or stdin.")
+      .requiredOption("-t, --type <type>", "handler type to run, e.g. wordcount")
+      .option("-d, --data <json>", "job data as JSON text, e.g. '{\"text\":\"hi\"}'")
+      .option("--text <string>", "job data as a plain string")
+      .option("-f, --file <path>", "read the job data from a file, as a string (or as JSON with --json)")
+      .option("--json", "parse the --file or stdin contents as JSON instead of sending them as a string")
+      .option("--priority <n>", "priority; higher runs sooner (default 0)", parseInteger, 0)
+      .option("--no-wait", "print the job id once accepted and exit without waiting"),
+  ).action(async (options: SubmitOptions) => {
+    process.exitCode = await submit(options);
+  });
+}
+
+function parseInteger(value: string): number {
+  const number = Number(value);
+  if (!Number.isInteger(number)) {
+    throw new BesterClientError("invalidArgument", `--priority "${value}" is not an integer.`);
+  }
+  return number;
+}
+
+async function readData(options: SubmitOptions): Promise<unknown> {
+  if (options.data !== undefined) {
+    try {
+      return JSON.parse(options.data);
+    } catch {
+      throw new BesterClientError("invalidArgument", `--data is not valid JSON: ${options.data}. Use --text for a plain string.`);
+    }
+  }
+  if (options.text !== undefined) {
+    return options.text;
+  }
+
+  let contents: string;
+  if (options.file) {
+    contents = await readFile(options.file, "utf8");
+  } else if (!process.stdin.isTTY) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) {
+      chunks.push(chunk as Buffer);
+    }
+    contents = Buffer.concat(chunks).toString("utf8");
+  } else {
+    throw new BesterClientError("invalidArgument", "No job data. Pass --data, --text or --file, or pipe the data into stdin.");
+  }
+  if (!options.json) {
+    return contents;
+  }
+  try {
+    return JSON.parse(contents);
+  } catch (error) {
+    throw new BesterClientError("invalidArgument", `${options.file ?? "stdin"} is not valid JSON (${(error as Error).message}).`);
+  }
+}
+
+async function submit(options: SubmitOptions): Promise<number> {
+  const data = await readData(options);
+  const { client, address } = await connectAndLogin(options);
+
+  try {
+    if (!options.wait) {
+      const jobID = await client.submit(options.type, data, { priority: options.priority });
+      process.stdout.write(`${jobID}\n`);
+      return 0;
+    }
+
+    const progress = createProgress();
+    progress.step(`running ${options.type} job as ${address}`);
+    const printOutput = (output: JobOutputEvent) => {
+      process.stdout.write(`output ${output.jobID} (${output.payload.type}):\n${format(output.payload.data)}\n`);
+    };
+    const result = await client.run(options.type, data, {
+      priority: options.priority,
+      onProgress: (report) => progress.step(`running ${options.type}: ${JSON.stringify(report)}`),
+    });
+
+    const { notification } = result;
+    if (notification.status === "completed") {
+      progress.succeed(`job ${result.jobID} completed`);
+    } else {
+      progress.fail(`job ${result.jobID} failed: ${notification.error?.code}: ${notification.error?.message}`);
+    }
+    result.outputs.forEach(printOutput);
+    process.stdout.write(`${JSON.stringify({ reply: "jobNotification", job: notification })}\n`);
+    return notification.status === "completed" ? 0 : 2;
+  } finally {
+    await client.close();
+  }
+}
+
+function format(data: unknown): string {
+  return typeof data === "string" ? data : JSON.stringify(data, null, 2);
+}

@@ -1,0 +1,245 @@
+// One connection's request processing, independent of the transport that carries it. Requests run
+// concurrently, but replies leave in request order, and auth/register act as barriers so a job
+// pipelined after its auth sees the authenticated user.
+
+import type { Logger } from "pino";
+import { BesterError, toWireError, type WireError } from "./errors.js";
+import type { BesterHooks } from "./hooks.js";
+import type { JobEngine } from "./jobs/engine.js";
+import { formatAddress } from "./jobs/job.js";
+import type { DecodedFrame } from "./protocol/frame-codec.js";
+import type { RequestValidators } from "./protocol/schemas.js";
+import type { Connection, SessionRegistry } from "./sessions.js";
+
+/** What a session needs from its Bester instance. */
+export interface SessionHost {
+  readonly serverName: string;
+  readonly hooks: BesterHooks;
+  readonly engine: JobEngine;
+  readonly sessions: SessionRegistry;
+  readonly requests: RequestValidators;
+  readonly log: Logger;
+}
+
+/** Takes over a connection's frames, as a federation handshake does for a peer link. */
+export type FrameHandler = (message: Record<string, unknown>) => void;
+
+interface Slot {
+  done: boolean;
+  reply?: Record<string, unknown>;
+  /** Runs right after the reply is sent, e.g. flushing stored messages after auth. */
+  after?: () => void;
+  promise: Promise<void>;
+}
+
+interface HandledRequest {
+  reply: Record<string, unknown>;
+  after?: () => void;
+}
+
+const CORE_REQUESTS = new Set(["auth", "newJob"]);
+
+export class ClientSession {
+  /** The authenticated user, once auth succeeded. */
+  user: string | undefined;
+  private slots: Slot[] = [];
+  private barrier: Promise<unknown> = Promise.resolve();
+  private takeover: FrameHandler | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly host: SessionHost,
+    readonly connection: Connection,
+  ) {}
+
+  /** Handles one decoded frame from the transport. */
+  receive(decoded: DecodedFrame): void {
+    if (this.closed) {
+      return;
+    }
+    if (decoded.kind === "error") {
+      if (decoded.fatal) {
+        this.host.log.warn({ connection: this.connection.id, code: decoded.error.code }, "closing connection after a fatal framing error");
+        this.connection.close(decoded.error);
+        return;
+      }
+      this.enqueue(Promise.resolve({ reply: errorReply(decoded.error) }));
+      return;
+    }
+    if (this.takeover) {
+      this.takeover(decoded.message);
+      return;
+    }
+    this.handleRequest(decoded.message);
+  }
+
+  /** Whether a plugin took over the frames, as for an authenticated peer link. */
+  get isTakenOver(): boolean {
+    return this.takeover !== undefined;
+  }
+
+  /** Hands every later frame to `handler`; the federation plugin uses this for peer links. */
+  takeOver(handler: FrameHandler): void {
+    this.takeover = handler;
+  }
+
+  /** Cleans up after the transport saw the connection close. */
+  closedByTransport(): void {
+    this.closed = true;
+    this.host.sessions.remove(this.connection);
+  }
+
+  private handleRequest(message: Record<string, unknown>): void {
+    const name = message.request;
+    const tag = typeof message.tag === "string" ? message.tag : undefined;
+
+    if (typeof name !== "string") {
+      const problem = name === undefined ? "/request is required" : "/request must be string";
+      this.enqueue(Promise.resolve({ reply: withTag(errorReply({ code: "invalidRequest", message: `Invalid request: ${problem}. Every request names its type in "request".` }), tag) }));
+      return;
+    }
+
+    const isBarrier = name === "auth" || name === "register";
+    const run = () => this.process(name, message).then((handled) => ({ ...handled, reply: withTag(handled.reply, tag) }));
+    const promise = isBarrier
+      ? Promise.allSettled(this.slots.map((slot) => slot.promise)).then(run)
+      : this.barrier.then(run);
+    if (isBarrier) {
+      this.barrier = promise.catch(() => undefined);
+    }
+    this.enqueue(promise);
+  }
+
+  private async process(name: string, message: Record<string, unknown>): Promise<HandledRequest> {
+    const { hooks, requests } = this.host;
+    const pluginHook = CORE_REQUESTS.has(name) ? undefined : hooks.onClientRequest.get(name);
+
+    if (!CORE_REQUESTS.has(name) && !pluginHook?.isUsed()) {
+      return { reply: errorReply({ code: "unknownRequest", message: `Unknown request "${name}". This server handles: ${this.knownRequests().join(", ")}.` }) };
+    }
+    if (this.user === undefined && !requests.isPublic(name)) {
+      return { reply: errorReply({ code: "notAuthenticated", message: `Request "${name}" needs a successful auth first. Send {"request":"auth"} with your account.` }) };
+    }
+    const problem = requests.validate(name, message);
+    if (problem) {
+      return { reply: errorReply({ code: "invalidRequest", message: `Invalid ${name} request: ${problem}.` }) };
+    }
+
+    try {
+      if (name === "auth") {
+        return await this.auth(message);
+      }
+      if (name === "newJob") {
+        return { reply: await this.newJob(message) };
+      }
+      const reply = await pluginHook!.promise({ request: message, connection: this.connection, user: this.user });
+      if (reply === undefined) {
+        return { reply: errorReply({ code: "unknownRequest", message: `No plugin handled request "${name}".` }) };
+      }
+      return { reply };
+    } catch (error) {
+      if (!(error instanceof BesterError)) {
+        this.host.log.error({ err: error, request: name, connection: this.connection.id }, "request handler failed");
+      }
+      return { reply: errorReply(toWireError(error)) };
+    }
+  }
+
+  private async auth(message: Record<string, unknown>): Promise<HandledRequest> {
+    if (this.user !== undefined) {
+      return { reply: errorReply({ code: "alreadyAuthenticated", message: `This connection is already authenticated as ${this.user}. Open a new connection to log in as another user.` }) };
+    }
+
+    const account = message.account as { username: string; password: string };
+    const decision = this.host.hooks.onAuth.isUsed()
+      ? await this.host.hooks.onAuth.promise({ username: account.username, password: account.password, connection: this.connection })
+      : undefined;
+
+    if (!decision || !decision.ok) {
+      const error = decision?.error ?? { code: "invalidCredentials", message: "The username or password is wrong." };
+      this.host.log.info({ username: account.username, remote: this.connection.remoteAddress, code: error.code }, "login failed");
+      return { reply: { reply: "auth", auth: { status: "failed", error } } };
+    }
+
+    this.user = decision.user;
+    this.host.log.info({ user: decision.user, connection: this.connection.id }, "user authenticated");
+    const reply = { reply: "auth", auth: { status: "ok", address: formatAddress(decision.user, this.host.serverName) } };
+    const after = () => {
+      if (this.closed) {
+        return;
+      }
+      this.host.sessions.add(decision.user, this.connection);
+      if (this.host.hooks.onSessionStart.isUsed()) {
+        this.host.hooks.onSessionStart.promise(decision.user, this.connection).catch((error: unknown) => {
+          this.host.log.error({ err: error, user: decision.user }, "onSessionStart tap failed");
+        });
+      }
+    };
+    return { reply, after };
+  }
+
+  private async newJob(message: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const job = message.job as { payload: { type: string; data: unknown }; priority?: number };
+    try {
+      const accepted = await this.host.engine.submit({
+        user: this.user!,
+        type: job.payload.type,
+        data: job.payload.data,
+        priority: job.priority,
+      });
+      return { reply: "jobSubmission", submission: { status: "accepted", jobID: accepted.id } };
+    } catch (error) {
+      if (!(error instanceof BesterError)) {
+        this.host.log.error({ err: error, type: job.payload.type }, "job submission failed");
+      }
+      return { reply: "jobSubmission", submission: { status: "rejected", error: toWireError(error) } };
+    }
+  }
+
+  private knownRequests(): string[] {
+    const names = new Set(CORE_REQUESTS);
+    for (const name of this.host.requests.names()) {
+      if (this.host.hooks.onClientRequest.get(name)?.isUsed()) {
+        names.add(name);
+      }
+    }
+    return [...names];
+  }
+
+  /** Adds a reply slot in request order and sends every finished reply at the head. */
+  private enqueue(handled: Promise<HandledRequest>): void {
+    const slot: Slot = { done: false, promise: Promise.resolve() };
+    slot.promise = handled.then(
+      (result) => {
+        slot.reply = result.reply;
+        slot.after = result.after;
+      },
+      (error: unknown) => {
+        this.host.log.error({ err: error, connection: this.connection.id }, "request failed unexpectedly");
+        slot.reply = errorReply(toWireError(error));
+      },
+    ).finally(() => {
+      slot.done = true;
+      this.flush();
+    });
+    this.slots.push(slot);
+  }
+
+  private flush(): void {
+    while (this.slots.length > 0 && this.slots[0]!.done) {
+      const slot = this.slots.shift()!;
+      if (!this.closed) {
+        this.connection.send(slot.reply!);
+        slot.after?.();
+      }
+    }
+  }
+}
+
+function errorReply(error: WireError): Record<string, unknown> {
+  return { reply: "error", error };
+}
+
+function withTag(reply: Record<string, unknown>, tag: string | undefined): Record<string, unknown> {
+  return tag === undefined ? reply : { ...reply, tag };
+}

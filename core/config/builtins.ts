@@ -1,0 +1,53 @@
+// Turns a resolved config into the built-in plugins, then applies the user's plugins. A user
+// plugin with a built-in's name replaces that built-in; `omitBuiltins` leaves one out.
+
+import { Bester, type BesterOptions } from "../bester.js";
+import { BesterError } from "../errors.js";
+import type { BesterPlugin } from "../plugin.js";
+import type { ResolvedConfig } from "./types.js";
+import { accountsPlugin } from "../../plugins/accounts/index.js";
+import { handlerDirector } from "../../plugins/directors/handler.js";
+import { handoffDirector } from "../../plugins/directors/handoff.js";
+import { userDeliveryDirector } from "../../plugins/directors/user-delivery.js";
+import { handlerBridge } from "../../plugins/handler-bridge/index.js";
+import { storePlugin } from "../../plugins/store/index.js";
+import { transportTcp } from "../../plugins/transport-tcp/index.js";
+
+/** The built-in plugins a config implies, in the order they are applied. */
+export function builtinPlugins(config: ResolvedConfig): BesterPlugin[] {
+  const nameFromListener = config.serverName.endsWith(":0");
+  return [
+    storePlugin({ url: config.store }),
+    accountsPlugin({ registration: config.registration }),
+    handlerBridge({ handlers: config.handlers, maxFrameBytes: config.maxFrameBytes }),
+    userDeliveryDirector(),
+    handlerDirector(),
+    handoffDirector(),
+    transportTcp({ listen: config.listen, maxFrameBytes: config.maxFrameBytes, nameFromListener }),
+  ];
+}
+
+/** Creates a server from a resolved config with its built-in and user plugins applied. */
+export async function createBester(config: ResolvedConfig, options: BesterOptions = {}): Promise<Bester> {
+  const bester = new Bester(config, options);
+  const builtins = builtinPlugins(config);
+  const builtinNames = new Set(builtins.map((plugin) => plugin.name));
+
+  for (const name of config.omitBuiltins) {
+    if (!builtinNames.has(name)) {
+      throw new BesterError("invalidConfig", `omitBuiltins names "${name}", which is not a built-in plugin. Built-ins: ${[...builtinNames].join(", ")}.`);
+    }
+  }
+
+  const replaced = new Set(config.plugins.map((plugin) => plugin.name));
+  for (const plugin of builtins) {
+    if (config.omitBuiltins.includes(plugin.name) || replaced.has(plugin.name)) {
+      continue;
+    }
+    await bester.use(plugin);
+  }
+  for (const plugin of config.plugins) {
+    await bester.use(plugin);
+  }
+  return bester;
+}

@@ -1,0 +1,84 @@
+// Finds and loads bester.config.* with cosmiconfig. TypeScript configs load through tsx's
+// tsImport, because cosmiconfig's own TypeScript loader transpiles only the config file itself
+// and so breaks a config that imports a local plugin file.
+
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { cosmiconfig, type Loader } from "cosmiconfig";
+import { tsImport } from "tsx/esm/api";
+import { BesterError } from "../errors.js";
+import { resolveConfig } from "./schema.js";
+import type { ResolvedConfig } from "./types.js";
+
+const MODULE_NAME = "bester";
+
+const SEARCH_PLACES = [
+  "bester.config.ts",
+  "bester.config.mts",
+  "bester.config.mjs",
+  "bester.config.js",
+  "bester.config.cjs",
+  "bester.config.json",
+  ".besterrc.json",
+];
+
+/** Loads a TypeScript config and unwraps the default export. */
+const loadTypeScript: Loader = async (filepath) => {
+  const loaded = await tsImport(pathToFileURL(filepath).href, import.meta.url);
+  return unwrapDefault(loaded);
+};
+
+/**
+ * Unwraps `default` exports. In a project without `"type": "module"`, tsx returns a config file's
+ * default export as `{ default: { default: config } }`.
+ */
+function unwrapDefault(loaded: unknown): unknown {
+  let value = loaded;
+  for (let depth = 0; depth < 2; depth += 1) {
+    if (value && typeof value === "object" && "default" in value && Object.keys(value).length <= 2) {
+      value = (value as { default: unknown }).default;
+    }
+  }
+  return value;
+}
+
+function createExplorer() {
+  return cosmiconfig(MODULE_NAME, {
+    searchPlaces: SEARCH_PLACES,
+    searchStrategy: "project",
+    loaders: {
+      ".ts": loadTypeScript,
+      ".mts": loadTypeScript,
+    },
+  });
+}
+
+export interface LoadConfigOptions {
+  /** A config file to load instead of searching. */
+  file?: string;
+  /** Folder to search from; default the current folder. */
+  cwd?: string;
+}
+
+/** Loads, validates and resolves the config; throws a BesterError naming the file and key on mistakes. */
+export async function loadConfig(options: LoadConfigOptions = {}): Promise<ResolvedConfig> {
+  const explorer = createExplorer();
+  const cwd = options.cwd ?? process.cwd();
+
+  let result;
+  try {
+    result = options.file ? await explorer.load(path.resolve(cwd, options.file)) : await explorer.search(cwd);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    const where = options.file ?? `a bester.config.* file found from ${cwd}`;
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") {
+      throw new BesterError("configNotFound", `Config file ${where} was not found. Check the path given to --config.`, { cause: error });
+    }
+    throw new BesterError("invalidConfig", `Loading ${where} failed: ${reason}`, { cause: error });
+  }
+
+  if (!result || result.isEmpty) {
+    throw new BesterError("configNotFound", `No bester.config.ts, .mjs, .js or .json was found in ${cwd} or the folders above it. Create one (see README.md) or pass --config FILE.`);
+  }
+  return resolveConfig(result.config, path.dirname(result.filepath), result.filepath);
+}

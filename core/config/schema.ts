@@ -1,0 +1,167 @@
+// The ajv schema for bester.config.* and the step that applies defaults and resolves paths.
+
+import path from "node:path";
+import type { SchemaObject } from "ajv";
+import { BesterError } from "../errors.js";
+import { compileSchema } from "../protocol/schemas.js";
+import { DEFAULT_MAX_FRAME_BYTES } from "../protocol/frame-codec.js";
+import { assertPlugin } from "../plugin.js";
+import type { BesterConfig, ResolvedConfig, ResolvedHandlerConfig } from "./types.js";
+
+export const DEFAULT_PORT = 2222;
+export const DEFAULT_HOST = "127.0.0.1";
+
+const listen: SchemaObject = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    host: { type: "string", minLength: 1 },
+    port: { type: "integer", minimum: 0, maximum: 65535 },
+  },
+};
+
+const handler: SchemaObject = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    socket: { type: "string", minLength: 1, maxLength: 107 },
+    connections: { type: "integer", minimum: 1, maximum: 1024 },
+    command: {
+      anyOf: [
+        { type: "string", minLength: 1 },
+        { type: "array", minItems: 1, items: { type: "string" } },
+      ],
+    },
+    cwd: { type: "string" },
+    env: { type: "object", additionalProperties: { type: "string" } },
+    retries: { type: "integer", minimum: 0, maximum: 100 },
+    timeoutMs: { type: "integer", minimum: 0 },
+    maxQueued: { type: "integer", minimum: 1 },
+    unavailableTimeoutMs: { type: "integer", minimum: 0 },
+  },
+};
+
+export const CONFIG_SCHEMA: SchemaObject = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    server: {
+      type: "object",
+      additionalProperties: false,
+      properties: { name: { type: "string", pattern: "^[^@:\\s]+:[0-9]{1,5}$|^\\[[0-9a-fA-F:.]+\\]:[0-9]{1,5}$" } },
+    },
+    listen: { anyOf: [listen, { type: "array", minItems: 1, items: listen }] },
+    store: { type: "string", pattern: "^(memory|sqlite://.+|redis://.+|rediss://.+)$" },
+    registration: { type: "boolean" },
+    maxFrameBytes: { type: "integer", minimum: 64, maximum: 1073741824 },
+    maxChainLength: { type: "integer", minimum: 1, maximum: 10000 },
+    dataDir: { type: "string", minLength: 1 },
+    handlers: {
+      type: "object",
+      propertyNames: { pattern: "^[^@:]{1,128}$" },
+      additionalProperties: handler,
+    },
+    plugins: { type: "array", items: { type: "object" } },
+    omitBuiltins: { type: "array", items: { type: "string" } },
+    log: {
+      type: "object",
+      additionalProperties: false,
+      properties: { level: { enum: ["fatal", "error", "warn", "info", "debug", "trace", "silent"] } },
+    },
+    federation: { type: "object" },
+  },
+};
+
+const validateConfig = compileSchema<BesterConfig>(CONFIG_SCHEMA);
+
+/** How to fix each kind of schema mistake, in words a config author can act on. */
+function describeConfigError(source: string): string {
+  const error = validateConfig.errors?.[0];
+  if (!error) {
+    return `Invalid config in ${source}.`;
+  }
+  const key = error.instancePath.replace(/^\//, "").replaceAll("/", ".") || "(top level)";
+  if (error.keyword === "additionalProperties") {
+    const extra = String(error.params.additionalProperty);
+    return `Invalid config in ${source}: unknown key "${key === "(top level)" ? extra : `${key}.${extra}`}". Remove it or check its spelling against docs/configuration.md.`;
+  }
+  const value = JSON.stringify(lookup(error.instancePath));
+  return `Invalid config in ${source}: ${key} = ${value ?? "undefined"} ${error.message ?? "is invalid"}. Fix ${key} and start again.`;
+
+  function lookup(pointer: string): unknown {
+    let value: unknown = lastChecked;
+    for (const part of pointer.split("/").slice(1)) {
+      value = (value as Record<string, unknown> | undefined)?.[part];
+    }
+    return value;
+  }
+}
+
+let lastChecked: unknown;
+
+/** Validates a config object, applies defaults and resolves paths against `root`. */
+export function resolveConfig(config: unknown, root: string, file?: string): ResolvedConfig {
+  const source = file ?? "the config object";
+  lastChecked = config;
+  if (!validateConfig(config)) {
+    throw new BesterError("invalidConfig", describeConfigError(source));
+  }
+
+  const plugins = config.plugins ?? [];
+  plugins.forEach((plugin, index) => assertPlugin(plugin, `plugins[${index}] in ${source}`));
+
+  const listeners = (Array.isArray(config.listen) ? config.listen : [config.listen ?? {}]).map((entry) => ({
+    host: entry.host ?? DEFAULT_HOST,
+    port: entry.port ?? DEFAULT_PORT,
+  }));
+  const first = listeners[0]!;
+  const dataDir = path.resolve(root, config.dataDir ?? "data");
+
+  const handlers: Record<string, ResolvedHandlerConfig> = {};
+  for (const [type, entry] of Object.entries(config.handlers ?? {})) {
+    if (!entry.socket && !entry.command) {
+      throw new BesterError("invalidConfig", `Invalid config in ${source}: handlers.${type} needs a socket, a command, or both. Add socket: "/path/to/${type}.sock" for a handler you start yourself.`);
+    }
+    handlers[type] = {
+      socket: path.resolve(root, entry.socket ?? path.join(dataDir, "sockets", `${type}.sock`)),
+      connections: entry.connections ?? 4,
+      command: entry.command,
+      cwd: path.resolve(root, entry.cwd ?? "."),
+      env: entry.env ?? {},
+      retries: entry.retries ?? 2,
+      timeoutMs: entry.timeoutMs ?? 60_000,
+      maxQueued: entry.maxQueued ?? 10_000,
+      unavailableTimeoutMs: entry.unavailableTimeoutMs ?? 30_000,
+    };
+  }
+
+  const store = config.store ?? `sqlite://${path.join(dataDir, "bester.sqlite")}`;
+  return {
+    root,
+    file,
+    serverName: config.server?.name ?? `${formatHost(first.host)}:${first.port}`,
+    listen: listeners,
+    store: resolveStorePath(store, root),
+    registration: config.registration ?? false,
+    maxFrameBytes: config.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+    maxChainLength: config.maxChainLength ?? 32,
+    dataDir,
+    handlers,
+    plugins,
+    omitBuiltins: config.omitBuiltins ?? [],
+    logLevel: config.log?.level ?? "info",
+    federation: config.federation,
+  };
+}
+
+function formatHost(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+/** Makes a relative sqlite path absolute, so the store does not depend on the working folder. */
+function resolveStorePath(store: string, root: string): string {
+  if (!store.startsWith("sqlite://")) {
+    return store;
+  }
+  return `sqlite://${path.resolve(root, store.slice("sqlite://".length))}`;
+}

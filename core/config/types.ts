@@ -1,0 +1,98 @@
+// The configuration contract. Outside tools write these keys, so names and meanings are stable.
+
+import type { LevelWithSilent } from "pino";
+import type { BesterPlugin } from "../plugin.js";
+
+export interface ListenConfig {
+  /** Interface to bind; default 127.0.0.1. */
+  host?: string;
+  /** TCP port; default 2222. 0 picks a free port. */
+  port?: number;
+}
+
+export interface HandlerConfig {
+  /** UNIX socket the handler listens on; default `<dataDir>/sockets/<type>.sock`. */
+  socket?: string;
+  /** Persistent connections the daemon opens, one job in flight on each; default 4. */
+  connections?: number;
+  /** Command that starts the handler; the daemon restarts it when it exits. A string runs through the shell. */
+  command?: string | string[];
+  /** Working folder for `command`; default the config file's folder. */
+  cwd?: string;
+  /** Extra environment variables for `command`. */
+  env?: Record<string, string>;
+  /** Extra attempts on another connection when a connection breaks mid-job; default 2. */
+  retries?: number;
+  /** Milliseconds a job may run on the handler before failing with handlerTimeout; default 60000, 0 turns it off. */
+  timeoutMs?: number;
+  /** Queued jobs of this type beyond which submissions get queueFull; default 10000. */
+  maxQueued?: number;
+  /** Milliseconds queued jobs wait while no handler connection is up; default 30000. */
+  unavailableTimeoutMs?: number;
+}
+
+export interface BesterConfig {
+  server?: {
+    /** Public `host:port` of this server, the `<server>` part of every address; default from the first listener. */
+    name?: string;
+  };
+  /** One listener or several. */
+  listen?: ListenConfig | ListenConfig[];
+  /** `sqlite://PATH` (default `sqlite://./data/bester.sqlite`), `memory`, or `redis://host:port`. */
+  store?: string;
+  /** Whether clients may create accounts with `register`; default false. */
+  registration?: boolean;
+  /** Largest frame accepted, in bytes; default 16 MiB. */
+  maxFrameBytes?: number;
+  /** Handlers one job may pass through; default 32. */
+  maxChainLength?: number;
+  /** Folder for the store, sockets and keys; default `./data` next to the config file. */
+  dataDir?: string;
+  handlers?: Record<string, HandlerConfig>;
+  /** Third-party plugin instances, applied after the built-ins. A plugin with a built-in's name replaces it. */
+  plugins?: BesterPlugin[];
+  /** Names of built-in plugins to leave out, e.g. `["transport-tcp"]`. */
+  omitBuiltins?: string[];
+  log?: {
+    level?: LevelWithSilent;
+  };
+  /** Peer servers and this server's key; read by the federation plugin. */
+  federation?: Record<string, unknown>;
+}
+
+/** A config after defaults were applied and paths resolved against the config file's folder. */
+export interface ResolvedConfig {
+  /** Folder of the config file; relative paths resolve against it. */
+  root: string;
+  /** Path of the config file, or undefined for an in-memory config. */
+  file?: string;
+  serverName: string;
+  listen: Array<Required<ListenConfig>>;
+  store: string;
+  registration: boolean;
+  maxFrameBytes: number;
+  maxChainLength: number;
+  dataDir: string;
+  handlers: Record<string, ResolvedHandlerConfig>;
+  plugins: BesterPlugin[];
+  omitBuiltins: string[];
+  logLevel: LevelWithSilent;
+  federation?: Record<string, unknown>;
+}
+
+export interface ResolvedHandlerConfig {
+  socket: string;
+  connections: number;
+  command?: string | string[];
+  cwd: string;
+  env: Record<string, string>;
+  retries: number;
+  timeoutMs: number;
+  maxQueued: number;
+  unavailableTimeoutMs: number;
+}
+
+/** Gives a config file type checking and editor completion; returns the config unchanged. */
+export function defineConfig(config: BesterConfig): BesterConfig {
+  return config;
+}

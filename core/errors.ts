@@ -1,0 +1,118 @@
+// Every error code Bester NG sends on the wire or raises to an embedding program.
+// The protocol test checks that each wire code here is documented in docs/protocol.md.
+
+/** Codes a client, handler or peer can receive in an `error` object. */
+export const WIRE_ERROR_CODES = {
+  frameTooLarge: "The frame length exceeds maxFrameBytes; the connection is closed.",
+  invalidJson: "The frame is not valid UTF-8 JSON holding one object.",
+  invalidRequest: "The message does not match the schema for its request type.",
+  unknownRequest: "The request name is not one this server handles.",
+  notAuthenticated: "The request needs a successful auth first.",
+  alreadyAuthenticated: "The connection already authenticated.",
+  invalidCredentials: "The username or password is wrong.",
+  registrationDisabled: "This server does not accept registrations.",
+  userExists: "The username is already registered.",
+  invalidUsername: "The username is not 1-64 characters of [A-Za-z0-9._-].",
+  rateLimited: "Too many failed logins; retry later.",
+  noHandler: "No handler is registered for the job type.",
+  queueFull: "The queue for the job type holds its maximum number of jobs.",
+  handlerFailed: "The handler replied with an error, or its connection failed mid-job after all retries.",
+  handlerTimeout: "The handler took longer than its timeoutMs.",
+  handlerUnavailable: "No handler connection came up before the job's wait limit.",
+  invalidHandlerOutput: "The handler's reply does not match the handler reply schema.",
+  directorFailed: "A director raised an error while carrying out the handler's output.",
+  unknownDirector: "No plugin handles the director type the handler named.",
+  chainTooLong: "The job passed through more handlers than maxChainLength.",
+  unknownPeer: "The recipient or handoff names a server that is not a configured peer.",
+  unknownUser: "A recipient is not a registered user of this server.",
+  notPermitted: "The account may not make this request.",
+  shuttingDown: "The server is shutting down and accepts no new work.",
+  internalError: "The server failed unexpectedly; the log has the details.",
+} as const;
+
+export type WireErrorCode = keyof typeof WIRE_ERROR_CODES;
+
+/** Codes that only an embedding program or the CLI sees, never a remote party. */
+export const HOST_ERROR_CODES = {
+  invalidConfig: "The configuration does not match its schema.",
+  configNotFound: "No configuration file was found.",
+  invalidPlugin: "A plugin has no name or no apply function.",
+  pluginFailed: "A plugin's tap raised an error.",
+  storeFailed: "The store could not be opened or written.",
+} as const;
+
+export type HostErrorCode = keyof typeof HOST_ERROR_CODES;
+
+export type ErrorCode = WireErrorCode | HostErrorCode;
+
+/** The `error` object carried by replies and notifications. */
+export interface WireError {
+  code: string;
+  message: string;
+}
+
+export interface BesterErrorOptions {
+  cause?: unknown;
+  /** Name of the plugin whose tap raised the error. */
+  plugin?: string;
+  /** Name of the hook that was running. */
+  hook?: string;
+}
+
+/** An error with a stable code; the only error type Bester NG raises on purpose. */
+export class BesterError extends Error {
+  readonly code: ErrorCode;
+  readonly plugin?: string;
+  readonly hook?: string;
+
+  constructor(code: ErrorCode, message: string, options: BesterErrorOptions = {}) {
+    super(message, { cause: options.cause });
+    this.name = "BesterError";
+    this.code = code;
+    this.plugin = options.plugin;
+    this.hook = options.hook;
+  }
+
+  /** Converts to the wire shape; host-only codes become `internalError` so no detail leaks. */
+  toWire(): WireError {
+    if (isWireCode(this.code)) {
+      return { code: this.code, message: this.message };
+    }
+    return { code: "internalError", message: "The server failed unexpectedly; the log has the details." };
+  }
+}
+
+export function isWireCode(code: string): code is WireErrorCode {
+  return Object.hasOwn(WIRE_ERROR_CODES, code);
+}
+
+/**
+ * Wraps an error thrown inside a plugin's tap so the log and the caller see which plugin and
+ * hook failed. A BesterError keeps its code, because a tap may reject on purpose with one.
+ */
+export function wrapTapError(error: unknown, plugin: string, hook: string): BesterError {
+  if (error instanceof BesterError) {
+    if (error.plugin) {
+      return error;
+    }
+    return new BesterError(error.code, error.message, { cause: error.cause, plugin, hook });
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new BesterError("pluginFailed", `Plugin "${plugin}" failed in hook ${hook}: ${message}`, {
+    cause: error,
+    plugin,
+    hook,
+  });
+}
+
+/** Converts any thrown value to a wire error, keeping a BesterError's code. */
+export function toWireError(error: unknown, fallback: WireErrorCode = "internalError"): WireError {
+  if (error instanceof BesterError) {
+    return error.toWire();
+  }
+  if (fallback === "internalError") {
+    return { code: fallback, message: WIRE_ERROR_CODES.internalError };
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return { code: fallback, message };
+}

@@ -1,0 +1,157 @@
+// The whole extension surface of Bester NG: one frozen object of tapable hooks. Built-in and
+// third-party plugins tap these; a plugin that needs more offers hooks of its own instead of
+// growing this object.
+
+import { AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, HookMap } from "tapable";
+import type { Hook } from "tapable";
+import { wrapTapError, type WireError } from "./errors.js";
+import type { Director, HandlerOutput, Job, JobOutcome } from "./jobs/job.js";
+import type { Connection } from "./sessions.js";
+
+export interface AuthRequest {
+  username: string;
+  password: string;
+  connection: Connection;
+}
+
+export type AuthDecision = { ok: true; user: string } | { ok: false; error: WireError };
+
+export interface ClientRequestContext {
+  /** The validated request object. */
+  request: Record<string, unknown>;
+  connection: Connection;
+  /** The authenticated user, or undefined before auth. */
+  user: string | undefined;
+}
+
+export interface DirectorContext {
+  job: Job;
+  output: HandlerOutput;
+  director: Director;
+}
+
+/** `done`: the job's last director ran. `continued`: the job went on to another handler. */
+export type DirectorOutcome = "done" | "continued";
+
+export interface PeerEnvelope {
+  /** The peer's server name, `host:port`. */
+  peer: string;
+  /** A peer request such as `jobOutputDelivery` or `jobHandoff`. */
+  message: Record<string, unknown>;
+  /** The job whose director produced the message. */
+  job: Job;
+}
+
+export interface PeerMessageContext {
+  message: Record<string, unknown>;
+  /** Server name of the authenticated peer that sent the message, never taken from its body. */
+  peer: string;
+  connection: Connection;
+}
+
+export interface ProgressReport {
+  job: Job;
+  progress: unknown;
+}
+
+/** Creates the hook object for one Bester instance. */
+export function createHooks() {
+  const hooks = {
+    // Lifecycle, in the order start() runs them; stop() runs `stop` then `close`.
+    /** Store plugins open the store; account and key plugins load what they need from it. */
+    initialize: new AsyncSeriesHook<[]>(),
+    /** Handler bridges connect or spawn handlers; federation opens peer links. */
+    start: new AsyncSeriesHook<[]>(),
+    /** Transports open listeners and add their addresses to the array. */
+    listen: new AsyncSeriesHook<[string[]]>(["addresses"]),
+    /** Runs once the server accepts work, with every listening address. */
+    ready: new AsyncSeriesHook<[string[]]>(["addresses"]),
+    /** Transports stop accepting, handler bridges finish in-flight calls and stop processes. */
+    stop: new AsyncSeriesHook<[]>(),
+    /** Store plugins flush and close. Runs after every `stop` tap. */
+    close: new AsyncSeriesHook<[]>(),
+
+    /** Decides a login. The first tap that returns a decision wins; no decision means failed. */
+    onAuth: new AsyncSeriesBailHook<[AuthRequest], AuthDecision | undefined>(["request"]),
+    /** Runs after a connection authenticated and received its auth reply; offline stores deliver here. */
+    onSessionStart: new AsyncSeriesHook<[string, Connection]>(["user", "connection"]),
+    /**
+     * Client requests keyed by request name (`register`, a transport's own requests). The first
+     * tap that returns a reply object wins; a name with no tap gets `unknownRequest`.
+     */
+    onClientRequest: new HookMap(
+      () => new AsyncSeriesBailHook<[ClientRequestContext], Record<string, unknown> | undefined>(["context"]),
+    ),
+    /** Sees each new job before it is queued; returns the job, possibly changed, or throws a BesterError to reject it. */
+    onJobSubmit: new AsyncSeriesWaterfallHook<[Job]>(["job"]),
+    /** Runs after a job is accepted and before the submitter hears so; durable stores persist it here. */
+    onJobAccepted: new AsyncSeriesHook<[Job]>(["job"]),
+    /** Forwards a handler's `progress` frame; the default tap sends `jobProgress` to the submitter. */
+    onJobProgress: new AsyncSeriesHook<[ProgressReport]>(["report"]),
+    /** Sees each validated handler reply; returns the output, possibly changed, before its director runs. */
+    onHandlerOutput: new AsyncSeriesWaterfallHook<[HandlerOutput, Job]>(["output", "job"]),
+    /** Directors keyed by director type. The first tap that returns an outcome carries it out; none means `unknownDirector`. */
+    onDirector: new HookMap(() => new AsyncSeriesBailHook<[DirectorContext], DirectorOutcome | undefined>(["context"])),
+    /** Sends a message to a peer server. Returns true once the message is accepted for delivery; no tap means `unknownPeer`. */
+    onPeerSend: new AsyncSeriesBailHook<[PeerEnvelope], true | undefined>(["envelope"]),
+    /** Requests from authenticated peers, keyed by request name. The first tap returning a reply wins. */
+    onPeerMessage: new HookMap(
+      () => new AsyncSeriesBailHook<[PeerMessageContext], Record<string, unknown> | undefined>(["context"]),
+    ),
+    /** A message for a user with no live connection. Returns true once stored for later delivery. */
+    onUndelivered: new AsyncSeriesBailHook<[string, Record<string, unknown>], true | undefined>(["user", "message"]),
+    /** Whether a local user exists, for recipient checks. The accounts plugin taps it; no tap means every name is accepted. */
+    onUserLookup: new AsyncSeriesBailHook<[string], boolean | undefined>(["user"]),
+    /** Runs once per job when it completes or fails, after the submitter's notification is sent. */
+    onJobDone: new AsyncSeriesHook<[Job, JobOutcome]>(["job", "outcome"]),
+  };
+
+  for (const [name, hook] of Object.entries(hooks)) {
+    if (hook instanceof HookMap) {
+      (hook as unknown as HookMap<Hook<any, any>>).intercept({
+        factory: (key, created) => {
+          guardTaps(created, `${name}.for("${String(key)}")`);
+          return created;
+        },
+      });
+    } else {
+      guardTaps(hook, name);
+    }
+  }
+  return Object.freeze(hooks);
+}
+
+export type BesterHooks = ReturnType<typeof createHooks>;
+
+/**
+ * Wraps every tap so an error it throws names the plugin (the tap name) and the hook.
+ * Only promise and sync taps exist in Bester NG; a callback tap is rejected at registration.
+ */
+function guardTaps(hook: Hook<any, any>, hookName: string): void {
+  hook.intercept({
+    register: (tap) => {
+      const original = tap.fn as (...args: any[]) => any;
+      if (tap.type === "async") {
+        throw new Error(`Plugin "${tap.name}" used tapAsync on ${hookName}; use tap or tapPromise instead.`);
+      }
+      if (tap.type === "promise") {
+        tap.fn = async (...args: any[]) => {
+          try {
+            return await original(...args);
+          } catch (error) {
+            throw wrapTapError(error, tap.name, hookName);
+          }
+        };
+      } else {
+        tap.fn = (...args: any[]) => {
+          try {
+            return original(...args);
+          } catch (error) {
+            throw wrapTapError(error, tap.name, hookName);
+          }
+        };
+      }
+      return tap;
+    },
+  });
+}

@@ -1,0 +1,228 @@
+// The job lifecycle: accept, run on a handler, carry out the director, notify. Each accepted job
+// ends with exactly one notification to its submitter (none for handoffs from peers).
+
+import type { Logger } from "pino";
+import { BesterError, toWireError, type WireError, type WireErrorCode } from "../errors.js";
+import type { BesterHooks, DirectorOutcome } from "../hooks.js";
+import { compileSchema, describeSchemaError, DIRECTOR_SCHEMAS, HANDLER_REPLY_SCHEMA } from "../protocol/schemas.js";
+import type { SessionRegistry } from "../sessions.js";
+import { createJobId, formatOutputId, type Director, type HandlerOutput, type Job } from "./job.js";
+import type { HandlerWorker, Scheduler } from "./scheduler.js";
+
+export interface SubmitOptions {
+  user: string;
+  type: string;
+  data: unknown;
+  priority?: number;
+  /** Server the submitter belongs to; defaults to this server. */
+  origin?: string;
+  /** False for handoffs, which notify nobody. */
+  notify?: boolean;
+}
+
+export interface EngineOptions {
+  serverName: string;
+  maxChainLength: number;
+}
+
+const validateHandlerReply = compileSchema<Record<string, unknown>>(HANDLER_REPLY_SCHEMA);
+const directorValidators = new Map(Object.entries(DIRECTOR_SCHEMAS).map(([type, schema]) => [type, compileSchema(schema)]));
+
+export class JobEngine {
+  private accepting = true;
+
+  constructor(
+    private readonly hooks: BesterHooks,
+    private readonly scheduler: Scheduler,
+    private readonly sessions: SessionRegistry,
+    private readonly log: Logger,
+    private readonly options: EngineOptions,
+  ) {}
+
+  setServerName(name: string): void {
+    this.options.serverName = name;
+  }
+
+  /** Stops accepting new jobs; jobs already accepted continue. */
+  stopAccepting(): void {
+    this.accepting = false;
+  }
+
+  /**
+   * Accepts a job: runs onJobSubmit, checks the type and queue limit, lets onJobAccepted persist
+   * it, then queues it. Resolves with the job once the submitter may be told `accepted`.
+   */
+  async submit(options: SubmitOptions): Promise<Job> {
+    if (!this.accepting) {
+      throw new BesterError("shuttingDown", "The server is shutting down and accepts no new jobs. Resubmit once it is back.");
+    }
+
+    let job: Job = {
+      id: createJobId(),
+      type: options.type,
+      data: options.data,
+      priority: options.priority ?? 0,
+      user: options.user,
+      origin: options.origin ?? this.options.serverName,
+      notify: options.notify ?? true,
+      chainLength: 0,
+      attempts: 0,
+      acceptedAt: Date.now(),
+    };
+    if (this.hooks.onJobSubmit.isUsed()) {
+      job = await this.hooks.onJobSubmit.promise(job);
+    }
+
+    this.scheduler.checkCapacity(job.type);
+    if (this.hooks.onJobAccepted.isUsed()) {
+      await this.hooks.onJobAccepted.promise(job);
+    }
+    this.scheduler.enqueue(job);
+    return job;
+  }
+
+  /** Queues a job again after a restart, with its stored state. */
+  resume(job: Job): void {
+    this.scheduler.enqueue(job);
+  }
+
+  /** Moves a job to its next handler for a `handler` director; checks the chain limit first. */
+  continueWith(job: Job, type: string, data: unknown): void {
+    if (job.chainLength + 1 >= this.options.maxChainLength) {
+      throw new BesterError("chainTooLong", `Job ${job.id} passed through ${job.chainLength + 1} handlers, the maximum (maxChainLength). Check the handlers for a loop, or raise maxChainLength.`);
+    }
+    if (!this.scheduler.hasType(type)) {
+      throw new BesterError("noHandler", `The handler director names type "${type}", which has no handler on this server. Fix the handler's director or configure handlers.${type}.`);
+    }
+    job.chainLength += 1;
+    job.attempts = 0;
+    job.type = type;
+    job.data = data;
+    this.scheduler.enqueue(job);
+  }
+
+  /** Runs one job on a worker; the scheduler calls this. Never rejects. */
+  readonly execute = async (job: Job, worker: HandlerWorker): Promise<void> => {
+    let reply: Record<string, unknown>;
+    try {
+      reply = await worker.run(job, (progress) => this.reportProgress(job, progress));
+    } catch (error) {
+      this.handleRunError(job, worker, error);
+      return;
+    }
+
+    try {
+      const outcome = await this.direct(job, reply);
+      if (outcome === "done") {
+        await this.finish(job, { status: "completed" });
+      }
+    } catch (error) {
+      await this.finish(job, { status: "failed", error: toWireError(error, "directorFailed") });
+    }
+  };
+
+  /** Fails jobs that waited for a worker longer than the type allows. */
+  readonly expire = (jobs: Job[]): void => {
+    for (const job of jobs) {
+      void this.finish(job, {
+        status: "failed",
+        error: { code: "handlerUnavailable", message: `No handler for type "${job.type}" connected in time. Check that the handler process runs and listens on its socket.` },
+      });
+    }
+  };
+
+  /** Sends a message to a local user, or hands it to onUndelivered when the user is offline. */
+  async deliverToUser(user: string, message: Record<string, unknown>): Promise<void> {
+    if (this.sessions.sendToUser(user, message) > 0) {
+      return;
+    }
+    if (this.hooks.onUndelivered.isUsed()) {
+      const stored = await this.hooks.onUndelivered.promise(user, message);
+      if (stored) {
+        return;
+      }
+    }
+    this.log.warn({ user, reply: message.reply }, "user is offline and no store keeps offline messages; message dropped");
+  }
+
+  /** Builds the `jobOutput` message for one handler output. */
+  outputMessage(job: Job, output: HandlerOutput): Record<string, unknown> {
+    return { reply: "jobOutput", job: { jobID: formatOutputId(job), payload: { type: job.type, data: output.payload } } };
+  }
+
+  private handleRunError(job: Job, worker: HandlerWorker, error: unknown): void {
+    const retryable = error instanceof BesterError && error.code === "handlerFailed" && (error as { retryable?: boolean }).retryable === true;
+    const retries = this.scheduler.optionsOf(job.type)?.retries ?? 0;
+    if (retryable && job.attempts < retries) {
+      job.attempts += 1;
+      this.log.warn({ jobId: job.id, type: job.type, worker: worker.name, attempt: job.attempts, err: error }, "handler connection failed mid-job; retrying on another connection");
+      this.scheduler.retry(job);
+      return;
+    }
+    void this.finish(job, { status: "failed", error: toWireError(error, "handlerFailed") });
+  }
+
+  /** Validates the reply and runs its director; returns whether the job is done or continued. */
+  private async direct(job: Job, reply: Record<string, unknown>): Promise<DirectorOutcome> {
+    if (!validateHandlerReply(reply)) {
+      const problem = describeSchemaError(validateHandlerReply.errors);
+      throw coded("invalidHandlerOutput", `Handler "${job.type}" sent an invalid reply (${problem}). A reply is {"payload", "director"} or {"error"}.`);
+    }
+    if ("error" in reply && !("director" in reply)) {
+      const message = (reply.error as { message?: unknown }).message;
+      throw coded("handlerFailed", `Handler "${job.type}" failed: ${typeof message === "string" ? message : "no message given"}.`);
+    }
+
+    let output = reply as unknown as HandlerOutput;
+    if (this.hooks.onHandlerOutput.isUsed()) {
+      output = await this.hooks.onHandlerOutput.promise(output, job);
+    }
+
+    const director: Director = output.director;
+    const directorType = director.type;
+    const validate = directorValidators.get(directorType);
+    if (validate && !validate(director)) {
+      throw coded("invalidHandlerOutput", `Handler "${job.type}" sent an invalid ${directorType} director (${describeSchemaError(validate.errors)}).`);
+    }
+
+    const hook = this.hooks.onDirector.get(director.type);
+    const outcome = hook?.isUsed() ? await hook.promise({ job, output, director }) : undefined;
+    if (outcome === undefined) {
+      throw coded("unknownDirector", `Handler "${job.type}" named director type "${director.type}", which no plugin handles. Use userDelivery, handler or handoff, or add a plugin that taps onDirector for it.`);
+    }
+    return outcome;
+  }
+
+  private reportProgress(job: Job, progress: unknown): void {
+    const report = { job, progress };
+    if (job.notify) {
+      void this.deliverToUser(job.user, { reply: "jobProgress", job: { jobID: job.id, progress } });
+    }
+    if (this.hooks.onJobProgress.isUsed()) {
+      this.hooks.onJobProgress.promise(report).catch((error: unknown) => this.log.error({ err: error, jobId: job.id }, "onJobProgress tap failed"));
+    }
+  }
+
+  /** Sends the job's one notification and runs onJobDone. */
+  async finish(job: Job, outcome: { status: "completed" } | { status: "failed"; error: WireError }): Promise<void> {
+    this.scheduler.recordOutcome(job.type, outcome.status);
+    if (outcome.status === "failed") {
+      this.log.warn({ jobId: job.id, type: job.type, user: job.user, code: outcome.error.code, reason: outcome.error.message }, "job failed");
+    }
+
+    try {
+      if (job.notify) {
+        await this.deliverToUser(job.user, { reply: "jobNotification", job: { ...outcome, jobID: job.id } });
+      }
+      if (this.hooks.onJobDone.isUsed()) {
+        await this.hooks.onJobDone.promise(job, outcome);
+      }
+    } catch (error) {
+      this.log.error({ err: error, jobId: job.id }, "finishing the job failed");
+    }
+  }
+}
+
+function coded(code: WireErrorCode, message: string): BesterError {
+  return new BesterError(code, message);
+}

@@ -1,0 +1,109 @@
+// Per-type job queue: higher priority first, first-in first-out among equal priorities.
+
+import type { Job } from "./job.js";
+
+/**
+ * The queue the scheduler uses for one job type. It is an interface so a shared implementation
+ * (for example on Redis, when several daemon processes serve one server name) can replace the
+ * in-memory heap without touching the scheduler.
+ */
+export interface JobQueue {
+  readonly size: number;
+  push(job: Job): void;
+  /** Puts a job back ahead of every job of its priority, for retries after a handler failure. */
+  pushFront(job: Job): void;
+  shift(): Job | undefined;
+  /** Removes and returns every queued job. */
+  drain(): Job[];
+}
+
+interface Entry {
+  job: Job;
+  /** Insertion order; negative for retries so they sort before their priority's other jobs. */
+  sequence: number;
+}
+
+/** A binary heap ordered by (priority descending, sequence ascending). */
+export class HeapJobQueue implements JobQueue {
+  private heap: Entry[] = [];
+  private nextSequence = 0;
+  private nextRetrySequence = -1;
+
+  get size(): number {
+    return this.heap.length;
+  }
+
+  push(job: Job): void {
+    this.insert({ job, sequence: this.nextSequence++ });
+  }
+
+  pushFront(job: Job): void {
+    this.insert({ job, sequence: this.nextRetrySequence-- });
+  }
+
+  shift(): Job | undefined {
+    const heap = this.heap;
+    if (heap.length === 0) {
+      return undefined;
+    }
+    const top = heap[0]!;
+    const last = heap.pop()!;
+    if (heap.length > 0) {
+      heap[0] = last;
+      this.siftDown(0);
+    }
+    return top.job;
+  }
+
+  drain(): Job[] {
+    const jobs: Job[] = [];
+    for (let job = this.shift(); job; job = this.shift()) {
+      jobs.push(job);
+    }
+    return jobs;
+  }
+
+  private insert(entry: Entry): void {
+    this.heap.push(entry);
+    this.siftUp(this.heap.length - 1);
+  }
+
+  private before(a: Entry, b: Entry): boolean {
+    if (a.job.priority !== b.job.priority) {
+      return a.job.priority > b.job.priority;
+    }
+    return a.sequence < b.sequence;
+  }
+
+  private siftUp(index: number): void {
+    const heap = this.heap;
+    while (index > 0) {
+      const parent = (index - 1) >> 1;
+      if (!this.before(heap[index]!, heap[parent]!)) {
+        return;
+      }
+      [heap[index], heap[parent]] = [heap[parent]!, heap[index]!];
+      index = parent;
+    }
+  }
+
+  private siftDown(index: number): void {
+    const heap = this.heap;
+    for (;;) {
+      const left = 2 * index + 1;
+      const right = left + 1;
+      let first = index;
+      if (left < heap.length && this.before(heap[left]!, heap[first]!)) {
+        first = left;
+      }
+      if (right < heap.length && this.before(heap[right]!, heap[first]!)) {
+        first = right;
+      }
+      if (first === index) {
+        return;
+      }
+      [heap[index], heap[first]] = [heap[first]!, heap[index]!];
+      index = first;
+    }
+  }
+}

@@ -1,0 +1,145 @@
+// Frame codec shared by every link: a 4-byte unsigned little-endian length, then that many bytes
+// of UTF-8 JSON holding exactly one object. Pure Buffer in, objects out: no sockets here.
+
+import type { WireError } from "../errors.js";
+
+export const FRAME_HEADER_BYTES = 4;
+
+/** Default for maxFrameBytes: 16 MiB. */
+export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
+
+/** One decoded item: a JSON object, or an error saying why the frame was rejected. */
+export type DecodedFrame =
+  | { kind: "frame"; message: Record<string, unknown> }
+  | { kind: "error"; error: WireError; fatal: boolean };
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Encodes one message as a length-prefixed frame in a single allocation. */
+export function encodeFrame(message: unknown): Buffer {
+  const json = JSON.stringify(message);
+  const length = Buffer.byteLength(json);
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + length);
+  frame.writeUInt32LE(length, 0);
+  frame.write(json, FRAME_HEADER_BYTES, "utf8");
+  return frame;
+}
+
+/**
+ * Parses a frame body. A body that is not UTF-8, not JSON, or not a JSON object is reported
+ * as `invalidJson`; the caller keeps the connection because the frame boundary is still known.
+ */
+export function parseFrameBody(body: Uint8Array): DecodedFrame {
+  let value: unknown;
+  try {
+    value = JSON.parse(utf8.decode(body));
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    return invalidJson(`The frame is not valid UTF-8 JSON (${reason}). Send one JSON object per frame.`);
+  }
+
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    const kind = value === null ? "null" : Array.isArray(value) ? "an array" : `a ${typeof value}`;
+    return invalidJson(`The frame holds ${kind}, not a JSON object. Send one JSON object per frame.`);
+  }
+  return { kind: "frame", message: value as Record<string, unknown> };
+}
+
+function invalidJson(message: string): DecodedFrame {
+  return { kind: "error", error: { code: "invalidJson", message }, fatal: false };
+}
+
+/**
+ * Incremental decoder for one byte stream. Frames may be split across reads and several may
+ * arrive in one read. A length over maxFrameBytes is reported as soon as its header arrives, so
+ * an oversized frame is never buffered; the decoder then stops, because the stream cannot be
+ * resynchronised.
+ */
+export class FrameDecoder {
+  readonly maxFrameBytes: number;
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private failed = false;
+
+  constructor(maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES) {
+    this.maxFrameBytes = maxFrameBytes;
+  }
+
+  /** Number of bytes waiting for the rest of their frame. */
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  /** Feeds bytes in and returns every frame they complete, in order. */
+  push(chunk: Buffer): DecodedFrame[] {
+    if (this.failed) {
+      return [];
+    }
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+
+    const decoded: DecodedFrame[] = [];
+    while (this.buffered >= FRAME_HEADER_BYTES) {
+      const length = this.peekLength();
+      if (length > this.maxFrameBytes) {
+        this.failed = true;
+        this.chunks = [];
+        this.buffered = 0;
+        decoded.push({
+          kind: "error",
+          fatal: true,
+          error: {
+            code: "frameTooLarge",
+            message: `The frame length ${length} exceeds maxFrameBytes (${this.maxFrameBytes}). Split the data or raise maxFrameBytes on the server.`,
+          },
+        });
+        break;
+      }
+      if (this.buffered < FRAME_HEADER_BYTES + length) {
+        break;
+      }
+      const frame = this.take(FRAME_HEADER_BYTES + length);
+      decoded.push(parseFrameBody(frame.subarray(FRAME_HEADER_BYTES)));
+    }
+    return decoded;
+  }
+
+  private peekLength(): number {
+    const first = this.chunks[0]!;
+    if (first.length >= FRAME_HEADER_BYTES) {
+      return first.readUInt32LE(0);
+    }
+    return this.take(FRAME_HEADER_BYTES, true).readUInt32LE(0);
+  }
+
+  /** Removes `count` bytes from the front, or copies them without removing when `peek` is set. */
+  private take(count: number, peek = false): Buffer {
+    const first = this.chunks[0]!;
+    if (first.length >= count) {
+      // The common case: the whole frame sits in one chunk, so no copy is made.
+      const out = first.subarray(0, count);
+      if (!peek) {
+        this.dropFront(count);
+      }
+      return out;
+    }
+
+    const joined = Buffer.concat(this.chunks, this.buffered);
+    this.chunks = [joined];
+    const out = joined.subarray(0, count);
+    if (!peek) {
+      this.dropFront(count);
+    }
+    return out;
+  }
+
+  private dropFront(count: number): void {
+    const first = this.chunks[0]!;
+    if (first.length === count) {
+      this.chunks.shift();
+    } else {
+      this.chunks[0] = first.subarray(count);
+    }
+    this.buffered -= count;
+  }
+}

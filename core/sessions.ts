@@ -1,0 +1,77 @@
+// Who is connected as whom. A user may hold several live connections; each receives the user's
+// outputs and notifications. Transports create the connections; the registry never touches sockets.
+
+import type { WireError } from "./errors.js";
+
+/** One client or peer link, as a transport exposes it to the core. */
+export interface Connection {
+  /** Unique per daemon process, for logs. */
+  readonly id: string;
+  /** Transport name and remote address, for logs and rate limits, e.g. `tcp 127.0.0.1:50312`. */
+  readonly remoteAddress: string;
+  /** Sends one message; the transport frames and buffers it. */
+  send(message: object): void;
+  /** Closes the link, after sending `error` when one is given. */
+  close(error?: WireError): void;
+}
+
+/**
+ * The part of the session registry the core and plugins use. It is an interface so a shared
+ * implementation can fan out to connections held by other daemon processes.
+ */
+export interface SessionRegistry {
+  add(user: string, connection: Connection): void;
+  remove(connection: Connection): void;
+  /** Sends to every live connection of `user` and returns how many received it. */
+  sendToUser(user: string, message: object): number;
+  isOnline(user: string): boolean;
+  /** Users with at least one live connection, with their connection counts. */
+  list(): Array<{ user: string; connections: number }>;
+}
+
+export class MemorySessionRegistry implements SessionRegistry {
+  private byUser = new Map<string, Set<Connection>>();
+  private userOf = new Map<Connection, string>();
+
+  add(user: string, connection: Connection): void {
+    let connections = this.byUser.get(user);
+    if (!connections) {
+      connections = new Set();
+      this.byUser.set(user, connections);
+    }
+    connections.add(connection);
+    this.userOf.set(connection, user);
+  }
+
+  remove(connection: Connection): void {
+    const user = this.userOf.get(connection);
+    if (user === undefined) {
+      return;
+    }
+    this.userOf.delete(connection);
+    const connections = this.byUser.get(user);
+    connections?.delete(connection);
+    if (connections && connections.size === 0) {
+      this.byUser.delete(user);
+    }
+  }
+
+  sendToUser(user: string, message: object): number {
+    const connections = this.byUser.get(user);
+    if (!connections) {
+      return 0;
+    }
+    for (const connection of connections) {
+      connection.send(message);
+    }
+    return connections.size;
+  }
+
+  isOnline(user: string): boolean {
+    return this.byUser.has(user);
+  }
+
+  list(): Array<{ user: string; connections: number }> {
+    return [...this.byUser].map(([user, connections]) => ({ user, connections: connections.size }));
+  }
+}

@@ -1,0 +1,25 @@
+// clean: the first step of the `clean -> wordcount` chain. It strips Markdown markup (code fences,
+// links, emphasis, headings) and collapses whitespace, then feeds the plain text into wordcount
+// with the handler director, so the statistics count prose rather than markup.
+
+import { pipeTo, serveHandler } from "../../plugins/handler-bridge/serve-handler.js";
+
+export function stripMarkdown(markdown: string): string {
+  return markdown
+    .replace(/```[\s\S]*?```/g, " ")
+    .replace(/`[^`]*`/g, " ")
+    .replace(/!?\[([^\]]*)\]\([^)]*\)/g, "$1")
+    .replace(/^\s{0,3}(#{1,6}|>|[-*+]|\d+\.)\s+/gm, "")
+    .replace(/[*_~|]/g, " ")
+    .replace(/[ \t]+/g, " ")
+    .replace(/\n{3,}/g, "\n\n")
+    .trim();
+}
+
+await serveHandler({ type: "clean" }, (payload, job, tools) => {
+  if (typeof payload !== "string") {
+    throw new Error("Expected the data to be a Markdown or plain-text string");
+  }
+  tools.progress({ step: "clean", characters: payload.length });
+  return { payload: stripMarkdown(payload), director: pipeTo("wordcount") };
+});

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""sha256: a message handler in Python with no dependencies, to show the protocol is language-neutral.
+
+Returns the SHA-256 digest and byte length of the job's data (a string is hashed as UTF-8, any
+other JSON value as its compact JSON text) to the submitter. The daemon passes the socket path in
+BESTER_SOCKET. Each frame is a 4-byte little-endian length followed by UTF-8 JSON.
+"""
+
+import hashlib
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+
+
+def read_exact(conn, count):
+    data = bytearray()
+    while len(data) < count:
+        chunk = conn.recv(count - len(data))
+        if not chunk:
+            return None
+        data.extend(chunk)
+    return bytes(data)
+
+
+def send_frame(conn, message):
+    body = json.dumps(message, separators=(",", ":")).encode("utf-8")
+    conn.sendall(struct.pack("<I", len(body)) + body)
+
+
+def handle_job(message):
+    payload = message.get("payload")
+    job = message.get("job", {})
+    raw = payload.encode("utf-8") if isinstance(payload, str) else json.dumps(payload, separators=(",", ":")).encode("utf-8")
+    return {
+        "payload": {"sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw)},
+        "director": {"type": "userDelivery", "users": [job.get("from", "")]},
+    }
+
+
+def serve_connection(conn):
+    with conn:
+        while True:
+            header = read_exact(conn, 4)
+            if header is None:
+                return
+            (length,) = struct.unpack("<I", header)
+            body = read_exact(conn, length)
+            if body is None:
+                return
+            try:
+                reply = handle_job(json.loads(body.decode("utf-8")))
+            except Exception as error:  # any failure becomes an {error} reply, never a dead connection
+                reply = {"error": {"message": str(error)}}
+            send_frame(conn, reply)
+
+
+def exit_with_parent(parent_pid):
+    """Exit once the daemon that started this handler is gone, so no orphan keeps running."""
+    while True:
+        threading.Event().wait(1.0)
+        if os.getppid() != parent_pid:
+            os._exit(0)
+
+
+def main():
+    path = os.environ.get("BESTER_SOCKET") or (sys.argv[1] if len(sys.argv) > 1 else None)
+    if not path:
+        sys.exit("usage: sha256.py SOCKET_PATH (or set BESTER_SOCKET)")
+    if os.path.exists(path):
+        os.unlink(path)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(64)
+    if os.environ.get("BESTER_SOCKET"):
+        threading.Thread(target=exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    while True:
+        conn, _ = server.accept()
+        threading.Thread(target=serve_connection, args=(conn,), daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()

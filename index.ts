@@ -1,0 +1,15 @@
+// The public API of the bester-ng package.
+
+export { Bester, type BesterOptions, type StartStep } from "./core/bester.js";
+export { createBester, builtinPlugins } from "./core/config/builtins.js";
+export { loadConfig } from "./core/config/loader.js";
+export { resolveConfig } from "./core/config/schema.js";
+export { defineConfig, type BesterConfig, type HandlerConfig, type ResolvedConfig } from "./core/config/types.js";
+export { BesterError, WIRE_ERROR_CODES, type WireError } from "./core/errors.js";
+export { createHooks, type BesterHooks } from "./core/hooks.js";
+export type * from "./core/hooks.js";
+export type { Job, Director, HandlerOutput, JobOutcome } from "./core/jobs/job.js";
+export type { BesterPlugin } from "./core/plugin.js";
+export type { Connection, SessionRegistry } from "./core/sessions.js";
+export type { StoreProvider } from "./core/store.js";
+export { encodeFrame, FrameDecoder } from "./core/protocol/frame-codec.js";

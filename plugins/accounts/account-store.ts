@@ -1,0 +1,102 @@
+// User accounts in a keyv namespace. Passwords are kept only as scrypt hashes with a per-user
+// random salt; the plain password is never stored or logged.
+
+import { randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from "node:crypto";
+import type Keyv from "keyv";
+import { BesterError } from "../../core/errors.js";
+import { isValidUsername } from "../../core/jobs/job.js";
+
+/** scrypt cost parameters (N = 2^15, r = 8, p = 1): about 32 MiB and tens of ms per hash. */
+const SCRYPT_PARAMS = { N: 32768, r: 8, p: 1, maxmem: 64 * 1024 * 1024 };
+const KEY_LENGTH = 32;
+const SALT_BYTES = 16;
+
+export interface AccountRecord {
+  salt: string;
+  hash: string;
+  params: { N: number; r: number; p: number };
+  createdAt: number;
+  admin?: boolean;
+}
+
+function scrypt(password: string, salt: Buffer, params: ScryptOptions): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    scryptCallback(password.normalize("NFC"), salt, KEY_LENGTH, params, (error, key) => (error ? reject(error) : resolve(key)));
+  });
+}
+
+export class AccountStore {
+  /** A record to hash against for unknown users, so a failed login takes as long either way. */
+  private decoy: Promise<AccountRecord> | undefined;
+
+  constructor(private readonly keyv: Keyv<AccountRecord>) {}
+
+  /** Creates an account; throws `invalidUsername` or `userExists`. */
+  async add(username: string, password: string, options: { admin?: boolean } = {}): Promise<void> {
+    this.assertUsername(username);
+    if (await this.keyv.has(username)) {
+      throw new BesterError("userExists", `User "${username}" already exists. Pick another name, or change the password with "bester user passwd".`);
+    }
+    await this.keyv.set(username, await hashPassword(password, options.admin));
+  }
+
+  /** Replaces a user's password; throws `unknownUser` when the user does not exist. */
+  async setPassword(username: string, password: string): Promise<void> {
+    const record = await this.keyv.get(username);
+    if (!record) {
+      throw new BesterError("unknownUser", `User "${username}" does not exist. Add it with "bester user add ${username}".`);
+    }
+    await this.keyv.set(username, await hashPassword(password, record.admin));
+  }
+
+  /** Deletes a user; returns whether the user existed. */
+  async remove(username: string): Promise<boolean> {
+    return this.keyv.delete(username);
+  }
+
+  async exists(username: string): Promise<boolean> {
+    return isValidUsername(username) && (await this.keyv.has(username));
+  }
+
+  async isAdmin(username: string): Promise<boolean> {
+    return (await this.keyv.get(username))?.admin === true;
+  }
+
+  async list(): Promise<string[]> {
+    const names: string[] = [];
+    if (!this.keyv.iterator) {
+      return names;
+    }
+    for await (const [key] of this.keyv.iterator(undefined)) {
+      names.push(String(key));
+    }
+    return names.sort();
+  }
+
+  /** Checks a password in constant time; unknown users cost the same hash as known ones. */
+  async verify(username: string, password: string): Promise<boolean> {
+    const record = isValidUsername(username) ? await this.keyv.get(username) : undefined;
+    const checked = record ?? (await this.decoyRecord());
+    const expected = Buffer.from(checked.hash, "base64");
+    const actual = await scrypt(password, Buffer.from(checked.salt, "base64"), { ...checked.params, maxmem: SCRYPT_PARAMS.maxmem });
+    return record !== undefined && expected.length === actual.length && timingSafeEqual(expected, actual);
+  }
+
+  private decoyRecord(): Promise<AccountRecord> {
+    this.decoy ??= hashPassword(randomBytes(16).toString("hex"));
+    return this.decoy;
+  }
+
+  private assertUsername(username: string): void {
+    if (!isValidUsername(username)) {
+      throw new BesterError("invalidUsername", `Username "${username}" is invalid. Use 1-64 characters from A-Z, a-z, 0-9, ".", "_" and "-".`);
+    }
+  }
+}
+
+async function hashPassword(password: string, admin?: boolean): Promise<AccountRecord> {
+  const salt = randomBytes(SALT_BYTES);
+  const hash = await scrypt(password, salt, SCRYPT_PARAMS);
+  const { N, r, p } = SCRYPT_PARAMS;
+  return { salt: salt.toString("base64"), hash: hash.toString("base64"), params: { N, r, p }, createdAt: Date.now(), ...(admin ? { admin } : {}) };
+}

@@ -1,0 +1,57 @@
+// The accounts plugin: decides logins, answers `register` when registration is on, and tells the
+// directors which local users exist.
+
+import type { Bester } from "../../core/bester.js";
+import { BesterError } from "../../core/errors.js";
+import type { BesterPlugin } from "../../core/plugin.js";
+import { AccountStore, type AccountRecord } from "./account-store.js";
+
+export const PLUGIN_NAME = "accounts";
+
+/** The keyv namespace that holds accounts; the CLI's user commands open the same one. */
+export const ACCOUNTS_NAMESPACE = "accounts";
+
+export interface AccountsOptions {
+  registration: boolean;
+}
+
+export function accountsPlugin(options: AccountsOptions): BesterPlugin {
+  return {
+    name: PLUGIN_NAME,
+    apply(bester: Bester) {
+      const log = bester.logFor(PLUGIN_NAME);
+      let accounts: AccountStore | undefined;
+      const store = () => (accounts ??= new AccountStore(bester.store.namespace<AccountRecord>(ACCOUNTS_NAMESPACE)));
+
+      bester.hooks.onAuth.tapPromise(PLUGIN_NAME, async ({ username, password }) => {
+        if (await store().verify(username, password)) {
+          return { ok: true, user: username };
+        }
+        return { ok: false, error: { code: "invalidCredentials", message: "The username or password is wrong." } };
+      });
+
+      bester.hooks.onUserLookup.tapPromise(PLUGIN_NAME, (user) => store().exists(user));
+
+      bester.hooks.onClientRequest.for("register").tapPromise(PLUGIN_NAME, async ({ request }) => {
+        const { username, password } = request.account as { username: string; password: string };
+        if (!options.registration) {
+          return failed("registrationDisabled", "This server does not accept registrations. Ask its operator to add your account.");
+        }
+        try {
+          await store().add(username, password);
+        } catch (error) {
+          if (error instanceof BesterError) {
+            return failed(error.code, error.message);
+          }
+          throw error;
+        }
+        log.info({ user: username }, "user registered");
+        return { reply: "register", register: { status: "ok" } };
+      });
+    },
+  };
+}
+
+function failed(code: string, message: string): Record<string, unknown> {
+  return { reply: "register", register: { status: "failed", error: { code, message } } };
+}

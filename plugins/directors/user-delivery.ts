@@ -1,0 +1,64 @@
+// The userDelivery director: sends a handler's output to each named user. Local users get
+// `jobOutput` on every live connection; remote users (`name@host:port`) go to their server through
+// onPeerSend, grouped so each server receives one message per output.
+
+import type { Bester } from "../../core/bester.js";
+import { BesterError } from "../../core/errors.js";
+import { formatOutputId, parseRecipient } from "../../core/jobs/job.js";
+import type { BesterPlugin } from "../../core/plugin.js";
+
+export const PLUGIN_NAME = "director-user-delivery";
+
+export function userDeliveryDirector(): BesterPlugin {
+  return {
+    name: PLUGIN_NAME,
+    apply(bester: Bester) {
+      bester.hooks.onDirector.for("userDelivery").tapPromise(PLUGIN_NAME, async ({ job, output, director }) => {
+        const users = director.users as string[];
+        const local: string[] = [];
+        const remote = new Map<string, string[]>();
+
+        for (const recipient of users) {
+          const parsed = parseRecipient(recipient, bester.serverName);
+          if (!parsed) {
+            throw new BesterError("unknownUser", `Recipient "${recipient}" is not a valid address. Use "name" for a local user or "name@host:port" for a user on a peer server.`);
+          }
+          if (parsed.local) {
+            local.push(parsed.user);
+          } else {
+            remote.set(parsed.server, [...(remote.get(parsed.server) ?? []), parsed.user]);
+          }
+        }
+
+        for (const user of local) {
+          const exists = bester.hooks.onUserLookup.isUsed() ? await bester.hooks.onUserLookup.promise(user) : true;
+          if (exists === false) {
+            throw new BesterError("unknownUser", `Recipient "${user}" is not a user of ${bester.serverName}. Register the user or fix the handler's recipient list.`);
+          }
+        }
+
+        const message = bester.engine.outputMessage(job, output);
+        for (const user of new Set(local)) {
+          await bester.engine.deliverToUser(user, message);
+        }
+
+        for (const [server, names] of remote) {
+          const envelope = {
+            peer: server,
+            job,
+            message: {
+              request: "jobOutputDelivery",
+              job: { jobID: formatOutputId(job), payload: { type: job.type, data: output.payload } },
+              users: [...new Set(names)],
+            },
+          };
+          const sent = bester.hooks.onPeerSend.isUsed() ? await bester.hooks.onPeerSend.promise(envelope) : undefined;
+          if (!sent) {
+            throw new BesterError("unknownPeer", `Server "${server}" (recipients ${names.join(", ")}) is not a configured peer. Add it under federation.peers or fix the recipient.`);
+          }
+        }
+        return "done";
+      });
+    },
+  };
+}

@@ -1,0 +1,177 @@
+// One persistent UNIX-socket connection to a handler, used as a scheduler worker. One job is in
+// flight at a time: the next job is sent only after the previous reply. The connection reconnects
+// with backoff when the socket is missing or closes, which also covers handlers that close after
+// every reply.
+
+import net from "node:net";
+import type { Logger } from "pino";
+import { BesterError } from "../../core/errors.js";
+import { formatAddress, type Job } from "../../core/jobs/job.js";
+import type { HandlerWorker } from "../../core/jobs/scheduler.js";
+import { encodeFrame, FrameDecoder } from "../../core/protocol/frame-codec.js";
+
+export interface HandlerConnectionOptions {
+  type: string;
+  socket: string;
+  index: number;
+  timeoutMs: number;
+  maxFrameBytes: number;
+  /** Registers the connection as a worker once connected; returns the function that removes it. */
+  addWorker: (worker: HandlerWorker) => () => void;
+  log: Logger;
+}
+
+const MIN_BACKOFF_MS = 50;
+const MAX_BACKOFF_MS = 2000;
+
+interface InFlight {
+  job: Job;
+  resolve: (reply: Record<string, unknown>) => void;
+  reject: (error: BesterError) => void;
+  onProgress: (progress: unknown) => void;
+  timer?: NodeJS.Timeout;
+}
+
+/** A handler failure that happened because the link broke, so the job may run again elsewhere. */
+export class HandlerLinkError extends BesterError {
+  readonly retryable = true;
+}
+
+export class HandlerConnection implements HandlerWorker {
+  readonly name: string;
+  private socket: net.Socket | undefined;
+  private removeWorker: (() => void) | undefined;
+  private inFlight: InFlight | undefined;
+  private backoffMs = MIN_BACKOFF_MS;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private everConnected = false;
+
+  constructor(private readonly options: HandlerConnectionOptions) {
+    this.name = `${options.type}#${options.index}`;
+  }
+
+  /** Whether a job is on this connection now. */
+  get busy(): boolean {
+    return this.inFlight !== undefined;
+  }
+
+  connect(): void {
+    if (this.stopped) {
+      return;
+    }
+    const socket = net.createConnection(this.options.socket);
+    const decoder = new FrameDecoder(this.options.maxFrameBytes);
+    this.socket = socket;
+
+    socket.on("connect", () => {
+      this.backoffMs = MIN_BACKOFF_MS;
+      if (!this.everConnected) {
+        this.everConnected = true;
+        this.options.log.debug({ worker: this.name, socket: this.options.socket }, "handler connection open");
+      }
+      this.removeWorker = this.options.addWorker(this);
+    });
+    socket.on("data", (chunk: Buffer) => {
+      for (const decoded of decoder.push(chunk)) {
+        if (decoded.kind === "error") {
+          this.failInFlight(new BesterError("invalidHandlerOutput", `Handler "${this.options.type}" sent a bad frame: ${decoded.error.message}`));
+          socket.destroy();
+          return;
+        }
+        this.receive(decoded.message);
+      }
+    });
+    socket.on("end", () => {
+      // The handler closed its side, as handlers that close after each reply do: take no more jobs here.
+      this.removeWorker?.();
+      this.removeWorker = undefined;
+      socket.end();
+    });
+    socket.on("error", (error: NodeJS.ErrnoException) => {
+      this.options.log.debug({ worker: this.name, code: error.code }, "handler socket error");
+    });
+    socket.on("close", () => this.handleClose(socket));
+  }
+
+  run(job: Job, onProgress: (progress: unknown) => void): Promise<Record<string, unknown>> {
+    const socket = this.socket;
+    if (!socket || this.inFlight) {
+      return Promise.reject(new HandlerLinkError("handlerFailed", `Handler connection ${this.name} is not ready.`));
+    }
+
+    return new Promise((resolve, reject) => {
+      const inFlight: InFlight = { job, resolve, reject, onProgress };
+      this.inFlight = inFlight;
+
+      if (this.options.timeoutMs > 0) {
+        inFlight.timer = setTimeout(() => {
+          // Discard the connection so a late reply is never taken for the next job.
+          this.failInFlight(new BesterError("handlerTimeout", `Handler "${job.type}" did not reply within ${this.options.timeoutMs} ms. Make the handler faster or raise handlers.${job.type}.timeoutMs.`));
+          socket.destroy();
+        }, this.options.timeoutMs);
+      }
+
+      socket.write(encodeFrame({
+        payload: job.data,
+        job: { jobID: job.id, type: job.type, from: formatAddress(job.user, job.origin), priority: job.priority },
+      }));
+    });
+  }
+
+  /** Stops reconnecting and closes the socket; an in-flight job fails as retryable. */
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.reconnectTimer);
+    this.socket?.destroy();
+  }
+
+  private receive(message: Record<string, unknown>): void {
+    const inFlight = this.inFlight;
+    if (!inFlight) {
+      this.options.log.warn({ worker: this.name }, "handler sent a frame with no job in flight; closing the connection");
+      this.socket?.destroy();
+      return;
+    }
+    if ("progress" in message && !("director" in message) && !("error" in message)) {
+      inFlight.onProgress(message.progress);
+      return;
+    }
+    this.inFlight = undefined;
+    clearTimeout(inFlight.timer);
+    inFlight.resolve(message);
+  }
+
+  private failInFlight(error: BesterError): void {
+    const inFlight = this.inFlight;
+    if (!inFlight) {
+      return;
+    }
+    this.inFlight = undefined;
+    clearTimeout(inFlight.timer);
+    inFlight.reject(error);
+  }
+
+  private handleClose(socket: net.Socket): void {
+    if (this.socket !== socket) {
+      return;
+    }
+    this.socket = undefined;
+    this.removeWorker?.();
+    this.removeWorker = undefined;
+
+    const wasConnected = !socket.connecting && socket.bytesWritten + socket.bytesRead > 0;
+    this.failInFlight(new HandlerLinkError("handlerFailed", `The connection to handler "${this.options.type}" closed before it replied.`));
+    if (this.stopped) {
+      return;
+    }
+
+    // A handler that closes after each reply reconnects at once; a missing socket backs off.
+    const delay = wasConnected ? 0 : this.backoffMs;
+    if (!wasConnected) {
+      this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
+    }
+    this.reconnectTimer = setTimeout(() => this.connect(), delay);
+    this.reconnectTimer.unref();
+  }
+}

@@ -1,0 +1,116 @@
+// The UNIX-socket handler bridge: for each configured handler type, a pool of persistent
+// connections that the scheduler uses as workers, and optionally the handler process itself.
+
+import type { Bester } from "../../core/bester.js";
+import type { ResolvedHandlerConfig } from "../../core/config/types.js";
+import type { BesterPlugin } from "../../core/plugin.js";
+import { HandlerConnection } from "./handler-connection.js";
+import { HandlerSupervisor } from "./supervisor.js";
+
+export const PLUGIN_NAME = "handler-bridge";
+
+export interface HandlerBridgeOptions {
+  handlers: Record<string, ResolvedHandlerConfig>;
+  maxFrameBytes: number;
+  /** Milliseconds shutdown waits for in-flight jobs before closing connections; default 10000. */
+  drainTimeoutMs?: number;
+  /** Milliseconds start-up waits for each handler's first connection before going on; default 10000. */
+  connectTimeoutMs?: number;
+}
+
+export function handlerBridge(options: HandlerBridgeOptions): BesterPlugin {
+  return {
+    name: PLUGIN_NAME,
+    apply(bester: Bester) {
+      const log = bester.logFor(PLUGIN_NAME);
+      const connections: HandlerConnection[] = [];
+      const supervisors: HandlerSupervisor[] = [];
+
+      for (const [type, config] of Object.entries(options.handlers)) {
+        bester.scheduler.defineType(type, {
+          maxQueued: config.maxQueued,
+          retries: config.retries,
+          unavailableTimeoutMs: config.unavailableTimeoutMs,
+        });
+      }
+
+      const firstConnections: Array<Promise<string>> = [];
+
+      bester.hooks.start.tapPromise(PLUGIN_NAME, async () => {
+        for (const [type, config] of Object.entries(options.handlers)) {
+          if (config.command) {
+            const supervisor = new HandlerSupervisor(type, config, log);
+            supervisors.push(supervisor);
+            await supervisor.start();
+          }
+          startPool(type, config);
+        }
+        await waitForHandlers(options.connectTimeoutMs ?? 10_000);
+      });
+
+      bester.hooks.stop.tapPromise(PLUGIN_NAME, async () => {
+        bester.scheduler.pause();
+        await waitForIdle(connections, options.drainTimeoutMs ?? 10_000);
+        for (const connection of connections) {
+          connection.stop();
+        }
+        await Promise.all(supervisors.map((supervisor) => supervisor.stop()));
+      });
+
+      /** Waits for every type's first connection, but only warns on a slow one: its jobs wait. */
+      async function waitForHandlers(timeoutMs: number): Promise<void> {
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<"timeout">((resolve) => {
+          timer = setTimeout(() => resolve("timeout"), timeoutMs);
+        });
+        const result = await Promise.race([Promise.all(firstConnections), timeout]);
+        clearTimeout(timer);
+        if (result === "timeout") {
+          const missing = bester.scheduler.stats().filter((entry) => entry.workers === 0).map((entry) => entry.type);
+          log.warn({ types: missing, timeoutMs }, "some handlers did not connect during start-up; their jobs wait until they do");
+        }
+      }
+
+      function startPool(type: string, config: ResolvedHandlerConfig): void {
+        let live = 0;
+        let connected!: (type: string) => void;
+        firstConnections.push(new Promise((resolve) => (connected = resolve)));
+        for (let index = 1; index <= config.connections; index += 1) {
+          const connection = new HandlerConnection({
+            type,
+            socket: config.socket,
+            index,
+            timeoutMs: config.timeoutMs,
+            maxFrameBytes: options.maxFrameBytes,
+            log,
+            addWorker: (worker) => {
+              const remove = bester.scheduler.addWorker(type, worker);
+              live += 1;
+              if (live === 1) {
+                log.info({ type, socket: config.socket }, "handler connected");
+                connected(type);
+              }
+              return () => {
+                remove();
+                live -= 1;
+                if (live === 0 && bester.state === "running") {
+                  log.warn({ type, socket: config.socket }, "no handler connection is up; jobs wait until one reconnects");
+                }
+              };
+            },
+          });
+          connections.push(connection);
+          connection.connect();
+        }
+      }
+    },
+  };
+}
+
+/** Resolves once no connection has a job in flight, or when the timeout passes. */
+async function waitForIdle(connections: HandlerConnection[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (connections.some((connection) => connection.busy) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

@@ -1,0 +1,117 @@
+// serveHandler: write a message handler in a few lines. It listens on the handler's UNIX socket,
+// answers each job frame with one reply frame in order, turns thrown errors into `{error}` replies
+// and lets the function report progress before its reply.
+
+import { rm } from "node:fs/promises";
+import net from "node:net";
+import type { Director } from "../../core/jobs/job.js";
+import { encodeFrame, FrameDecoder } from "../../core/protocol/frame-codec.js";
+
+/** The context the daemon sends with each job. */
+export interface HandlerJob {
+  jobID: string;
+  type: string;
+  /** Submitter as `user@server`. */
+  from: string;
+  priority: number;
+}
+
+export interface HandlerReply {
+  payload: unknown;
+  director: Director;
+}
+
+export interface HandlerTools {
+  /** Sends a `progress` frame, forwarded to the submitter as `jobProgress`. */
+  progress(progress: unknown): void;
+}
+
+export type HandlerFunction = (payload: any, job: HandlerJob, tools: HandlerTools) => HandlerReply | Promise<HandlerReply>;
+
+export interface ServeHandlerOptions {
+  /** Handler type, for messages. */
+  type: string;
+  /** Socket path; default the BESTER_SOCKET variable the daemon sets when it spawns the handler. */
+  socket?: string;
+  maxFrameBytes?: number;
+}
+
+/** A userDelivery director: send the output to these users (`name` or `name@host:port`). */
+export function deliverTo(users: string | string[]): Director {
+  return { type: "userDelivery", users: Array.isArray(users) ? users : [users] };
+}
+
+/** A handler director: feed the output into another local handler. */
+export function pipeTo(handler: string): Director {
+  return { type: "handler", handler };
+}
+
+/** A handoff director: send the output one way to `type@host:port`. */
+export function handOff(handler: string): Director {
+  return { type: "handoff", handler };
+}
+
+/** Starts serving and resolves with the listening server. */
+export async function serveHandler(options: ServeHandlerOptions, handle: HandlerFunction): Promise<net.Server> {
+  const socketPath = options.socket ?? process.env.BESTER_SOCKET;
+  if (!socketPath) {
+    throw new Error(`No socket for handler "${options.type}". Pass socket, or start the handler from the daemon, which sets BESTER_SOCKET.`);
+  }
+  await rm(socketPath, { force: true });
+
+  const server = net.createServer((connection) => {
+    const decoder = new FrameDecoder(options.maxFrameBytes);
+    // One job at a time per connection: the daemon sends the next job only after this reply.
+    let queue = Promise.resolve();
+    connection.on("data", (chunk: Buffer) => {
+      for (const decoded of decoder.push(chunk)) {
+        if (decoded.kind === "error") {
+          connection.destroy();
+          return;
+        }
+        queue = queue.then(() => answer(connection, decoded.message, handle));
+      }
+    });
+    connection.on("error", () => connection.destroy());
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(socketPath, () => resolve());
+  });
+  exitWithParent();
+  return server;
+}
+
+async function answer(connection: net.Socket, message: Record<string, unknown>, handle: HandlerFunction): Promise<void> {
+  const job = message.job as HandlerJob;
+  const tools: HandlerTools = {
+    progress: (progress) => connection.write(encodeFrame({ progress })),
+  };
+
+  let reply: unknown;
+  try {
+    reply = await handle(message.payload, job, tools);
+  } catch (error) {
+    reply = { error: { message: error instanceof Error ? error.message : String(error) } };
+  }
+  if (!connection.destroyed) {
+    connection.write(encodeFrame(reply));
+  }
+}
+
+/**
+ * Exits when the daemon that spawned this handler is gone, so a killed daemon leaves no orphan
+ * handlers behind. Only applies to handlers the daemon started (BESTER_SOCKET is set).
+ */
+function exitWithParent(): void {
+  if (!process.env.BESTER_SOCKET) {
+    return;
+  }
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) {
+      process.exit(0);
+    }
+  }, 1000).unref();
+}

@@ -1,0 +1,99 @@
+// Starts a handler process from its configured command, restarts it with backoff when it exits,
+// and stops it on shutdown. The process learns its socket from BESTER_SOCKET.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdir, rm } from "node:fs/promises";
+import path from "node:path";
+import readline from "node:readline";
+import type { Logger } from "pino";
+import type { ResolvedHandlerConfig } from "../../core/config/types.js";
+
+const MIN_RESTART_DELAY_MS = 100;
+const MAX_RESTART_DELAY_MS = 10_000;
+/** A process that ran this long counts as healthy, so its next crash restarts quickly again. */
+const HEALTHY_RUN_MS = 10_000;
+const STOP_GRACE_MS = 5_000;
+
+export class HandlerSupervisor {
+  private child: ChildProcess | undefined;
+  private restartDelayMs = MIN_RESTART_DELAY_MS;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private crashes = 0;
+  private stopping = false;
+
+  constructor(
+    private readonly type: string,
+    private readonly config: ResolvedHandlerConfig,
+    private readonly log: Logger,
+  ) {}
+
+  /** Process id of the running handler, for status and tests. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  async start(): Promise<void> {
+    await mkdir(path.dirname(this.config.socket), { recursive: true });
+    // A socket file left by a crashed handler would make the new one fail with EADDRINUSE.
+    await rm(this.config.socket, { force: true });
+    this.spawn();
+  }
+
+  private spawn(): void {
+    const command = this.config.command!;
+    const env = { ...process.env, ...this.config.env, BESTER_SOCKET: this.config.socket, BESTER_TYPE: this.type };
+    const child = Array.isArray(command)
+      ? spawn(command[0]!, command.slice(1), { cwd: this.config.cwd, env, stdio: ["ignore", "pipe", "pipe"] })
+      : // "exec" makes the shell replace itself, so signals reach the handler and not only the shell.
+        spawn(`exec ${command}`, { cwd: this.config.cwd, env, shell: true, stdio: ["ignore", "pipe", "pipe"] });
+    const startedAt = Date.now();
+    this.child = child;
+    this.log.info({ type: this.type, pid: child.pid }, "handler process started");
+
+    readline.createInterface({ input: child.stdout! }).on("line", (line) => this.log.debug({ type: this.type, pid: child.pid }, line));
+    readline.createInterface({ input: child.stderr! }).on("line", (line) => this.log.warn({ type: this.type, pid: child.pid, stderr: line }, "handler wrote to stderr"));
+
+    child.on("error", (error) => {
+      this.log.error({ type: this.type, err: error }, "handler process could not start; check handlers.<type>.command");
+    });
+    child.on("exit", (code, signal) => {
+      this.child = undefined;
+      if (this.stopping) {
+        return;
+      }
+
+      if (Date.now() - startedAt > HEALTHY_RUN_MS) {
+        this.restartDelayMs = MIN_RESTART_DELAY_MS;
+      }
+      this.crashes += 1;
+      this.log.warn({ type: this.type, code, signal, crashes: this.crashes, restartInMs: this.restartDelayMs }, "handler process exited; restarting");
+      this.restartTimer = setTimeout(() => {
+        void this.start().catch((error: unknown) => this.log.error({ type: this.type, err: error }, "handler restart failed"));
+      }, this.restartDelayMs);
+      this.restartDelayMs = Math.min(this.restartDelayMs * 2, MAX_RESTART_DELAY_MS);
+    });
+  }
+
+  /** Sends SIGTERM, then SIGKILL if the process has not exited after the grace period. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.restartTimer);
+    const child = this.child;
+    if (!child || child.exitCode !== null) {
+      return;
+    }
+
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.log.warn({ type: this.type, pid: child.pid }, "handler process ignored SIGTERM; killing it");
+        child.kill("SIGKILL");
+      }, STOP_GRACE_MS);
+      child.once("exit", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      child.kill("SIGTERM");
+    });
+    await rm(this.config.socket, { force: true });
+  }
+}

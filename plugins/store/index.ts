@@ -1,0 +1,127 @@
+// The store plugin: turns the `store` URL into keyv namespaces on SQLite, Redis or memory.
+
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import KeyvSqlite from "@keyv/sqlite";
+import KeyvRedis from "@keyv/redis";
+import Keyv from "keyv";
+import type { Bester } from "../../core/bester.js";
+import { BesterError } from "../../core/errors.js";
+import type { BesterPlugin } from "../../core/plugin.js";
+import { MemoryStoreProvider, type StoreProvider } from "../../core/store.js";
+
+export const PLUGIN_NAME = "store";
+
+const SQLITE_TABLE = "bester";
+
+/** One SQLite file; each namespace gets its own adapter, all in one table keyed by namespace prefix. */
+class SqliteStoreProvider implements StoreProvider {
+  readonly durable = true;
+  readonly description: string;
+  private namespaces = new Map<string, { keyv: Keyv<any>; adapter: KeyvSqlite }>();
+
+  constructor(private readonly file: string) {
+    this.description = `sqlite://${file}`;
+    mkdirSync(path.dirname(file), { recursive: true });
+  }
+
+  namespace<Value = unknown>(name: string): Keyv<Value> {
+    let entry = this.namespaces.get(name);
+    if (!entry) {
+      const adapter = new KeyvSqlite({ uri: `sqlite://${this.file}`, table: SQLITE_TABLE, busyTimeout: 5000 });
+      const keyv = new Keyv<Value>({ store: adapter, namespace: name });
+      keyv.on("error", () => undefined);
+      entry = { keyv, adapter };
+      this.namespaces.set(name, entry);
+    }
+    return entry.keyv as Keyv<Value>;
+  }
+
+  /** Opens the file, switches it to write-ahead logging and checks that it is writable. */
+  async open(): Promise<void> {
+    const probe = this.namespace("meta");
+    const adapter = this.namespaces.get("meta")!.adapter;
+    await adapter.query("PRAGMA journal_mode=WAL");
+    await probe.set("openedAt", Date.now());
+  }
+
+  async close(): Promise<void> {
+    for (const { adapter } of this.namespaces.values()) {
+      await adapter.disconnect();
+    }
+    this.namespaces.clear();
+  }
+}
+
+class RedisStoreProvider implements StoreProvider {
+  readonly durable = true;
+  readonly description: string;
+  private namespaces = new Map<string, { keyv: Keyv<any>; adapter: KeyvRedis<any> }>();
+
+  constructor(private readonly url: string) {
+    const parsed = new URL(url);
+    this.description = `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  }
+
+  namespace<Value = unknown>(name: string): Keyv<Value> {
+    let entry = this.namespaces.get(name);
+    if (!entry) {
+      const adapter = new KeyvRedis<Value>(this.url, { throwOnConnectError: true, namespace: name });
+      const keyv = new Keyv<Value>({ store: adapter, namespace: name, useKeyPrefix: false });
+      keyv.on("error", () => undefined);
+      entry = { keyv, adapter };
+      this.namespaces.set(name, entry);
+    }
+    return entry.keyv as Keyv<Value>;
+  }
+
+  async open(): Promise<void> {
+    await this.namespace("meta").set("openedAt", Date.now());
+  }
+
+  async close(): Promise<void> {
+    for (const { adapter } of this.namespaces.values()) {
+      await adapter.disconnect();
+    }
+    this.namespaces.clear();
+  }
+}
+
+/** Creates the provider for a store URL: `memory`, `sqlite://PATH` or `redis://host:port`. */
+export function createStoreProvider(url: string): StoreProvider & { open?: () => Promise<void> } {
+  if (url === "memory") {
+    return new MemoryStoreProvider();
+  }
+  if (url.startsWith("sqlite://")) {
+    return new SqliteStoreProvider(url.slice("sqlite://".length));
+  }
+  if (url.startsWith("redis://") || url.startsWith("rediss://")) {
+    return new RedisStoreProvider(url);
+  }
+  throw new BesterError("invalidConfig", `Unsupported store "${url}". Use memory, sqlite://PATH or redis://host:port.`);
+}
+
+export function storePlugin(options: { url: string }): BesterPlugin {
+  return {
+    name: PLUGIN_NAME,
+    apply(bester: Bester) {
+      const log = bester.logFor(PLUGIN_NAME);
+      const provider = createStoreProvider(options.url);
+      bester.store = provider;
+
+      bester.hooks.initialize.tapPromise({ name: PLUGIN_NAME, stage: -100 }, async () => {
+        try {
+          await provider.open?.();
+        } catch (error) {
+          throw new BesterError("storeFailed", `Opening the store ${provider.description} failed: ${(error as Error).message}. Check the path or server in "store".`, { cause: error });
+        }
+        log.info({ store: provider.description }, "store open");
+      });
+
+      bester.hooks.close.tapPromise({ name: PLUGIN_NAME, stage: 100 }, async () => {
+        await provider.close();
+        log.info({ store: provider.description }, "store closed");
+      });
+    },
+  };
+}

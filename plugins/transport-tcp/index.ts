@@ -1,0 +1,88 @@
+// The TCP transport: listens on each configured address and turns every connection into a core
+// session. Clients and peers share the listener; the first frame tells them apart.
+
+import net from "node:net";
+import type { Bester } from "../../core/bester.js";
+import type { ListenConfig } from "../../core/config/types.js";
+import type { BesterPlugin } from "../../core/plugin.js";
+import { TcpConnection } from "./tcp-connection.js";
+
+export const PLUGIN_NAME = "transport-tcp";
+
+export interface TcpTransportOptions {
+  listen: Array<Required<ListenConfig>>;
+  maxFrameBytes: number;
+  /** Connections beyond this are closed at once; default 20000. */
+  maxConnections?: number;
+  /** Unsent bytes per connection before a non-reading client is cut off; default maxFrameBytes + 8 MiB. */
+  maxBufferedBytes?: number;
+  /** Milliseconds a connection may stay unauthenticated; default 30000. */
+  authTimeoutMs?: number;
+  /** Whether the first listener's real address becomes the server name (config had port 0 and no server.name). */
+  nameFromListener?: boolean;
+}
+
+export function transportTcp(options: TcpTransportOptions): BesterPlugin {
+  return {
+    name: PLUGIN_NAME,
+    apply(bester: Bester) {
+      const log = bester.logFor(PLUGIN_NAME);
+      const servers: net.Server[] = [];
+      const connections = new Set<TcpConnection>();
+      const connectionOptions = {
+        maxFrameBytes: options.maxFrameBytes,
+        maxBufferedBytes: options.maxBufferedBytes ?? options.maxFrameBytes + 8 * 1024 * 1024,
+        authTimeoutMs: options.authTimeoutMs ?? 30_000,
+      };
+
+      const accept = (socket: net.Socket) => {
+        const connection = new TcpConnection(socket, connectionOptions, log);
+        connections.add(connection);
+        socket.once("close", () => connections.delete(connection));
+        connection.attach(bester.openSession(connection));
+      };
+
+      bester.hooks.listen.tapPromise(PLUGIN_NAME, async (addresses) => {
+        for (const [index, entry] of options.listen.entries()) {
+          const server = net.createServer({ noDelay: true }, accept);
+          server.maxConnections = options.maxConnections ?? 20_000;
+          server.on("drop", (dropped) => log.warn({ remote: dropped?.remoteAddress }, "connection limit reached; dropped a connection"));
+
+          await new Promise<void>((resolve, reject) => {
+            server.once("error", reject);
+            server.listen(entry.port, entry.host, () => {
+              server.off("error", reject);
+              resolve();
+            });
+          }).catch((error: NodeJS.ErrnoException) => {
+            throw new Error(`Listening on ${entry.host}:${entry.port} failed (${error.code ?? error.message}). Pick a free port in listen.port or stop the other process.`, { cause: error });
+          });
+          server.on("error", (error) => log.error({ err: error }, "listener error"));
+          servers.push(server);
+
+          const bound = server.address() as net.AddressInfo;
+          const address = `${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}`;
+          addresses.push(address);
+          if (index === 0 && options.nameFromListener) {
+            bester.setServerName(address);
+          }
+          log.info({ address }, "listening");
+        }
+      });
+
+      bester.hooks.stop.tapPromise(PLUGIN_NAME, async () => {
+        // Stop accepting but keep open connections so in-flight jobs can still notify.
+        for (const server of servers) {
+          server.close();
+        }
+      });
+
+      bester.hooks.close.tapPromise(PLUGIN_NAME, async () => {
+        for (const connection of connections) {
+          connection.destroy();
+        }
+        await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+      });
+    },
+  };
+}

@@ -1,0 +1,116 @@
+// One TCP client or peer link: bytes to frames through the frame codec, frames to the core's
+// session, replies back as frames with bounded output buffering.
+
+import type { Socket } from "node:net";
+import type { Logger } from "pino";
+import type { ClientSession } from "../../core/client-session.js";
+import type { WireError } from "../../core/errors.js";
+import { encodeFrame, FrameDecoder } from "../../core/protocol/frame-codec.js";
+import type { Connection } from "../../core/sessions.js";
+
+export interface TcpConnectionOptions {
+  maxFrameBytes: number;
+  /** Bytes of unsent output after which a client that does not read is disconnected. */
+  maxBufferedBytes: number;
+  /** Milliseconds a connection may stay unauthenticated. */
+  authTimeoutMs: number;
+}
+
+let nextConnectionId = 1;
+
+export class TcpConnection implements Connection {
+  readonly id: string;
+  readonly remoteAddress: string;
+  session!: ClientSession;
+  private readonly decoder: FrameDecoder;
+  private closed = false;
+  private corked = false;
+  private authTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly options: TcpConnectionOptions,
+    private readonly log: Logger,
+  ) {
+    this.id = `tcp-${nextConnectionId++}`;
+    this.remoteAddress = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.decoder = new FrameDecoder(options.maxFrameBytes);
+    socket.setNoDelay(true);
+  }
+
+  /** Wires the socket to `session` and starts the authentication deadline. */
+  attach(session: ClientSession): void {
+    this.session = session;
+
+    this.socket.on("data", (chunk: Buffer) => {
+      for (const decoded of this.decoder.push(chunk)) {
+        this.session.receive(decoded);
+        if (this.closed) {
+          return;
+        }
+      }
+    });
+    this.socket.on("error", (error) => {
+      this.log.debug({ connection: this.id, err: error }, "socket error");
+    });
+    this.socket.on("close", () => {
+      this.closed = true;
+      clearTimeout(this.authTimer);
+      this.session.closedByTransport();
+    });
+
+    if (this.options.authTimeoutMs > 0) {
+      this.authTimer = setTimeout(() => this.checkAuthenticated(), this.options.authTimeoutMs);
+      this.authTimer.unref();
+    }
+  }
+
+  send(message: object): void {
+    if (this.closed) {
+      return;
+    }
+
+    // Corking until the next tick joins every frame sent in this tick into one write syscall.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    this.socket.write(encodeFrame(message));
+
+    if (this.socket.writableLength > this.options.maxBufferedBytes) {
+      this.log.warn({ connection: this.id, remote: this.remoteAddress, bufferedBytes: this.socket.writableLength }, "client is not reading its replies; disconnecting it");
+      this.closed = true;
+      this.socket.destroy();
+    }
+  }
+
+  close(error?: WireError): void {
+    if (this.closed) {
+      return;
+    }
+    if (error) {
+      this.send({ reply: "error", error });
+    }
+    this.closed = true;
+    this.socket.end();
+    // A peer that never reads would keep a half-closed socket open; destroy it after a grace period.
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+  }
+
+  /** Destroys the socket at once, for shutdown. */
+  destroy(): void {
+    this.closed = true;
+    this.socket.destroy();
+  }
+
+  private checkAuthenticated(): void {
+    if (this.session.user === undefined && !this.session.isTakenOver) {
+      this.log.info({ connection: this.id, remote: this.remoteAddress }, "closing connection that did not authenticate in time");
+      this.close({ code: "notAuthenticated", message: `No successful auth within ${this.options.authTimeoutMs} ms. Send auth right after connecting.` });
+    }
+  }
+}
