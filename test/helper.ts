@@ -1,0 +1,185 @@
+// Shared test helpers: start a real daemon on a free loopback port with real handler processes,
+// and talk to it with a frame-level client. Every server a test starts listens on 127.0.0.1 only.
+
+import { mkdtemp, rm } from "node:fs/promises";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Writable } from "node:stream";
+import { pino } from "pino";
+import type { Bester } from "../core/bester.js";
+import { createBester } from "../core/config/builtins.js";
+import { resolveConfig } from "../core/config/schema.js";
+import type { BesterConfig, HandlerConfig } from "../core/config/types.js";
+import { encodeFrame, FrameDecoder } from "../core/protocol/frame-codec.js";
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+export const FIXTURE_HANDLERS = path.join(REPO_ROOT, "test", "fixtures", "handlers");
+
+/** A handler config that spawns a TypeScript file through tsx. */
+export function tsHandler(file: string, extra: HandlerConfig = {}): HandlerConfig {
+  return { command: [process.execPath, "--import", "tsx", path.resolve(REPO_ROOT, file)], cwd: REPO_ROOT, ...extra };
+}
+
+/** A handler config that spawns one of the fixture handlers in test/fixtures/handlers. */
+export function fixtureHandler(name: string, extra: HandlerConfig = {}): HandlerConfig {
+  return tsHandler(path.join("test", "fixtures", "handlers", `${name}.ts`), extra);
+}
+
+export interface TestServer {
+  bester: Bester;
+  port: number;
+  host: string;
+  dataDir: string;
+  /** Log lines written so far, parsed from JSON. */
+  logs: Array<Record<string, unknown>>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a server in this process on 127.0.0.1 with a free port, a temporary data folder and the
+ * memory store unless the config says otherwise. Log lines are captured for assertions.
+ */
+export async function startServer(config: BesterConfig = {}): Promise<TestServer> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), "bester-test-"));
+  const logs: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString("utf8").split("\n")) {
+        if (line) {
+          logs.push(JSON.parse(line) as Record<string, unknown>);
+        }
+      }
+      done();
+    },
+  });
+  const log = pino({ level: "debug", base: undefined }, sink);
+
+  const resolved = resolveConfig(
+    { store: "memory", listen: { host: "127.0.0.1", port: 0 }, dataDir, ...config },
+    REPO_ROOT,
+  );
+  const bester = await createBester(resolved, { log });
+  const addresses = await bester.start();
+  const port = Number(addresses[0]!.split(":").pop());
+
+  return {
+    bester,
+    port,
+    host: "127.0.0.1",
+    dataDir,
+    logs,
+    async stop() {
+      await bester.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A frame-level client: send any bytes or messages, and await the next message. */
+export class RawClient {
+  private decoder = new FrameDecoder(64 * 1024 * 1024);
+  private messages: Array<Record<string, unknown>> = [];
+  private waiters: Array<{ match: (message: Record<string, unknown>) => boolean; resolve: (message: Record<string, unknown>) => void }> = [];
+  closed = false;
+
+  private constructor(readonly socket: net.Socket) {
+    socket.on("data", (chunk: Buffer) => {
+      for (const decoded of this.decoder.push(chunk)) {
+        if (decoded.kind === "frame") {
+          this.deliver(decoded.message);
+        }
+      }
+    });
+    socket.on("close", () => {
+      this.closed = true;
+    });
+    socket.on("error", () => undefined);
+  }
+
+  static async connect(port: number, host = "127.0.0.1"): Promise<RawClient> {
+    const socket = net.createConnection({ port, host });
+    await new Promise<void>((resolve, reject) => {
+      socket.once("connect", resolve);
+      socket.once("error", reject);
+    });
+    return new RawClient(socket);
+  }
+
+  send(message: unknown): void {
+    this.socket.write(encodeFrame(message));
+  }
+
+  writeRaw(bytes: Buffer): void {
+    this.socket.write(bytes);
+  }
+
+  /** Resolves with the next message that matches, including ones that already arrived. */
+  next(match: (message: Record<string, unknown>) => boolean = () => true, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+    const index = this.messages.findIndex(match);
+    if (index !== -1) {
+      return Promise.resolve(this.messages.splice(index, 1)[0]!);
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`No matching message within ${timeoutMs} ms; received so far: ${JSON.stringify(this.messages)}`)), timeoutMs);
+      this.waiters.push({
+        match,
+        resolve: (message) => {
+          clearTimeout(timer);
+          resolve(message);
+        },
+      });
+    });
+  }
+
+  /** Resolves with the next message whose `reply` is `name`. */
+  nextReply(name: string, timeoutMs?: number): Promise<Record<string, unknown>> {
+    return this.next((message) => message.reply === name, timeoutMs);
+  }
+
+  /** Sends a request and awaits the next reply that is not an async job event. */
+  async request(message: unknown): Promise<Record<string, unknown>> {
+    this.send(message);
+    return this.next((reply) => !["jobOutput", "jobNotification", "jobProgress"].includes(String(reply.reply)));
+  }
+
+  /** Waits for the server to close the connection. */
+  waitClosed(timeoutMs = 5000): Promise<void> {
+    if (this.closed) {
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("The server did not close the connection")), timeoutMs);
+      this.socket.once("close", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private deliver(message: Record<string, unknown>): void {
+    const index = this.waiters.findIndex((waiter) => waiter.match(message));
+    if (index === -1) {
+      this.messages.push(message);
+      return;
+    }
+    this.waiters.splice(index, 1)[0]!.resolve(message);
+  }
+}
+
+/** Registers (when allowed) and logs in; throws unless auth succeeds. */
+export async function login(client: RawClient, username: string, password = "secret", register = true): Promise<void> {
+  if (register) {
+    await client.request({ request: "register", account: { username, password } });
+  }
+  const reply = await client.request({ request: "auth", account: { username, password } });
+  const auth = reply.auth as { status: string } | undefined;
+  if (auth?.status !== "ok") {
+    throw new Error(`Login as ${username} failed: ${JSON.stringify(reply)}`);
+  }
+}
