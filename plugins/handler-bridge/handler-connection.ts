@@ -75,8 +75,7 @@ export class HandlerConnection implements HandlerWorker {
     socket.on("data", (chunk: Buffer) => {
       for (const decoded of decoder.push(chunk)) {
         if (decoded.kind === "error") {
-          this.failInFlight(new BesterError("invalidHandlerOutput", `Handler "${this.options.type}" sent a bad frame: ${decoded.error.message}`));
-          socket.destroy();
+          this.discard(new BesterError("invalidHandlerOutput", `Handler "${this.options.type}" sent a bad frame: ${decoded.error.message}`));
           return;
         }
         this.receive(decoded.message);
@@ -96,7 +95,7 @@ export class HandlerConnection implements HandlerWorker {
 
   run(job: Job, onProgress: (progress: unknown) => void): Promise<Record<string, unknown>> {
     const socket = this.socket;
-    if (!socket || this.inFlight) {
+    if (!socket || socket.destroyed || this.inFlight) {
       return Promise.reject(new HandlerLinkError("handlerFailed", `Handler connection ${this.name} is not ready.`));
     }
 
@@ -107,8 +106,7 @@ export class HandlerConnection implements HandlerWorker {
       if (this.options.timeoutMs > 0) {
         inFlight.timer = setTimeout(() => {
           // Discard the connection so a late reply is never taken for the next job.
-          this.failInFlight(new BesterError("handlerTimeout", `Handler "${job.type}" did not reply within ${this.options.timeoutMs} ms. Make the handler faster or raise handlers.${job.type}.timeoutMs.`));
-          socket.destroy();
+          this.discard(new BesterError("handlerTimeout", `Handler "${job.type}" did not reply within ${this.options.timeoutMs} ms. Make the handler faster or raise handlers.${job.type}.timeoutMs.`));
         }, this.options.timeoutMs);
       }
 
@@ -140,6 +138,17 @@ export class HandlerConnection implements HandlerWorker {
     this.inFlight = undefined;
     clearTimeout(inFlight.timer);
     inFlight.resolve(message);
+  }
+
+  /**
+   * Takes the connection out of the pool before failing its job, so the scheduler cannot hand the
+   * next job to a socket that is about to close; the close handler then reconnects.
+   */
+  private discard(error: BesterError): void {
+    this.removeWorker?.();
+    this.removeWorker = undefined;
+    this.failInFlight(error);
+    this.socket?.destroy();
   }
 
   private failInFlight(error: BesterError): void {
