@@ -128,7 +128,7 @@ export class HandlerConnection implements HandlerWorker {
     const inFlight = this.inFlight;
     if (!inFlight) {
       this.options.log.warn({ worker: this.name }, "handler sent a frame with no job in flight; closing the connection");
-      this.socket?.destroy();
+      this.discard(new BesterError("invalidHandlerOutput", "unexpected frame"));
       return;
     }
     if ("progress" in message && !("director" in message) && !("error" in message)) {
