@@ -7,6 +7,7 @@ import type { Hook } from "tapable";
 import { wrapTapError, type WireError } from "./errors.js";
 import type { Director, HandlerOutput, Job, JobOutcome } from "./jobs/job.js";
 import type { Connection } from "./sessions.js";
+import type { ServerStatus } from "./status.js";
 
 export interface AuthRequest {
   username: string;
@@ -47,6 +48,12 @@ export interface PeerMessageContext {
   /** Server name of the authenticated peer that sent the message, never taken from its body. */
   peer: string;
   connection: Connection;
+}
+
+/** A check that an authenticated user holds a permission, such as `admin` for the `status` request. */
+export interface AuthorizeRequest {
+  user: string;
+  permission: string;
 }
 
 export interface ProgressReport {
@@ -100,6 +107,10 @@ export function createHooks() {
     ),
     /** A message for a user with no live connection. Returns true once stored for later delivery. */
     onUndelivered: new AsyncSeriesBailHook<[string, Record<string, unknown>], true | undefined>(["user", "message"]),
+    /** Whether a user holds a permission. The first tap that returns a boolean decides; no decision means not permitted. */
+    onAuthorize: new AsyncSeriesBailHook<[AuthorizeRequest], boolean | undefined>(["request"]),
+    /** Builds the admin status report; each tap returns it with its own entries added under `sections`. */
+    onStatus: new AsyncSeriesWaterfallHook<[ServerStatus]>(["status"]),
     /** Whether a local user exists, for recipient checks. The accounts plugin taps it; no tap means every name is accepted. */
     onUserLookup: new AsyncSeriesBailHook<[string], boolean | undefined>(["user"]),
     /** Runs once per job when it completes or fails, after the submitter's notification is sent. */

@@ -6,6 +6,7 @@ import { BesterError } from "../errors.js";
 import type { BesterPlugin } from "../plugin.js";
 import type { ResolvedConfig } from "./types.js";
 import { accountsPlugin } from "../../plugins/accounts/index.js";
+import { adminStatus } from "../../plugins/admin-status/index.js";
 import { handlerDirector } from "../../plugins/directors/handler.js";
 import { handoffDirector } from "../../plugins/directors/handoff.js";
 import { userDeliveryDirector } from "../../plugins/directors/user-delivery.js";
@@ -23,6 +24,7 @@ export function builtinPlugins(config: ResolvedConfig): BesterPlugin[] {
     userDeliveryDirector(),
     handlerDirector(),
     handoffDirector(),
+    adminStatus(),
     transportTcp({ listen: config.listen, maxFrameBytes: config.maxFrameBytes, nameFromListener }),
   ];
 }

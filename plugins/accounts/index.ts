@@ -1,5 +1,5 @@
-// The accounts plugin: decides logins, answers `register` when registration is on, and tells the
-// directors which local users exist.
+// The accounts plugin: decides logins, answers `register` when registration is on, tells the
+// directors which local users exist and grants the `admin` permission to admin accounts.
 
 import type { Bester } from "../../core/bester.js";
 import { BesterError } from "../../core/errors.js";
@@ -31,6 +31,14 @@ export function accountsPlugin(options: AccountsOptions): BesterPlugin {
       });
 
       bester.hooks.onUserLookup.tapPromise(PLUGIN_NAME, (user) => store().exists(user));
+
+      // Accounts carry one permission, `admin`; other permissions are left to other plugins.
+      bester.hooks.onAuthorize.tapPromise(PLUGIN_NAME, async ({ user, permission }) => {
+        if (permission !== "admin") {
+          return undefined;
+        }
+        return store().isAdmin(user);
+      });
 
       bester.hooks.onClientRequest.for("register").tapPromise(PLUGIN_NAME, async ({ request }) => {
         const { username, password } = request.account as { username: string; password: string };
