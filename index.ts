@@ -13,3 +13,31 @@ export type { BesterPlugin } from "./core/plugin.js";
 export type { Connection, SessionRegistry } from "./core/sessions.js";
 export type { StoreProvider } from "./core/store.js";
 export { encodeFrame, FrameDecoder } from "./core/protocol/frame-codec.js";
+export type { ServerStatus, StatusSection } from "./core/status.js";
+export { parseFrameBody, type DecodedFrame } from "./core/protocol/frame-codec.js";
+
+// Client SDK: submit jobs and receive outputs over TCP.
+export {
+  BesterClient,
+  BesterClientError,
+  type ClientOptions,
+  type ClientEvents,
+  type ReconnectOptions,
+  type RunResult,
+  type JobOutputEvent,
+  type JobNotificationEvent,
+  type JobProgressEvent,
+} from "./plugins/transport-tcp/client.js";
+
+// Handler SDK: write a message handler in a few lines.
+export {
+  serveHandler,
+  deliverTo,
+  pipeTo,
+  handOff,
+  type HandlerFunction,
+  type HandlerJob,
+  type HandlerReply,
+  type HandlerTools,
+  type ServeHandlerOptions,
+} from "./plugins/handler-bridge/serve-handler.js";

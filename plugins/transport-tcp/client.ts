@@ -1,36 +1,45 @@
-// BesterClient: a typed client for the TCP protocol, used by `bester submit` and by programs that
-// submit jobs. Replies arrive in request order, so each request waits in a FIFO for its reply;
-// jobOutput, jobNotification and jobProgress arrive at any time and become events.
+// BesterClient: a typed client for the TCP protocol, used by `bester submit`, `bester listen` and by
+// programs that submit jobs. Replies arrive in request order, so each request waits in a FIFO for
+// its reply; jobOutput, jobNotification and jobProgress arrive at any time and become events.
 
 import { EventEmitter, once } from "node:events";
 import net from "node:net";
 import tls from "node:tls";
+import { setTimeout as sleep } from "node:timers/promises";
 import { encodeFrame, FrameDecoder } from "../../core/protocol/frame-codec.js";
 import type { WireError } from "../../core/errors.js";
+import type { ServerStatus } from "../../core/status.js";
+import { BesterClientError } from "./client-error.js";
+import { iterateEvents, type ClientEvents, type JobNotificationEvent, type JobOutputEvent, type JobProgressEvent } from "./client-events.js";
+
+export { BesterClientError } from "./client-error.js";
+export type { ClientEvents, JobNotificationEvent, JobOutputEvent, JobProgressEvent } from "./client-events.js";
+
+export interface ReconnectOptions {
+  /** Connection attempts after a loss before the client gives up and closes; default unlimited. */
+  retries?: number;
+  /** Milliseconds before the first attempt, doubled after each failure; default 200. */
+  delayMs?: number;
+  /** Upper bound of the delay between attempts, in milliseconds; default 5000. */
+  maxDelayMs?: number;
+}
 
 export interface ClientOptions {
   host?: string;
   port?: number;
-  /** TLS options; when given the connection uses TLS. */
+  /**
+   * TLS options; when given the connection uses TLS.
+   * NOTE: the built-in transports listen on plain TCP, so this is for a TLS-terminating proxy in
+   * front of the server and has no test against a real TLS listener.
+   */
   tls?: tls.ConnectionOptions;
   maxFrameBytes?: number;
-}
-
-export interface JobOutputEvent {
-  /** `<jobID>:<user>@<server>` */
-  jobID: string;
-  payload: { type: string; data: unknown };
-}
-
-export interface JobNotificationEvent {
-  jobID: string;
-  status: "completed" | "failed";
-  error?: WireError;
-}
-
-export interface JobProgressEvent {
-  jobID: string;
-  progress: unknown;
+  /**
+   * Reconnects after a lost connection and logs in again with the credentials of the last
+   * successful auth(). Requests made while reconnecting wait for the new connection; requests
+   * in flight when the connection broke reject with `connectionClosed`.
+   */
+  reconnect?: boolean | ReconnectOptions;
 }
 
 export interface RunResult {
@@ -39,75 +48,58 @@ export interface RunResult {
   notification: JobNotificationEvent;
 }
 
-/** A request that the server answered with an error; `code` is the wire error code. */
-export class BesterClientError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = "BesterClientError";
-  }
-}
-
 interface Pending {
   resolve: (reply: Record<string, unknown>) => void;
   reject: (error: Error) => void;
 }
 
-export class BesterClient extends EventEmitter {
+export class BesterClient extends EventEmitter<ClientEvents> {
+  private socket!: net.Socket;
   private pending: Pending[] = [];
-  private closedError: Error | undefined;
+  private credentials: { username: string; password: string } | undefined;
+  /** Set while reconnecting; resolves once requests may be sent again. */
+  private reconnecting: Promise<void> | undefined;
+  private closing = false;
+  /** True while the reconnect loop runs, so a socket it opens and loses starts no second loop. */
+  private inReconnectLoop = false;
+  private closedError: BesterClientError | undefined;
+  private readonly reconnectOptions: Required<ReconnectOptions> | undefined;
 
-  private constructor(private readonly socket: net.Socket, maxFrameBytes: number) {
+  private constructor(private readonly options: ClientOptions) {
     super();
-    const decoder = new FrameDecoder(maxFrameBytes);
-    socket.on("data", (chunk: Buffer) => {
-      for (const decoded of decoder.push(chunk)) {
-        if (decoded.kind === "error") {
-          this.fail(new BesterClientError(decoded.error.code, `The server sent a bad frame: ${decoded.error.message}`));
-          socket.destroy();
-          return;
-        }
-        this.receive(decoded.message);
-      }
-    });
-    socket.on("error", (error) => this.fail(error));
-    socket.on("close", () => {
-      this.fail(new BesterClientError("connectionClosed", "The connection to the server closed."));
-      this.emit("close");
-    });
+    const reconnect = options.reconnect === true ? {} : options.reconnect || undefined;
+    this.reconnectOptions = reconnect && {
+      retries: reconnect.retries ?? Number.POSITIVE_INFINITY,
+      delayMs: reconnect.delayMs ?? 200,
+      maxDelayMs: reconnect.maxDelayMs ?? 5000,
+    };
   }
 
-  /** Connects to a server; rejects when the connection fails. */
+  /** Connects to a server; rejects with `connectFailed` when the connection cannot be opened. */
   static async connect(options: ClientOptions = {}): Promise<BesterClient> {
-    const host = options.host ?? "127.0.0.1";
-    const port = options.port ?? 2222;
-    const socket = options.tls ? tls.connect({ host, port, ...options.tls }) : net.createConnection({ host, port });
-    socket.setNoDelay(true);
-    await once(socket, options.tls ? "secureConnect" : "connect");
-    return new BesterClient(socket, options.maxFrameBytes ?? 16 * 1024 * 1024);
+    const client = new BesterClient(options);
+    client.attach(await client.openSocket());
+    return client;
+  }
+
+  /** Whether the client is closed for good. */
+  get closed(): boolean {
+    return this.closedError !== undefined;
   }
 
   /** Sends one request and resolves with its reply, whatever its kind. */
-  request(message: Record<string, unknown>): Promise<Record<string, unknown>> {
-    if (this.closedError) {
-      return Promise.reject(this.closedError);
+  async request(message: Record<string, unknown>): Promise<Record<string, unknown>> {
+    if (this.reconnecting) {
+      await this.reconnecting;
     }
-    return new Promise((resolve, reject) => {
-      this.pending.push({ resolve, reject });
-      this.socket.write(encodeFrame(message));
-    });
+    return this.send(message);
   }
 
-  /** Logs in; rejects with the server's error code on failure. */
+  /** Logs in and resolves with the address `user@server`; rejects with the server's error code on failure. */
   async auth(username: string, password: string): Promise<string> {
-    const reply = await this.request({ request: "auth", account: { username, password } });
-    const auth = expectReply(reply, "auth").auth as { status: string; address?: string; error?: WireError };
-    if (auth.status !== "ok") {
-      throw new BesterClientError(auth.error?.code ?? "invalidCredentials", auth.error?.message ?? "Login failed.");
-    }
-    return auth.address!;
+    const address = await this.login(username, password);
+    this.credentials = { username, password };
+    return address;
   }
 
   /** Creates an account; rejects with the server's error code on failure. */
@@ -137,7 +129,10 @@ export class BesterClient extends EventEmitter {
     return submission.jobID!;
   }
 
-  /** Submits a job and resolves once its notification arrives, with every output it produced for this connection's user. */
+  /**
+   * Submits a job and resolves once its notification arrives, with every output it produced for
+   * this connection's user. A failed job resolves too: check `notification.status`.
+   */
   async run(type: string, data: unknown, options: { priority?: number; onProgress?: (progress: unknown) => void } = {}): Promise<RunResult> {
     const outputs: JobOutputEvent[] = [];
     let jobID: string | undefined;
@@ -160,9 +155,11 @@ export class BesterClient extends EventEmitter {
       for (const { kind, event } of early) {
         kind === "output" ? matchOutput(event as JobOutputEvent) : matchNotification(event as JobNotificationEvent);
       }
-      const closed = once(this, "close").then(() => {
-        throw new BesterClientError("connectionClosed", `The connection closed before job ${jobID} finished.`);
-      });
+      const closed = this.closed
+        ? Promise.reject(this.closedError)
+        : once(this, "close").then(() => {
+            throw new BesterClientError("connectionClosed", `The connection closed before job ${jobID} finished.`);
+          });
       const notification = await Promise.race([done, closed]);
       return { jobID, outputs, notification };
     } finally {
@@ -172,13 +169,163 @@ export class BesterClient extends EventEmitter {
     }
   }
 
-  /** Closes the connection after pending writes. */
+  /** Reads the server status; needs an admin account, otherwise rejects with `notPermitted`. */
+  async status(): Promise<ServerStatus> {
+    const reply = await this.request({ request: "status" });
+    return expectReply(reply, "status").status as ServerStatus;
+  }
+
+  /** Every job output from now on, until the client closes. */
+  outputs(): AsyncIterableIterator<JobOutputEvent> {
+    return iterateEvents<JobOutputEvent>(this, "output", "close", () => this.closed);
+  }
+
+  /** Every job notification from now on, until the client closes. */
+  notifications(): AsyncIterableIterator<JobNotificationEvent> {
+    return iterateEvents<JobNotificationEvent>(this, "notification", "close", () => this.closed);
+  }
+
+  /** Every progress report from now on, until the client closes. */
+  progress(): AsyncIterableIterator<JobProgressEvent> {
+    return iterateEvents<JobProgressEvent>(this, "progress", "close", () => this.closed);
+  }
+
+  /** Closes the connection after pending writes and stops reconnecting. */
   async close(): Promise<void> {
-    if (this.socket.destroyed) {
+    this.closing = true;
+    if (this.closed) {
       return;
     }
-    this.socket.end();
-    await once(this.socket, "close");
+    const closed = once(this, "close");
+    if (this.socket.destroyed) {
+      // A reconnect attempt is between sockets; it sees `closing` and ends the client.
+      this.end();
+    } else {
+      this.socket.end();
+    }
+    await closed;
+  }
+
+  private async openSocket(): Promise<net.Socket> {
+    const host = this.options.host ?? "127.0.0.1";
+    const port = this.options.port ?? 2222;
+    const socket = this.options.tls ? tls.connect({ host, port, ...this.options.tls }) : net.createConnection({ host, port });
+    socket.setNoDelay(true);
+    try {
+      await once(socket, this.options.tls ? "secureConnect" : "connect");
+    } catch (error) {
+      socket.destroy();
+      const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+      throw new BesterClientError("connectFailed", `Connecting to ${host}:${port} failed (${reason}). Check that the server runs and listens there.`, { cause: error });
+    }
+    return socket;
+  }
+
+  private attach(socket: net.Socket): void {
+    this.socket = socket;
+    const decoder = new FrameDecoder(this.options.maxFrameBytes ?? 16 * 1024 * 1024);
+    let lost: Error = new BesterClientError("connectionClosed", "The connection to the server closed.");
+
+    socket.on("data", (chunk: Buffer) => {
+      for (const decoded of decoder.push(chunk)) {
+        if (decoded.kind === "error") {
+          lost = new BesterClientError(decoded.error.code, `The server sent a bad frame: ${decoded.error.message}`);
+          socket.destroy();
+          return;
+        }
+        this.receive(decoded.message);
+      }
+    });
+    socket.on("error", (error) => {
+      lost = new BesterClientError("connectionClosed", `The connection to the server failed (${(error as NodeJS.ErrnoException).code ?? error.message}).`, { cause: error });
+    });
+    socket.on("close", () => {
+      for (const pending of this.pending.splice(0)) {
+        pending.reject(lost);
+      }
+      if (this.closing || !this.reconnectOptions) {
+        this.end();
+        return;
+      }
+      if (this.inReconnectLoop) {
+        return;
+      }
+      this.emit("disconnect", lost);
+      const reconnecting = this.reconnect();
+      // Callers of request() see the rejection; this catch only keeps it from being unhandled.
+      reconnecting.catch(() => undefined);
+      this.reconnecting = reconnecting;
+    });
+  }
+
+  /** Opens a new connection with backoff and logs in again; ends the client when every attempt fails. */
+  private async reconnect(): Promise<void> {
+    this.inReconnectLoop = true;
+    try {
+      await this.reconnectWithBackoff();
+    } finally {
+      this.inReconnectLoop = false;
+    }
+  }
+
+  private async reconnectWithBackoff(): Promise<void> {
+    const { retries, delayMs, maxDelayMs } = this.reconnectOptions!;
+    for (let attempt = 1; attempt <= retries; attempt += 1) {
+      await sleep(Math.min(delayMs * 2 ** (attempt - 1), maxDelayMs));
+      if (this.closing) {
+        break;
+      }
+
+      let socket: net.Socket;
+      try {
+        socket = await this.openSocket();
+      } catch {
+        continue;
+      }
+      this.attach(socket);
+
+      if (this.credentials) {
+        try {
+          await this.login(this.credentials.username, this.credentials.password);
+        } catch (error) {
+          // Wrong credentials stay wrong; any other failure is worth another attempt.
+          if (error instanceof BesterClientError && error.code === "invalidCredentials") {
+            this.closing = true;
+            socket.destroy();
+            this.emit("serverError", { code: error.code, message: error.message });
+            throw error;
+          }
+          continue;
+        }
+      }
+      this.reconnecting = undefined;
+      this.emit("reconnect", { attempt });
+      return;
+    }
+    this.end();
+    throw this.closedError;
+  }
+
+  private async login(username: string, password: string): Promise<string> {
+    const reply = await this.send({ request: "auth", account: { username, password } });
+    const auth = expectReply(reply, "auth").auth as { status: string; address?: string; error?: WireError };
+    if (auth.status !== "ok") {
+      throw new BesterClientError(auth.error?.code ?? "invalidCredentials", auth.error?.message ?? "Login failed.");
+    }
+    return auth.address!;
+  }
+
+  private send(message: Record<string, unknown>): Promise<Record<string, unknown>> {
+    if (this.closedError) {
+      return Promise.reject(this.closedError);
+    }
+    if (this.socket.destroyed) {
+      return Promise.reject(new BesterClientError("connectionClosed", "The connection to the server closed."));
+    }
+    return new Promise((resolve, reject) => {
+      this.pending.push({ resolve, reject });
+      this.socket.write(encodeFrame(message));
+    });
   }
 
   private receive(message: Record<string, unknown>): void {
@@ -204,14 +351,18 @@ export class BesterClient extends EventEmitter {
     }
   }
 
-  private fail(error: Error): void {
-    this.closedError ??= error;
-    for (const pending of this.pending.splice(0)) {
-      pending.reject(error);
+  /** Marks the client closed for good and tells listeners and iterators. */
+  private end(): void {
+    if (this.closedError) {
+      return;
     }
+    this.closedError = new BesterClientError("connectionClosed", "The client is closed. Connect again with BesterClient.connect().");
+    this.reconnecting = undefined;
+    this.emit("close");
   }
 }
 
+/** Returns the reply when it is the expected kind; throws the server's error otherwise. */
 function expectReply(reply: Record<string, unknown>, name: string): Record<string, unknown> {
   if (reply.reply === name) {
     return reply;
