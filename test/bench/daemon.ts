@@ -1,0 +1,77 @@
+// The Bester NG daemon under test, as its own process: the built-in plugins, the `upper` bench
+// handler spawned by the handler bridge, and one bench-only login shortcut for the idle test.
+// Usage: node --import tsx daemon.ts <memory|sqlite> <dataDir>; prints "ready <port>".
+
+import { timingSafeEqual } from "node:crypto";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { createBester } from "../../core/config/builtins.js";
+import { resolveConfig } from "../../core/config/schema.js";
+import { createLogger } from "../../core/log.js";
+import type { BesterPlugin } from "../../core/plugin.js";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "..", "..");
+const [storeKind = "memory", dataDir] = process.argv.slice(2);
+if (!dataDir) {
+  throw new Error("Usage: daemon.ts <memory|sqlite> <dataDir>");
+}
+
+/** The user that the idle-connection test logs in as, with BENCH_TOKEN as its password. */
+export const IDLE_USER = "bench-idle";
+
+/**
+ * Logs IDLE_USER in by comparing against a random 32-byte token from the bench runner. Such a
+ * token cannot be guessed, so it needs no slow hash; it saves 10 000 scrypt runs (minutes of CPU)
+ * in the idle test. Every other login goes through the accounts plugin as usual.
+ */
+function benchTokenAuth(token: string): BesterPlugin {
+  const expected = Buffer.from(token);
+  return {
+    name: "bench-token-auth",
+    apply(bester) {
+      bester.hooks.onAuth.tap({ name: "bench-token-auth", stage: -10 }, ({ username, password }) => {
+        if (username !== IDLE_USER) {
+          return undefined;
+        }
+        const actual = Buffer.from(password);
+        const ok = expected.length >= 32 && actual.length === expected.length && timingSafeEqual(actual, expected);
+        return ok ? { ok: true, user: IDLE_USER } : { ok: false, error: { code: "invalidCredentials", message: "The bench token is wrong." } };
+      });
+    },
+  };
+}
+
+const plugins = process.env.BENCH_TOKEN ? [benchTokenAuth(process.env.BENCH_TOKEN)] : [];
+const config = resolveConfig(
+  {
+    listen: { host: "127.0.0.1", port: 0 },
+    store: storeKind === "sqlite" ? `sqlite://${path.join(dataDir, "bester.sqlite")}` : "memory",
+    dataDir,
+    registration: true,
+    handlers: {
+      upper: {
+        command: [process.execPath, "--import", "tsx", path.join(here, "upper-handler.ts")],
+        cwd: root,
+        socket: path.join(dataDir, "upper.sock"),
+        connections: 4,
+      },
+    },
+    plugins,
+  },
+  root,
+);
+const log = createLogger({ level: "info", destination: path.join(dataDir, "bester.log") });
+const bester = await createBester(config, { log });
+const addresses = await bester.start();
+
+let stopping = false;
+process.on("SIGTERM", () => {
+  if (stopping) {
+    return;
+  }
+  stopping = true;
+  // A clean exit lets --cpu-prof write its profile.
+  void bester.stop().finally(() => process.exit(0));
+});
+process.stdout.write(`ready ${addresses[0]!.split(":").pop()}\n`);
