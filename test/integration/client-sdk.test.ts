@@ -1,0 +1,240 @@
+import { expect } from "chai";
+import { once } from "node:events";
+import { mkdtemp, rm } from "node:fs/promises";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import * as entry from "../../index.js";
+import { BesterClient, BesterClientError, type JobOutputEvent } from "../../plugins/transport-tcp/client.js";
+import { fixtureHandler, startServer, type TestServer } from "../helper.js";
+
+const handlers = { echo: fixtureHandler("echo"), progress: fixtureHandler("progress") };
+
+async function loggedIn(port: number, user: string): Promise<BesterClient> {
+  const client = await BesterClient.connect({ port });
+  await client.register(user, "pw").catch((error: unknown) => {
+    if (!(error instanceof BesterClientError && error.code === "userExists")) {
+      throw error;
+    }
+  });
+  await client.auth(user, "pw");
+  return client;
+}
+
+async function freePort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+describe("client SDK BesterClient", () => {
+  let server: TestServer;
+
+  before(async () => {
+    server = await startServer({ registration: true, handlers });
+  });
+
+  after(async () => {
+    await server.stop();
+  });
+
+  it("is exported from the package entry", () => {
+    expect(entry.BesterClient).to.equal(BesterClient);
+    expect(entry.BesterClientError).to.equal(BesterClientError);
+    expect(entry.serveHandler).to.be.a("function");
+    expect(entry.deliverTo("bob")).to.deep.equal({ type: "userDelivery", users: ["bob"] });
+  });
+
+  it("run resolves with outputs and notification", async () => {
+    const client = await loggedIn(server.port, "alice");
+
+    const result = await client.run("echo", { hello: "world" });
+
+    expect(result.jobID).to.be.a("string");
+    expect(result.outputs).to.deep.equal([{ jobID: `${result.jobID}:alice@${server.bester.serverName}`, payload: { type: "echo", data: { hello: "world" } } }]);
+    expect(result.notification).to.deep.equal({ status: "completed", jobID: result.jobID });
+    await client.close();
+  });
+
+  it("run reports progress through onProgress", async () => {
+    const client = await loggedIn(server.port, "alice");
+    const reports: unknown[] = [];
+
+    const result = await client.run("progress", { steps: 2 }, { onProgress: (progress) => reports.push(progress) });
+
+    expect(reports).to.deep.equal([
+      { step: 1, of: 2 },
+      { step: 2, of: 2 },
+    ]);
+    expect(result.outputs[0]!.payload.data).to.equal("done after 2 steps");
+    await client.close();
+  });
+
+  it("run resolves a failed job with its error", async () => {
+    const client = await loggedIn(server.port, "alice");
+
+    const result = await client.run("echo", { deliverTo: ["no-such-user"], value: 1 });
+
+    expect(result.outputs).to.deep.equal([]);
+    expect(result.notification.status).to.equal("failed");
+    expect(result.notification.error?.code).to.equal("unknownUser");
+    await client.close();
+  });
+
+  it("submit rejects with the wire code", async () => {
+    const client = await loggedIn(server.port, "alice");
+
+    const error = await client.submit("missing-type", 1).catch((caught: unknown) => caught);
+
+    expect(error).to.be.instanceOf(BesterClientError);
+    expect((error as BesterClientError).code).to.equal("noHandler");
+    expect((error as BesterClientError).message).to.include('"missing-type"');
+    await client.close();
+  });
+
+  it("auth rejects wrong passwords with invalidCredentials", async () => {
+    const client = await BesterClient.connect({ port: server.port });
+
+    const error = await client.auth("alice", "wrong").catch((caught: unknown) => caught);
+
+    expect((error as BesterClientError).code).to.equal("invalidCredentials");
+    await client.close();
+  });
+
+  it("connect rejects with connectFailed", async () => {
+    const port = await freePort();
+
+    const error = await BesterClient.connect({ port }).catch((caught: unknown) => caught);
+
+    expect(error).to.be.instanceOf(BesterClientError);
+    expect((error as BesterClientError).code).to.equal("connectFailed");
+    expect((error as BesterClientError).message).to.include(`127.0.0.1:${port}`);
+  });
+
+  it("outputs() iterates outputs for the user", async () => {
+    const receiver = await loggedIn(server.port, "bob");
+    const sender = await loggedIn(server.port, "alice");
+    const received: JobOutputEvent[] = [];
+    const reading = (async () => {
+      for await (const output of receiver.outputs()) {
+        received.push(output);
+        if (received.length === 3) {
+          break;
+        }
+      }
+    })();
+
+    for (const value of ["a", "b", "c"]) {
+      await sender.run("echo", { deliverTo: ["bob"], value });
+    }
+    await reading;
+
+    expect(received.map((output) => output.payload.data)).to.deep.equal(["a", "b", "c"]);
+    expect(receiver.listenerCount("output")).to.equal(0);
+    await receiver.close();
+    await sender.close();
+  });
+
+  it("notifications() and progress() iterate job events", async () => {
+    const client = await loggedIn(server.port, "alice");
+    const notifications = client.notifications();
+    const progress = client.progress();
+
+    const jobID = await client.submit("progress", { steps: 1 });
+    const firstProgress = await progress.next();
+    const firstNotification = await notifications.next();
+
+    expect(firstProgress.value).to.deep.equal({ jobID, progress: { step: 1, of: 1 } });
+    expect(firstNotification.value).to.deep.equal({ jobID, status: "completed" });
+    await notifications.return!();
+    await progress.return!();
+    await client.close();
+  });
+
+  it("iterators end when the client closes", async () => {
+    const client = await loggedIn(server.port, "alice");
+    const outputs = client.outputs();
+    const pending = outputs.next();
+
+    await client.close();
+
+    expect(await pending).to.deep.equal({ value: undefined, done: true });
+    expect(await client.outputs().next()).to.deep.equal({ value: undefined, done: true });
+  });
+
+  it("requests after close reject with connectionClosed", async () => {
+    const client = await loggedIn(server.port, "alice");
+    await client.close();
+
+    const error = await client.submit("echo", 1).catch((caught: unknown) => caught);
+
+    expect((error as BesterClientError).code).to.equal("connectionClosed");
+  });
+});
+
+describe("client SDK reconnect", () => {
+  let folder: string;
+
+  beforeEach(async () => {
+    folder = await mkdtemp(path.join(os.tmpdir(), "bester-reconnect-"));
+  });
+
+  afterEach(async () => {
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  it("reconnects and logs in again after a restart", async () => {
+    const store = `sqlite://${path.join(folder, "bester.sqlite")}`;
+    const first = await startServer({ registration: true, store, handlers: { echo: fixtureHandler("echo") } });
+    const port = first.port;
+    const client = await BesterClient.connect({ port, reconnect: { delayMs: 50, maxDelayMs: 200 } });
+    await client.register("alice", "pw");
+    await client.auth("alice", "pw");
+    const disconnected = once(client, "disconnect");
+    const reconnected = once(client, "reconnect");
+
+    await first.stop();
+    await disconnected;
+    const second = await startServer({ registration: true, store, listen: { host: "127.0.0.1", port }, handlers: { echo: fixtureHandler("echo") } });
+    try {
+      const result = await client.run("echo", "after restart");
+      const [{ attempt }] = (await reconnected) as [{ attempt: number }];
+
+      expect(attempt).to.be.at.least(1);
+      expect(result.notification.status).to.equal("completed");
+      expect(result.outputs[0]!.payload.data).to.equal("after restart");
+      expect(second.bester.sessions.isOnline("alice")).to.equal(true);
+      await client.close();
+    } finally {
+      await second.stop();
+    }
+  });
+
+  it("gives up after its retries and closes", async () => {
+    const server = await startServer({ registration: true });
+    const client = await BesterClient.connect({ port: server.port, reconnect: { retries: 2, delayMs: 10 } });
+    await client.register("alice", "pw");
+    await client.auth("alice", "pw");
+    const closed = once(client, "close");
+
+    await server.stop();
+    await closed;
+    const error = await client.submit("echo", 1).catch((caught: unknown) => caught);
+
+    expect(client.closed).to.equal(true);
+    expect((error as BesterClientError).code).to.equal("connectionClosed");
+  });
+
+  it("without the option closes on connection loss", async () => {
+    const server = await startServer({ registration: true });
+    const client = await BesterClient.connect({ port: server.port });
+    const closed = once(client, "close");
+
+    await server.stop();
+    await closed;
+
+    expect(client.closed).to.equal(true);
+  });
+});
