@@ -2,7 +2,7 @@
 
 import type { Command } from "commander";
 import { loadConfig } from "../config/loader.js";
-import { BesterClient, BesterClientError } from "../../plugins/transport-tcp/client.js";
+import { BesterClient, BesterClientError, type ClientOptions } from "../../plugins/transport-tcp/client.js";
 
 export interface ConnectOptions {
   server?: string;
@@ -45,19 +45,14 @@ async function resolveServer(options: ConnectOptions): Promise<{ host: string; p
 }
 
 /** Connects, registers when asked, and logs in. */
-export async function connectAndLogin(options: ConnectOptions): Promise<{ client: BesterClient; address: string }> {
+export async function connectAndLogin(options: ConnectOptions, clientOptions: Pick<ClientOptions, "reconnect"> = {}): Promise<{ client: BesterClient; address: string }> {
   const password = options.password ?? process.env.BESTER_PASSWORD;
   if (!password) {
     throw new BesterClientError("invalidArgument", "No password given. Pass --password or set BESTER_PASSWORD.");
   }
 
   const { host, port } = await resolveServer(options);
-  let client: BesterClient;
-  try {
-    client = await BesterClient.connect({ host, port });
-  } catch (error) {
-    throw new BesterClientError("connectionFailed", `Connecting to ${host}:${port} failed (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}). Is "bester start" running there?`);
-  }
+  const client = await BesterClient.connect({ host, port, ...clientOptions });
 
   if (options.register) {
     try {

@@ -1,23 +1,12 @@
 #!/usr/bin/env node
-// The `bester` command line: start a server, submit jobs, manage users.
+// The `bester` command line: start a server, submit jobs, listen for outputs, read the status and
+// manage users.
 
-import { Command } from "commander";
 import { BesterError } from "../errors.js";
-import { registerStartCommand } from "./start.js";
-import { registerSubmitCommand } from "./submit.js";
-import { registerUserCommands } from "./user.js";
-
-const program = new Command()
-  .name("bester")
-  .description("Bester NG: a modular job-routing network. Run `bester <command> --help` for details.")
-  .showHelpAfterError();
-
-registerStartCommand(program);
-registerSubmitCommand(program);
-registerUserCommands(program);
+import { createProgram } from "./program.js";
 
 try {
-  await program.parseAsync(process.argv);
+  await createProgram().parseAsync(process.argv);
 } catch (error) {
   reportAndExit(error);
 }

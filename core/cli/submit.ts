@@ -13,7 +13,8 @@ interface SubmitOptions extends ConnectOptions {
   file?: string;
   json?: boolean;
   priority: number;
-  wait: boolean;
+  /** Undefined unless --wait or --no-wait was given; waiting is the default. */
+  wait?: boolean;
 }
 
 export function registerSubmitCommand(program: Command): void {
@@ -27,6 +28,7 @@ export function registerSubmitCommand(program: Command): void {
       .option("-f, --file <path>", "read the job data from a file, as a string (or as JSON with --json)")
       .option("--json", "parse the --file or stdin contents as JSON instead of sending them as a string")
       .option("--priority <n>", "priority; higher runs sooner (default 0)", parseInteger, 0)
+      .option("--wait", "wait for the job's outputs and notification (the default)")
       .option("--no-wait", "print the job id once accepted and exit without waiting"),
   ).action(async (options: SubmitOptions) => {
     process.exitCode = await submit(options);
@@ -80,7 +82,7 @@ async function submit(options: SubmitOptions): Promise<number> {
   const { client, address } = await connectAndLogin(options);
 
   try {
-    if (!options.wait) {
+    if (options.wait === false) {
       const jobID = await client.submit(options.type, data, { priority: options.priority });
       process.stdout.write(`${jobID}\n`);
       return 0;

@@ -1,0 +1,32 @@
+// The `bester` command tree, built apart from index.ts so tests can read every verb's help
+// without starting a process.
+
+import { Command } from "commander";
+import { registerListenCommand } from "./listen.js";
+import { registerStartCommand } from "./start.js";
+import { registerStatusCommand } from "./status.js";
+import { registerSubmitCommand } from "./submit.js";
+import { registerUserCommands } from "./user.js";
+
+export const EXIT_CODES_HELP = `
+Exit codes:
+  0  success; also "bester listen" and "bester start" stopped with Ctrl-C
+  1  failure: invalid arguments, config errors, connection or login failures, rejected requests
+  2  "bester submit" waited for a job that failed
+
+Errors print one line on stderr: "bester: <message> [<code>]", where <code> is the wire error code.`;
+
+export function createProgram(): Command {
+  const program = new Command()
+    .name("bester")
+    .description("Bester NG: a modular job-routing network. Run `bester <command> --help` for details.")
+    .showHelpAfterError()
+    .addHelpText("after", EXIT_CODES_HELP);
+
+  registerStartCommand(program);
+  registerSubmitCommand(program);
+  registerListenCommand(program);
+  registerStatusCommand(program);
+  registerUserCommands(program);
+  return program;
+}

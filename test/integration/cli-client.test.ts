@@ -1,0 +1,186 @@
+import { expect } from "chai";
+import type { ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import type { ServerStatus } from "../../core/status.js";
+import { AccountStore, type AccountRecord } from "../../plugins/accounts/account-store.js";
+import { ACCOUNTS_NAMESPACE } from "../../plugins/accounts/index.js";
+import { createStoreProvider } from "../../plugins/store/index.js";
+import { BesterClient } from "../../plugins/transport-tcp/client.js";
+import { runCli, spawnCli, waitForOutput } from "../cli-runner.js";
+import { fixtureHandler } from "../helper.js";
+
+describe("CLI client commands against bester start", () => {
+  let folder: string;
+  let daemon: ChildProcess;
+  let server: string;
+  const login = (user: string, password: string) => ["--server", server, "-u", user, "-p", password];
+
+  before(async () => {
+    folder = await mkdtemp(path.join(os.tmpdir(), "bester-cli-client-"));
+    const store = `sqlite://${path.join(folder, "bester.sqlite")}`;
+    const provider = createStoreProvider(store);
+    await provider.open?.();
+    const accounts = new AccountStore(provider.namespace<AccountRecord>(ACCOUNTS_NAMESPACE));
+    await accounts.add("root", "root-pw", { admin: true });
+    await accounts.add("alice", "alice-pw");
+    await accounts.add("bob", "bob-pw");
+    await provider.close();
+
+    const config = path.join(folder, "bester.config.json");
+    await writeFile(
+      config,
+      JSON.stringify({
+        listen: { host: "127.0.0.1", port: 0 },
+        store,
+        dataDir: path.join(folder, "data"),
+        handlers: { echo: fixtureHandler("echo"), progress: fixtureHandler("progress") },
+      }),
+    );
+    daemon = spawnCli(["start", "-c", config, "--log", path.join(folder, "bester.log")]);
+    const [, address] = await waitForOutput(daemon.stderr!, /listening on (127\.0\.0\.1:\d+)/);
+    server = address!;
+  });
+
+  after(async () => {
+    if (daemon.exitCode === null) {
+      daemon.kill("SIGKILL");
+    }
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  it("submit --data prints outputs and notification", async () => {
+    const result = await runCli(["submit", ...login("alice", "alice-pw"), "-t", "echo", "--data", '{"a":1}']);
+
+    expect(result.code).to.equal(0);
+    const [, jobID] = result.stdout.match(/^output ([^:\s]+):alice@127\.0\.0\.1:\d+ \(echo\):$/m) ?? [];
+    expect(jobID).to.be.a("string");
+    expect(result.stdout).to.include('{\n  "a": 1\n}');
+    expect(result.stdout).to.include(JSON.stringify({ reply: "jobNotification", job: { status: "completed", jobID } }));
+    expect(result.stderr).to.include(`job ${jobID} completed`);
+  });
+
+  it("submit --no-wait prints only the job id", async () => {
+    const result = await runCli(["submit", ...login("alice", "alice-pw"), "-t", "echo", "--text", "hi", "--no-wait"]);
+
+    expect(result.code).to.equal(0);
+    expect(result.stdout).to.match(/^[^:@\s]+\n$/);
+  });
+
+  it("submit reads JSON from stdin", async () => {
+    const result = await runCli(["submit", ...login("alice", "alice-pw"), "-t", "echo", "--json"], { input: '{"from":"stdin"}' });
+
+    expect(result.code).to.equal(0);
+    expect(result.stdout).to.include('"from": "stdin"');
+  });
+
+  it("submit reads text from --file", async () => {
+    const file = path.join(folder, "input.txt");
+    await writeFile(file, "file contents");
+
+    const result = await runCli(["submit", ...login("alice", "alice-pw"), "-t", "echo", "--file", file]);
+
+    expect(result.code).to.equal(0);
+    expect(result.stdout).to.match(/\(echo\):\nfile contents\n/);
+  });
+
+  it("submit exits 2 when the job fails", async () => {
+    const result = await runCli(["submit", ...login("alice", "alice-pw"), "-t", "echo", "--data", '{"deliverTo":["ghost"],"value":1}']);
+
+    expect(result.code).to.equal(2);
+    expect(result.stdout).to.include('"status":"failed"');
+    expect(result.stderr).to.include("unknownUser");
+  });
+
+  it("submit exits 1 on a rejected job", async () => {
+    const result = await runCli(["submit", ...login("alice", "alice-pw"), "-t", "nope", "--data", "1"]);
+
+    expect(result.code).to.equal(1);
+    expect(result.stderr).to.match(/^bester: .*"nope".* \[noHandler\]$/m);
+  });
+
+  it("submit exits 1 on a wrong password", async () => {
+    const result = await runCli(["submit", ...login("alice", "wrong"), "-t", "echo", "--data", "1"]);
+
+    expect(result.code).to.equal(1);
+    expect(result.stderr).to.include("[invalidCredentials]");
+  });
+
+  it("listen --json prints outputs and exits 0 on Ctrl-C", async () => {
+    const listener = spawnCli(["listen", ...login("bob", "bob-pw"), "--json"]);
+    await waitForOutput(listener.stderr!, /listening as bob@/);
+    const lines = waitForOutput(listener.stdout!, /^(.+)\n/);
+    const sender = await BesterClient.connect({ port: Number(server.split(":")[1]) });
+    await sender.auth("alice", "alice-pw");
+
+    const result = await sender.run("echo", { deliverTo: ["bob"], value: { n: 7 } });
+    const [, line] = await lines;
+    listener.kill("SIGINT");
+    const [code] = await once(listener, "exit");
+
+    expect(JSON.parse(line!)).to.deep.equal({
+      reply: "jobOutput",
+      job: { jobID: `${result.jobID}:alice@${server}`, payload: { type: "echo", data: { n: 7 } } },
+    });
+    expect(code).to.equal(0);
+    await sender.close();
+  });
+
+  it("listen --all prints readable progress and notifications", async () => {
+    const listener = spawnCli(["listen", ...login("alice", "alice-pw"), "--all"]);
+    await waitForOutput(listener.stderr!, /listening as alice@/);
+    const printed = waitForOutput(listener.stdout!, /job \S+ completed\n/);
+    const submitter = await BesterClient.connect({ port: Number(server.split(":")[1]) });
+    await submitter.auth("alice", "alice-pw");
+
+    const result = await submitter.run("progress", { steps: 1 });
+    const [text] = await printed;
+    listener.kill("SIGINT");
+    const [code] = await once(listener, "exit");
+
+    const output = (await printed).input!;
+    expect(output).to.match(new RegExp(`^\\[\\d\\d:\\d\\d:\\d\\d\\] progress of ${result.jobID}: \\{"step":1,"of":1\\}$`, "m"));
+    expect(output).to.match(new RegExp(`^\\[\\d\\d:\\d\\d:\\d\\d\\] output of ${result.jobID}:alice@\\S+ \\(progress\\):\\ndone after 1 steps$`, "m"));
+    expect(text).to.equal(`job ${result.jobID} completed\n`);
+    expect(code).to.equal(0);
+    await submitter.close();
+  });
+
+  it("status prints tables for an admin", async () => {
+    const result = await runCli(["status", ...login("root", "root-pw")]);
+
+    expect(result.code).to.equal(0);
+    expect(result.stdout).to.match(new RegExp(`^Server ${server.replace(/\./g, "\\.")}, up `));
+    expect(result.stdout).to.match(/^Job types\ntype\s+queued\s+running\s+completed\s+failed\s+handler connections$/m);
+    expect(result.stdout).to.match(/^echo\s+0\s+0\s+\d+\s+\d+\s+4$/m);
+    expect(result.stdout).to.match(/^progress\s+0\s+0\s+\d+\s+0\s+4$/m);
+    expect(result.stdout).to.match(/^Connected users\nuser\s+connections\nroot\s+1$/m);
+  });
+
+  it("status --json prints the report", async () => {
+    const result = await runCli(["status", ...login("root", "root-pw"), "--json"]);
+    const status = JSON.parse(result.stdout) as ServerStatus;
+
+    expect(result.code).to.equal(0);
+    expect(status.serverName).to.equal(server);
+    expect(status.jobTypes.map((entry) => entry.type)).to.deep.equal(["echo", "progress"]);
+    expect(status.jobTypes[0]!.completed).to.be.at.least(4);
+    expect(status.sections).to.deep.equal({});
+  });
+
+  it("status exits 1 for a non-admin", async () => {
+    const result = await runCli(["status", ...login("alice", "alice-pw")]);
+
+    expect(result.code).to.equal(1);
+    expect(result.stderr).to.include("[notPermitted]");
+  });
+
+  it("start stops on SIGINT with exit 0", async () => {
+    daemon.kill("SIGINT");
+    const [code] = await once(daemon, "exit");
+
+    expect(code).to.equal(0);
+  });
+});
