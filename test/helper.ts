@@ -13,6 +13,7 @@ import { createBester } from "../core/config/builtins.js";
 import { resolveConfig } from "../core/config/schema.js";
 import type { BesterConfig, HandlerConfig } from "../core/config/types.js";
 import { encodeFrame, FrameDecoder } from "../core/protocol/frame-codec.js";
+import { serveHandler, type HandlerFunction } from "../plugins/handler-bridge/serve-handler.js";
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const FIXTURE_HANDLERS = path.join(REPO_ROOT, "test", "fixtures", "handlers");
@@ -182,4 +183,83 @@ export async function login(client: RawClient, username: string, password = "sec
   if (auth?.status !== "ok") {
     throw new Error(`Login as ${username} failed: ${JSON.stringify(reply)}`);
   }
+}
+
+/** Sends newJob and returns the submission object (status, jobID or error). */
+export async function submitJob(
+  client: RawClient,
+  type: string,
+  data: unknown,
+  options: { priority?: number; tag?: string } = {},
+): Promise<{ status: string; jobID?: string; error?: { code: string; message: string } }> {
+  const job: Record<string, unknown> = { payload: { type, data } };
+  if (options.priority !== undefined) {
+    job.priority = options.priority;
+  }
+  const reply = await client.request({ request: "newJob", job, ...(options.tag === undefined ? {} : { tag: options.tag }) });
+  if (reply.reply !== "jobSubmission") {
+    throw new Error(`Expected a jobSubmission reply, got ${JSON.stringify(reply)}`);
+  }
+  return reply.submission as { status: string; jobID?: string; error?: { code: string; message: string } };
+}
+
+/** Submits a job, expects it accepted and returns its jobID. */
+export async function acceptedJob(client: RawClient, type: string, data: unknown, options: { priority?: number } = {}): Promise<string> {
+  const submission = await submitJob(client, type, data, options);
+  if (submission.status !== "accepted" || !submission.jobID) {
+    throw new Error(`Job of type ${type} was not accepted: ${JSON.stringify(submission)}`);
+  }
+  return submission.jobID;
+}
+
+/** Resolves with the `job` object of the notification for `jobID`. */
+export async function notificationFor(client: RawClient, jobID: string, timeoutMs?: number): Promise<{ status: string; jobID: string; error?: { code: string; message: string } }> {
+  const message = await client.next((reply) => reply.reply === "jobNotification" && (reply.job as { jobID?: string }).jobID === jobID, timeoutMs);
+  return message.job as { status: string; jobID: string; error?: { code: string; message: string } };
+}
+
+/** Resolves with the `job` object of the next jobOutput whose id starts with `<jobID>:`. */
+export async function outputFor(client: RawClient, jobID: string, timeoutMs?: number): Promise<{ jobID: string; payload: { type: string; data: unknown } }> {
+  const message = await client.next((reply) => reply.reply === "jobOutput" && String((reply.job as { jobID?: string }).jobID).startsWith(`${jobID}:`), timeoutMs);
+  return message.job as { jobID: string; payload: { type: string; data: unknown } };
+}
+
+/** Connects and logs in as `username`, registering first. */
+export async function connectAs(port: number, username: string): Promise<RawClient> {
+  const client = await RawClient.connect(port);
+  await login(client, username);
+  return client;
+}
+
+/** Creates a temporary folder; the caller removes it. */
+export function makeTempDir(prefix = "bester-test-"): Promise<string> {
+  return mkdtemp(path.join(os.tmpdir(), prefix));
+}
+
+/** A handler served from the test process, which the test can stop and start again. */
+export interface InProcessHandler {
+  /** Closes the listener and every open connection, as a handler process that exits would. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Serves a handler on `socket` from the test process with serveHandler. Tracking the accepted
+ * connections lets stop() cut them, which net.Server.close() alone does not do.
+ */
+export async function serveInProcess(socket: string, type: string, handle: HandlerFunction): Promise<InProcessHandler> {
+  const server = await serveHandler({ type, socket }, handle);
+  const open = new Set<net.Socket>();
+  server.on("connection", (connection: net.Socket) => {
+    open.add(connection);
+    connection.once("close", () => open.delete(connection));
+  });
+  return {
+    async stop() {
+      const closed = new Promise((resolve) => server.close(resolve));
+      for (const connection of open) {
+        connection.destroy();
+      }
+      await closed;
+    },
+  };
 }
