@@ -25,11 +25,18 @@ export interface EngineOptions {
   maxChainLength: number;
 }
 
+/**
+ * Resends of one job after `unread` link failures, which do not count against `retries`. The cap
+ * only stops a handler that never reads anything from bouncing a job forever.
+ */
+const MAX_UNREAD_RESENDS = 10;
+
 const validateHandlerReply = compileSchema<Record<string, unknown>>(HANDLER_REPLY_SCHEMA);
 const directorValidators = new Map(Object.entries(DIRECTOR_SCHEMAS).map(([type, schema]) => [type, compileSchema(schema)]));
 
 export class JobEngine {
   private accepting = true;
+  private unreadResends = new WeakMap<Job, number>();
 
   constructor(
     private readonly hooks: BesterHooks,
@@ -152,6 +159,16 @@ export class JobEngine {
 
   private handleRunError(job: Job, worker: HandlerWorker, error: unknown): void {
     const retryable = error instanceof BesterError && error.code === "handlerFailed" && (error as { retryable?: boolean }).retryable === true;
+    const unread = retryable && (error as { unread?: boolean }).unread === true;
+    const resends = this.unreadResends.get(job) ?? 0;
+    if (unread && resends < MAX_UNREAD_RESENDS) {
+      // A handler that closes after each reply drops a job sent before its close arrived; resend it.
+      this.unreadResends.set(job, resends + 1);
+      this.log.debug({ jobId: job.id, type: job.type, worker: worker.name }, "handler closed the connection without reading the job; resending it");
+      this.scheduler.retry(job);
+      return;
+    }
+
     const retries = this.scheduler.optionsOf(job.type)?.retries ?? 0;
     if (retryable && job.attempts < retries) {
       job.attempts += 1;

@@ -13,7 +13,8 @@ export interface HandlerWorker {
   /**
    * Sends the job and resolves with the handler's final reply object. Reports each `progress`
    * frame through `onProgress`. Rejects with a BesterError: `handlerFailed` with `retryable`
-   * set when the connection broke mid-job, or `handlerTimeout`.
+   * set when the connection broke mid-job (and `unread` too when the handler most likely never
+   * read the job), or `handlerTimeout`.
    */
   run(job: Job, onProgress: (progress: unknown) => void): Promise<Record<string, unknown>>;
 }

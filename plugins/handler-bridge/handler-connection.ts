@@ -30,11 +30,25 @@ interface InFlight {
   reject: (error: BesterError) => void;
   onProgress: (progress: unknown) => void;
   timer?: NodeJS.Timeout;
+  /** Whether the handler sent any frame for this job, a progress frame included. */
+  answered: boolean;
 }
 
 /** A handler failure that happened because the link broke, so the job may run again elsewhere. */
 export class HandlerLinkError extends BesterError {
   readonly retryable = true;
+
+  /**
+   * @param unread set when the handler closed the connection without reading the job, as a
+   * handler that closes after each reply does to a job sent before its close arrived.
+   */
+  constructor(
+    code: "handlerFailed",
+    message: string,
+    readonly unread = false,
+  ) {
+    super(code, message);
+  }
 }
 
 export class HandlerConnection implements HandlerWorker {
@@ -46,6 +60,8 @@ export class HandlerConnection implements HandlerWorker {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private everConnected = false;
+  /** Code of the last error on the current socket, e.g. EPIPE. */
+  private socketErrorCode: string | undefined;
 
   constructor(private readonly options: HandlerConnectionOptions) {
     this.name = `${options.type}#${options.index}`;
@@ -66,6 +82,7 @@ export class HandlerConnection implements HandlerWorker {
 
     socket.on("connect", () => {
       this.backoffMs = MIN_BACKOFF_MS;
+      this.socketErrorCode = undefined;
       if (!this.everConnected) {
         this.everConnected = true;
         this.options.log.debug({ worker: this.name, socket: this.options.socket }, "handler connection open");
@@ -88,6 +105,7 @@ export class HandlerConnection implements HandlerWorker {
       socket.end();
     });
     socket.on("error", (error: NodeJS.ErrnoException) => {
+      this.socketErrorCode = error.code;
       this.options.log.debug({ worker: this.name, code: error.code }, "handler socket error");
     });
     socket.on("close", () => this.handleClose(socket));
@@ -100,7 +118,7 @@ export class HandlerConnection implements HandlerWorker {
     }
 
     return new Promise((resolve, reject) => {
-      const inFlight: InFlight = { job, resolve, reject, onProgress };
+      const inFlight: InFlight = { job, resolve, reject, onProgress, answered: false };
       this.inFlight = inFlight;
 
       if (this.options.timeoutMs > 0) {
@@ -131,6 +149,7 @@ export class HandlerConnection implements HandlerWorker {
       this.discard(new BesterError("invalidHandlerOutput", "unexpected frame"));
       return;
     }
+    inFlight.answered = true;
     if ("progress" in message && !("director" in message) && !("error" in message)) {
       inFlight.onProgress(message.progress);
       return;
@@ -170,7 +189,11 @@ export class HandlerConnection implements HandlerWorker {
     this.removeWorker = undefined;
 
     const wasConnected = !socket.connecting && socket.bytesWritten + socket.bytesRead > 0;
-    this.failInFlight(new HandlerLinkError("handlerFailed", `The connection to handler "${this.options.type}" closed before it replied.`));
+    // On Linux, writing to a UNIX socket the handler already closed fails with EPIPE, and a handler
+    // that closes with the job still unread in its buffer makes our side fail with ECONNRESET. A
+    // handler that read the job and then crashed gives a plain end of stream instead.
+    const unread = this.inFlight !== undefined && !this.inFlight.answered && (this.socketErrorCode === "EPIPE" || this.socketErrorCode === "ECONNRESET");
+    this.failInFlight(new HandlerLinkError("handlerFailed", `The connection to handler "${this.options.type}" closed before it replied.`, unread));
     if (this.stopped) {
       return;
     }
