@@ -2,7 +2,7 @@
 // ends with exactly one notification to its submitter (none for handoffs from peers).
 
 import type { Logger } from "pino";
-import { BesterError, toWireError, type WireError, type WireErrorCode } from "../errors.js";
+import { BesterError, isWireCode, toWireError, type WireError, type WireErrorCode } from "../errors.js";
 import type { BesterHooks, DirectorOutcome } from "../hooks.js";
 import { compileSchema, describeSchemaError, DIRECTOR_SCHEMAS, HANDLER_REPLY_SCHEMA } from "../protocol/schemas.js";
 import type { SessionRegistry } from "../sessions.js";
@@ -124,7 +124,7 @@ export class JobEngine {
         await this.finish(job, { status: "completed" });
       }
     } catch (error) {
-      await this.finish(job, { status: "failed", error: toWireError(error, "directorFailed") });
+      await this.finish(job, { status: "failed", error: this.directingError(job, error) });
     }
   };
 
@@ -208,6 +208,20 @@ export class JobEngine {
       throw coded("unknownDirector", `Handler "${job.type}" named director type "${director.type}", which no plugin handles. Use userDelivery, handler or handoff, or add a plugin that taps onDirector for it.`);
     }
     return outcome;
+  }
+
+  /**
+   * Keeps the wire code a director or output tap chose, and reports any other failure as
+   * `directorFailed`. A tap that throws a plain Error arrives wrapped as `pluginFailed`, a host-only
+   * code that would otherwise reach the submitter as `internalError`.
+   */
+  private directingError(job: Job, error: unknown): WireError {
+    if (error instanceof BesterError && isWireCode(error.code)) {
+      return error.toWire();
+    }
+    this.log.error({ err: error, jobId: job.id, type: job.type }, "carrying out the handler's output failed");
+    const plugin = error instanceof BesterError && error.plugin ? ` in plugin "${error.plugin}"` : "";
+    return { code: "directorFailed", message: `Carrying out the output of handler "${job.type}" failed${plugin}. The server log has the details.` };
   }
 
   private reportProgress(job: Job, progress: unknown): void {
