@@ -97,7 +97,7 @@ function besterDaemon(store: "memory" | "sqlite"): SystemDefinition {
     unavailable: () => undefined,
     async start({ token, profileDir }) {
       const dataDir = await mkdtemp(path.join(os.tmpdir(), `bester-bench-${store}-`));
-      const profile = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=bester-${store}-${Date.now()}.cpuprofile`] : [];
+      const profile = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
       const command = [process.execPath, ...profile, "--import", "tsx", path.join(here, "daemon.ts"), store, dataDir];
       const server = startChild(`Bester NG daemon (${store})`, command, { BENCH_TOKEN: token });
       try {
