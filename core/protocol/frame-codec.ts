@@ -1,6 +1,7 @@
 // Frame codec shared by every link: a 4-byte unsigned little-endian length, then that many bytes
 // of UTF-8 JSON holding exactly one object. Pure Buffer in, objects out: no sockets here.
 
+import { isUtf8 } from "node:buffer";
 import type { WireError } from "../errors.js";
 
 export const FRAME_HEADER_BYTES = 4;
@@ -13,7 +14,6 @@ export type DecodedFrame =
   | { kind: "frame"; message: Record<string, unknown> }
   | { kind: "error"; error: WireError; fatal: boolean };
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** Encodes one message as a length-prefixed frame in a single allocation. */
 export function encodeFrame(message: unknown): Buffer {
@@ -30,9 +30,15 @@ export function encodeFrame(message: unknown): Buffer {
  * as `invalidJson`; the caller keeps the connection because the frame boundary is still known.
  */
 export function parseFrameBody(body: Uint8Array): DecodedFrame {
+  // isUtf8 + toString checks and decodes several times faster than a fatal TextDecoder.
+  if (!isUtf8(body)) {
+    return invalidJson("The frame is not valid UTF-8 JSON (The encoded data was not valid for encoding utf-8). Send one JSON object per frame.");
+  }
   let value: unknown;
   try {
-    value = JSON.parse(utf8.decode(body));
+    // A leading byte-order mark is skipped, as TextDecoder does.
+    const start = hasByteOrderMark(body) ? 3 : 0;
+    value = JSON.parse(Buffer.from(body.buffer, body.byteOffset + start, body.byteLength - start).toString("utf8"));
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     return invalidJson(`The frame is not valid UTF-8 JSON (${reason}). Send one JSON object per frame.`);
@@ -43,6 +49,10 @@ export function parseFrameBody(body: Uint8Array): DecodedFrame {
     return invalidJson(`The frame holds ${kind}, not a JSON object. Send one JSON object per frame.`);
   }
   return { kind: "frame", message: value as Record<string, unknown> };
+}
+
+function hasByteOrderMark(body: Uint8Array): boolean {
+  return body.length >= 3 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf;
 }
 
 function invalidJson(message: string): DecodedFrame {
