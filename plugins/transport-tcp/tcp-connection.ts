@@ -70,14 +70,12 @@ export class TcpConnection implements Connection {
       return;
     }
 
-    // Corking until the next tick joins every frame sent in this tick into one write syscall.
+    // Corking until the check phase joins every frame of this event-loop turn (say, the outputs of
+    // several handler replies read in one poll) into one write syscall; a next-tick flush took one per reply.
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
+      setImmediate(this.uncork);
     }
     this.socket.write(encodeFrame(message));
 
@@ -106,6 +104,11 @@ export class TcpConnection implements Connection {
     this.closed = true;
     this.socket.destroy();
   }
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
 
   private checkAuthenticated(): void {
     if (this.session.user === undefined && !this.session.isTakenOver) {

@@ -1,0 +1,79 @@
+import { expect } from "chai";
+import net from "node:net";
+import { pino } from "pino";
+import { FrameDecoder } from "../../core/protocol/frame-codec.js";
+import { TcpConnection } from "../../plugins/transport-tcp/tcp-connection.js";
+
+/** A TcpConnection on the server side of a real loopback socket, and the client side's decoded frames. */
+async function connectionPair(maxBufferedBytes = 1024 * 1024): Promise<{ connection: TcpConnection; received: Array<Record<string, unknown>>; client: net.Socket; server: net.Server }> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const accepted = new Promise<net.Socket>((resolve) => server.once("connection", resolve));
+  const client = net.createConnection({ host: "127.0.0.1", port: (server.address() as net.AddressInfo).port });
+  const socket = await accepted;
+
+  const received: Array<Record<string, unknown>> = [];
+  const decoder = new FrameDecoder();
+  client.on("data", (chunk: Buffer) => {
+    for (const decoded of decoder.push(chunk)) {
+      if (decoded.kind === "frame") {
+        received.push(decoded.message);
+      }
+    }
+  });
+  const connection = new TcpConnection(socket, { maxFrameBytes: 1024 * 1024, maxBufferedBytes, authTimeoutMs: 0 }, pino({ level: "silent" }));
+  return { connection, received, client, server };
+}
+
+async function waitFor(condition: () => boolean): Promise<void> {
+  for (let attempt = 0; attempt < 200 && !condition(); attempt += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+describe("tcp connection write batching (unit)", () => {
+  it("delivers frames sent in the same turn, in later microtasks and in later turns, in order", async () => {
+    const { connection, received, client, server } = await connectionPair();
+
+    connection.send({ n: 1 });
+    await Promise.resolve();
+    connection.send({ n: 2 });
+    await new Promise((resolve) => setImmediate(resolve));
+    connection.send({ n: 3 });
+    setTimeout(() => connection.send({ n: 4 }), 5);
+    await waitFor(() => received.length === 4);
+
+    expect(received).to.deep.equal([{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }]);
+    client.destroy();
+    server.close();
+  });
+
+  it("sends frames queued before close(error) ahead of the error, then closes", async () => {
+    const { connection, received, client, server } = await connectionPair();
+    const closed = new Promise((resolve) => client.once("close", resolve));
+
+    connection.send({ n: 1 });
+    connection.close({ code: "notAuthenticated", message: "bye" });
+    client.on("end", () => client.end());
+    await closed;
+
+    expect(received).to.deep.equal([{ n: 1 }, { reply: "error", error: { code: "notAuthenticated", message: "bye" } }]);
+    server.close();
+  });
+
+  it("still cuts off a client whose unsent output passes maxBufferedBytes", async () => {
+    const { connection, client, server } = await connectionPair(64 * 1024);
+    client.pause();
+    const closed = new Promise((resolve) => client.once("close", resolve));
+    client.resume();
+    client.on("data", () => client.pause());
+
+    for (let index = 0; index < 200; index += 1) {
+      connection.send({ filler: "x".repeat(1024) });
+    }
+    await closed;
+
+    expect(client.destroyed).to.equal(true);
+    server.close();
+  });
+});
