@@ -51,7 +51,10 @@ const processTag = randomBytes(3).toString("hex");
  * Ids sort by creation time, so a store scan replays jobs in arrival order, and two daemon
  * processes on one store cannot collide.
  */
-export function createJobId(now: number = Date.now()): string {
+export function createJobId(clock: number = Date.now()): string {
+  // A clock that steps back (an NTP correction) would restart the counter in a millisecond that
+  // already issued ids, so the time never goes below the last one used.
+  const now = Math.max(clock, lastMillis);
   if (now === lastMillis) {
     counter += 1;
   } else {
