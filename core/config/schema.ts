@@ -1,7 +1,7 @@
 // The ajv schema for bester.config.* and the step that applies defaults and resolves paths.
 
 import path from "node:path";
-import type { SchemaObject } from "ajv";
+import type { ErrorObject, SchemaObject } from "ajv";
 import { BesterError } from "../errors.js";
 import { compileSchema } from "../protocol/schemas.js";
 import { DEFAULT_MAX_FRAME_BYTES } from "../protocol/frame-codec.js";
@@ -76,11 +76,14 @@ const validateConfig = compileSchema<BesterConfig>(CONFIG_SCHEMA);
 
 /** How to fix each kind of schema mistake, in words a config author can act on. */
 function describeConfigError(source: string): string {
-  const error = validateConfig.errors?.[0];
+  const error = mostSpecificError(validateConfig.errors ?? []);
   if (!error) {
     return `Invalid config in ${source}.`;
   }
   const key = error.instancePath.replace(/^\//, "").replaceAll("/", ".") || "(top level)";
+  if (error.propertyName !== undefined) {
+    return `Invalid config in ${source}: ${key} has an invalid key "${error.propertyName}", which ${error.message ?? "is invalid"}. Rename it.`;
+  }
   if (error.keyword === "additionalProperties") {
     const extra = String(error.params.additionalProperty);
     return `Invalid config in ${source}: unknown key "${key === "(top level)" ? extra : `${key}.${extra}`}". Remove it or check its spelling against docs/configuration.md.`;
@@ -95,6 +98,33 @@ function describeConfigError(source: string): string {
     }
     return value;
   }
+}
+
+/**
+ * Picks the error that says most about a mistake: the deepest path, and at equal depth one that
+ * is not a type mismatch. For a key that allows several forms (`listen`, `command`), ajv lists a
+ * type mismatch per form first, such as "listen must be object" for a bad port in a listen array.
+ */
+function mostSpecificError(errors: ErrorObject[]): ErrorObject | undefined {
+  let best: ErrorObject | undefined;
+  for (const error of errors) {
+    if (error.keyword === "anyOf" || error.keyword === "propertyNames") {
+      continue;
+    }
+    if (!best || isMoreSpecific(error, best)) {
+      best = error;
+    }
+  }
+  return best ?? errors[0];
+}
+
+function isMoreSpecific(error: ErrorObject, than: ErrorObject): boolean {
+  const depth = error.instancePath.split("/").length;
+  const thanDepth = than.instancePath.split("/").length;
+  if (depth !== thanDepth) {
+    return depth > thanDepth;
+  }
+  return than.keyword === "type" && error.keyword !== "type";
 }
 
 let lastChecked: unknown;

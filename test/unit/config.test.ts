@@ -1,0 +1,143 @@
+import path from "node:path";
+import { expect } from "chai";
+import { resolveConfig } from "../../core/config/schema.js";
+import { BesterError } from "../../core/errors.js";
+
+const ROOT = path.resolve("/srv/bester");
+
+/** Returns the BesterError that resolving `config` throws. */
+function configError(config: unknown): BesterError {
+  try {
+    resolveConfig(config, ROOT, "/srv/bester/bester.config.json");
+  } catch (error) {
+    expect(error).to.be.instanceOf(BesterError);
+    return error as BesterError;
+  }
+  throw new Error(`Config was accepted: ${JSON.stringify(config)}`);
+}
+
+describe("config validation", () => {
+  it("applies defaults to an empty config", () => {
+    const config = resolveConfig({}, ROOT);
+
+    expect(config.serverName).to.equal("127.0.0.1:2222");
+    expect(config.listen).to.deep.equal([{ host: "127.0.0.1", port: 2222 }]);
+    expect(config.store).to.equal(`sqlite://${path.join(ROOT, "data", "bester.sqlite")}`);
+    expect(config.registration).to.equal(false);
+    expect(config.maxFrameBytes).to.equal(16 * 1024 * 1024);
+    expect(config.maxChainLength).to.equal(32);
+    expect(config.dataDir).to.equal(path.join(ROOT, "data"));
+    expect(config.handlers).to.deep.equal({});
+  });
+
+  it("applies handler defaults and resolves paths against the root", () => {
+    const config = resolveConfig({ handlers: { wordcount: { command: "node wc.js" }, upper: { socket: "run/upper.sock", connections: 2 } } }, ROOT);
+
+    expect(config.handlers.wordcount).to.deep.equal({
+      socket: path.join(ROOT, "data", "sockets", "wordcount.sock"),
+      connections: 4,
+      command: "node wc.js",
+      cwd: ROOT,
+      env: {},
+      retries: 2,
+      timeoutMs: 60_000,
+      maxQueued: 10_000,
+      unavailableTimeoutMs: 30_000,
+    });
+    expect(config.handlers.upper!.socket).to.equal(path.join(ROOT, "run", "upper.sock"));
+    expect(config.handlers.upper!.connections).to.equal(2);
+  });
+
+  it("takes the server name from server.name over the listener", () => {
+    const config = resolveConfig({ server: { name: "bester.example.org:2222" }, listen: { host: "0.0.0.0", port: 4000 } }, ROOT);
+
+    expect(config.serverName).to.equal("bester.example.org:2222");
+  });
+
+  it("brackets an IPv6 listener in the server name", () => {
+    expect(resolveConfig({ listen: { host: "::1", port: 4000 } }, ROOT).serverName).to.equal("[::1]:4000");
+  });
+
+  it("keeps a relative sqlite path next to the config", () => {
+    expect(resolveConfig({ store: "sqlite://./state/db.sqlite" }, ROOT).store).to.equal(`sqlite://${path.join(ROOT, "state", "db.sqlite")}`);
+  });
+
+  it("rejects handlers.x.connections of 0, naming the key", () => {
+    const error = configError({ handlers: { x: { socket: "/tmp/x.sock", connections: 0 } } });
+
+    expect(error.code).to.equal("invalidConfig");
+    expect(error.message).to.include("handlers.x.connections");
+    expect(error.message).to.include("bester.config.json");
+  });
+
+  it("rejects an unknown top-level key, naming it", () => {
+    const error = configError({ listne: { port: 1 } });
+
+    expect(error.code).to.equal("invalidConfig");
+    expect(error.message).to.include('"listne"');
+  });
+
+  it("rejects an unknown handler key, naming its path", () => {
+    const error = configError({ handlers: { wc: { socket: "/tmp/wc.sock", timeout: 5 } } });
+
+    expect(error.message).to.include("handlers.wc.timeout");
+  });
+
+  it("rejects a handler with neither socket nor command", () => {
+    const error = configError({ handlers: { wc: { connections: 2 } } });
+
+    expect(error.code).to.equal("invalidConfig");
+    expect(error.message).to.include("handlers.wc");
+  });
+
+  for (const [name, config, key] of [
+    ["a port above 65535", { listen: { port: 70000 } }, "listen"],
+    ["a negative retries", { handlers: { wc: { socket: "/tmp/a.sock", retries: -1 } } }, "handlers.wc.retries"],
+    ["a string timeoutMs", { handlers: { wc: { socket: "/tmp/a.sock", timeoutMs: "5s" } } }, "handlers.wc.timeoutMs"],
+    ["an unknown store scheme", { store: "mysql://db" }, "store"],
+    ["a tiny maxFrameBytes", { maxFrameBytes: 10 }, "maxFrameBytes"],
+    ["a maxChainLength of 0", { maxChainLength: 0 }, "maxChainLength"],
+    ["a server name without port", { server: { name: "example.org" } }, "server.name"],
+    ["a handler type with ':'", { handlers: { "a:b": { socket: "/tmp/a.sock" } } }, "handlers"],
+    ["an unknown log level", { log: { level: "loud" } }, "log.level"],
+  ] as const) {
+    it(`rejects ${name}, naming ${key}`, () => {
+      const error = configError(config);
+
+      expect(error.code).to.equal("invalidConfig");
+      expect(error.message).to.include(key);
+    });
+  }
+
+  it("names the bad entry of a listen array", () => {
+    const error = configError({ listen: [{ port: 1 }, { port: "x" }] });
+
+    expect(error.message).to.include("listen.1.port");
+    expect(error.message).to.include("integer");
+  });
+
+  it("names the problem of an empty command array", () => {
+    const error = configError({ handlers: { wc: { command: [] } } });
+
+    expect(error.message).to.include("handlers.wc.command");
+    expect(error.message).to.include("fewer than 1 items");
+  });
+
+  it("names a handler type that is not allowed", () => {
+    const error = configError({ handlers: { "a:b": { socket: "/tmp/a.sock" } } });
+
+    expect(error.message).to.include('"a:b"');
+  });
+
+  it("rejects a plugin without a name as invalidPlugin", () => {
+    const error = configError({ plugins: [{ apply() {} }] });
+
+    expect(error.code).to.equal("invalidPlugin");
+    expect(error.message).to.include("plugins[0]");
+  });
+
+  it("rejects a config that is not an object", () => {
+    expect(configError([]).code).to.equal("invalidConfig");
+    expect(configError("listen: 2222").code).to.equal("invalidConfig");
+  });
+});
