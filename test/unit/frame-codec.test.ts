@@ -1,0 +1,139 @@
+import { expect } from "chai";
+import fc from "fast-check";
+import { encodeFrame, FrameDecoder, parseFrameBody, type DecodedFrame } from "../../core/protocol/frame-codec.js";
+
+function frameWithBody(body: Buffer | string): Buffer {
+  const bytes = typeof body === "string" ? Buffer.from(body, "utf8") : body;
+  const header = Buffer.alloc(4);
+  header.writeUInt32LE(bytes.length, 0);
+  return Buffer.concat([header, bytes]);
+}
+
+function messagesOf(decoded: DecodedFrame[]): unknown[] {
+  return decoded.map((item) => (item.kind === "frame" ? item.message : item.error.code));
+}
+
+describe("frame codec", () => {
+  it("encodes a little-endian length and UTF-8 JSON", () => {
+    const frame = encodeFrame({ text: "héllo" });
+
+    const body = JSON.stringify({ text: "héllo" });
+    expect(frame.readUInt32LE(0)).to.equal(Buffer.byteLength(body));
+    expect(frame.subarray(4).toString("utf8")).to.equal(body);
+  });
+
+  it("decodes what it encodes", () => {
+    const decoder = new FrameDecoder();
+    const message = { request: "newJob", job: { payload: { type: "t", data: [1, "ü", null, { deep: true }] }, priority: -3 } };
+
+    expect(messagesOf(decoder.push(encodeFrame(message)))).to.deep.equal([message]);
+    expect(decoder.bufferedBytes).to.equal(0);
+  });
+
+  it("decodes a frame split byte by byte", () => {
+    const decoder = new FrameDecoder();
+    const frame = encodeFrame({ emoji: "🦀", n: 7 });
+    const decoded: DecodedFrame[] = [];
+    for (const byte of frame) {
+      decoded.push(...decoder.push(Buffer.from([byte])));
+    }
+
+    expect(messagesOf(decoded)).to.deep.equal([{ emoji: "🦀", n: 7 }]);
+  });
+
+  it("decodes many frames in one chunk, in order", () => {
+    const decoder = new FrameDecoder();
+    const messages = Array.from({ length: 100 }, (_, index) => ({ index }));
+
+    expect(messagesOf(decoder.push(Buffer.concat(messages.map((message) => encodeFrame(message)))))).to.deep.equal(messages);
+  });
+
+  it("keeps a trailing partial frame for the next chunk", () => {
+    const decoder = new FrameDecoder();
+    const second = encodeFrame({ second: true });
+    const first = decoder.push(Buffer.concat([encodeFrame({ first: true }), second.subarray(0, 6)]));
+    const rest = decoder.push(second.subarray(6));
+
+    expect(messagesOf(first)).to.deep.equal([{ first: true }]);
+    expect(messagesOf(rest)).to.deep.equal([{ second: true }]);
+  });
+
+  it("decodes any split of any frame sequence", () => {
+    const message = fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 3 }));
+    fc.assert(
+      fc.property(fc.array(message, { minLength: 1, maxLength: 8 }), fc.array(fc.nat(), { maxLength: 10 }), (messages, cuts) => {
+        const bytes = Buffer.concat(messages.map((item) => encodeFrame(item)));
+        const points = [...new Set(cuts.map((cut) => cut % (bytes.length + 1)))].sort((a, b) => a - b);
+        const decoder = new FrameDecoder();
+        const decoded: DecodedFrame[] = [];
+        let start = 0;
+        for (const point of [...points, bytes.length]) {
+          decoded.push(...decoder.push(bytes.subarray(start, point)));
+          start = point;
+        }
+        expect(messagesOf(decoded)).to.deep.equal(JSON.parse(JSON.stringify(messages)));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("reports frameTooLarge from the header alone", () => {
+    const decoder = new FrameDecoder(100);
+    const header = Buffer.alloc(4);
+    header.writeUInt32LE(101, 0);
+    const decoded = decoder.push(header);
+
+    expect(decoded).to.have.length(1);
+    expect(decoded[0]).to.deep.include({ kind: "error", fatal: true });
+    expect(decoded[0]!.kind === "error" && decoded[0]!.error.code).to.equal("frameTooLarge");
+    expect(decoded[0]!.kind === "error" && decoded[0]!.error.message).to.include("101");
+  });
+
+  it("decodes nothing after frameTooLarge", () => {
+    const decoder = new FrameDecoder(100);
+    const header = Buffer.alloc(4);
+    header.writeUInt32LE(1000, 0);
+    decoder.push(header);
+
+    expect(decoder.push(encodeFrame({ later: true }))).to.deep.equal([]);
+    expect(decoder.bufferedBytes).to.equal(0);
+  });
+
+  it("accepts a body of exactly maxFrameBytes", () => {
+    const body = JSON.stringify({ pad: "x".repeat(100 - 10) });
+    const decoder = new FrameDecoder(Buffer.byteLength(body));
+
+    expect(messagesOf(decoder.push(frameWithBody(body)))).to.deep.equal([JSON.parse(body)]);
+  });
+
+  it("reports invalidJson and goes on with the next frame", () => {
+    const decoder = new FrameDecoder();
+    const decoded = decoder.push(Buffer.concat([frameWithBody("{oops"), encodeFrame({ ok: 1 })]));
+
+    expect(messagesOf(decoded)).to.deep.equal(["invalidJson", { ok: 1 }]);
+    expect(decoded[0]).to.deep.include({ fatal: false });
+  });
+
+  for (const [kind, body] of [
+    ["an empty body", ""],
+    ["an array", "[]"],
+    ["a string", '"x"'],
+    ["a number", "1"],
+    ["null", "null"],
+    ["a boolean", "true"],
+  ] as const) {
+    it(`reports ${kind} as invalidJson`, () => {
+      const decoded = parseFrameBody(Buffer.from(body, "utf8"));
+
+      expect(decoded.kind).to.equal("error");
+      expect(decoded.kind === "error" && decoded.error.code).to.equal("invalidJson");
+      expect(decoded.kind === "error" && decoded.fatal).to.equal(false);
+    });
+  }
+
+  it("reports bytes that are not UTF-8 as invalidJson", () => {
+    const decoded = parseFrameBody(Buffer.from([0x22, 0xc3, 0x28, 0x22]));
+
+    expect(decoded.kind === "error" && decoded.error.code).to.equal("invalidJson");
+  });
+});
