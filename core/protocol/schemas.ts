@@ -16,6 +16,16 @@ const account: SchemaObject = {
   },
 };
 
+/**
+ * The account of a register request. The accounts plugin checks the username rules itself, so a
+ * name that breaks them (empty, too long) gets `invalidUsername` and not `invalidRequest`; the
+ * schema only bounds its size.
+ */
+const newAccount: SchemaObject = {
+  ...account,
+  properties: { ...account.properties, username: { type: "string", maxLength: 1024 } },
+};
+
 const tag: SchemaObject = { type: "string", maxLength: 256 };
 
 function request(name: string, properties: Record<string, SchemaObject>, required: string[]): SchemaObject {
@@ -30,7 +40,7 @@ function request(name: string, properties: Record<string, SchemaObject>, require
 /** Client request schemas of the core protocol, keyed by request name. */
 export const CLIENT_REQUEST_SCHEMAS: Record<string, SchemaObject> = {
   auth: request("auth", { account }, ["account"]),
-  register: request("register", { account }, ["account"]),
+  register: request("register", { account: newAccount }, ["account"]),
   newJob: request(
     "newJob",
     {

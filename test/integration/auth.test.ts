@@ -98,8 +98,8 @@ describe("auth and register", () => {
       expect((reply.auth as { status: string }).status).to.equal("failed");
     });
 
-    for (const username of ["has space", "semi;colon", "at@sign", "colon:name", "ünïcode"]) {
-      it(`register of "${username}" is invalidUsername`, async () => {
+    for (const username of ["has space", "semi;colon", "at@sign", "colon:name", "ünïcode", "", "x".repeat(65)]) {
+      it(`register of "${username.length > 20 ? `${username.length} characters` : username}" is invalidUsername`, async () => {
         const reply = await client.request({ request: "register", account: { username, password: "pw" } });
 
         const register = reply.register as { status: string; error: { code: string; message: string } };
