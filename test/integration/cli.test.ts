@@ -1,0 +1,111 @@
+import type { ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { rm, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { expect } from "chai";
+import { runCli, spawnCli, waitForOutput } from "../cli-runner.js";
+import { fixtureHandler, makeTempDir } from "../helper.js";
+
+/** Writes an ES module config file that exports `config` as its default. */
+async function writeModuleConfig(file: string, config: unknown): Promise<void> {
+  await writeFile(file, `export default ${JSON.stringify(config, null, 2)};\n`);
+}
+
+describe("bester start and submit as child processes", () => {
+  let folder: string;
+  let daemon: ChildProcess;
+  let server: string;
+
+  before(async () => {
+    folder = await makeTempDir("bester-cli-");
+    const config = path.join(folder, "bester.config.mjs");
+    await writeModuleConfig(config, {
+      listen: { host: "127.0.0.1", port: 0 },
+      store: "memory",
+      registration: true,
+      dataDir: path.join(folder, "data"),
+      handlers: { echo: fixtureHandler("echo") },
+    });
+
+    daemon = spawnCli(["start", "--config", config, "--log", path.join(folder, "bester.log")]);
+    const [, address] = await waitForOutput(daemon.stderr!, /listening on (127\.0\.0\.1:\d+) as (127\.0\.0\.1:\d+)/);
+    server = address!;
+  });
+
+  after(async () => {
+    if (daemon.exitCode === null && daemon.signalCode === null) {
+      daemon.kill("SIGKILL");
+    }
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  it("start prints the listening address", () => {
+    expect(server).to.match(/^127\.0\.0\.1:[1-9]\d*$/);
+  });
+
+  it("submit --register --file prints the output and a completed notification", async () => {
+    const file = path.join(folder, "job.txt");
+    await writeFile(file, "text from a file\n");
+    const result = await runCli(["submit", "--server", server, "-u", "dana", "-p", "dana-pw", "--register", "-t", "echo", "--file", file]);
+
+    expect(result.code, result.stderr).to.equal(0);
+    const [, jobID] = result.stdout.match(/^output ([^:\s]+):dana@127\.0\.0\.1:\d+ \(echo\):$/m) ?? [];
+    expect(jobID).to.be.a("string");
+    expect(result.stdout).to.include("text from a file\n");
+    expect(result.stdout).to.include(JSON.stringify({ reply: "jobNotification", job: { status: "completed", jobID } }));
+  });
+
+  it("submit --register logs in to an account that already exists", async () => {
+    const result = await runCli(["submit", "--server", server, "-u", "dana", "-p", "dana-pw", "--register", "-t", "echo", "--text", "again"]);
+
+    expect(result.code, result.stderr).to.equal(0);
+    expect(result.stdout).to.include("again");
+  });
+
+  it("start exits 0 on SIGTERM", async () => {
+    daemon.kill("SIGTERM");
+    const [code, signal] = await once(daemon, "exit");
+
+    expect(signal).to.equal(null);
+    expect(code).to.equal(0);
+  });
+});
+
+describe("bester start with a config mistake", () => {
+  let folder: string;
+
+  before(async () => {
+    folder = await makeTempDir("bester-cli-bad-");
+  });
+
+  after(async () => {
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  it("exits 1 naming handlers.x.connections", async () => {
+    const config = path.join(folder, "bester.config.mjs");
+    await writeModuleConfig(config, { listen: { port: 0 }, store: "memory", handlers: { x: { socket: path.join(folder, "x.sock"), connections: 0 } } });
+    const result = await runCli(["start", "--config", config]);
+
+    expect(result.code).to.equal(1);
+    expect(result.stderr).to.include("handlers.x.connections");
+    expect(result.stderr).to.include("[invalidConfig]");
+  });
+
+  it("exits 1 naming an unknown key in a JSON config", async () => {
+    const config = path.join(folder, "bester.config.json");
+    await writeFile(config, JSON.stringify({ listen: { port: 0 }, store: "memory", handlerz: {} }));
+    const result = await runCli(["start", "--config", config]);
+
+    expect(result.code).to.equal(1);
+    expect(result.stderr).to.include('"handlerz"');
+  });
+
+  it("exits 1 when the config file is missing", async () => {
+    const result = await runCli(["start", "--config", path.join(folder, "nope.mjs")]);
+
+    expect(result.code).to.equal(1);
+    expect(result.stderr).to.include("nope.mjs");
+    expect(result.stderr).to.include("[configNotFound]");
+  });
+});
