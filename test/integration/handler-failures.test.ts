@@ -83,6 +83,8 @@ describe("handler failures", () => {
         oneshot: fixtureHandler("close-after-reply", { connections: 2 }),
         raw: { socket: path.join(sockets, "raw.sock"), connections: 1, retries: 0 },
         late: { socket: path.join(sockets, "late.sock"), connections: 2 },
+        // The same handler socket under a type whose jobs wait only briefly for it.
+        brief: { socket: path.join(sockets, "late.sock"), connections: 1, unavailableTimeoutMs: 300 },
       },
     });
     client = await connectAs(server.port, "alice");
@@ -219,6 +221,17 @@ describe("handler failures", () => {
     await expectServing("flaky");
   });
 
+  it("handler that crashes on every attempt fails after its retries", async () => {
+    const startedBefore = handlerStarts("flaky");
+    const error = await failureOf("flaky", { exit: 1 });
+
+    expect(error.code).to.equal("handlerFailed");
+    // retries: 1 means two attempts, and each crash makes the supervisor start a new process.
+    await waitUntil(() => handlerStarts("flaky").length === startedBefore.length + 2);
+    await expectServing("flaky");
+    expect(handlerStarts("flaky").length).to.equal(startedBefore.length + 2);
+  });
+
   it("handler that closes after every reply serves many jobs", async () => {
     for (let index = 0; index < 30; index += 1) {
       await expectServing("oneshot", { index });
@@ -246,6 +259,19 @@ describe("handler failures", () => {
 
     expect(outputs.map((output) => output.payload.data)).to.deep.equal(["a", "b"]);
     expect(notifications.map((notification) => notification.status)).to.deep.equal(["completed", "completed"]);
+  });
+
+  it("jobs fail with handlerUnavailable when the handler stays down", async () => {
+    await lateHandler!.stop();
+    lateHandler = undefined;
+    await waitUntil(() => server.bester.scheduler.stats().find((entry) => entry.type === "brief")!.workers === 0);
+
+    const error = await failureOf("brief", "nobody home");
+    lateHandler = await serveInProcess(path.join(sockets, "late.sock"), "late", (payload, job) => ({ payload, director: deliverTo(job.from) }));
+
+    expect(error.code).to.equal("handlerUnavailable");
+    expect(error.message).to.include("brief");
+    await expectServing("brief");
   });
 
   it("remote recipient without federation fails with unknownPeer", async () => {

@@ -1,0 +1,116 @@
+import { expect } from "chai";
+import type { Bester } from "../../core/bester.js";
+import type { DirectorContext } from "../../core/hooks.js";
+import { acceptedJob, connectAs, fixtureHandler, notificationFor, outputFor, RawClient, startServer, type TestServer } from "../helper.js";
+
+/** A third-party director that records what it was given. */
+function recordingDirector(seen: DirectorContext[]) {
+  return {
+    name: "recording-director",
+    apply(bester: Bester) {
+      bester.hooks.onDirector.for("archive").tap("recording-director", (context) => {
+        seen.push(structuredClone(context));
+        return "done";
+      });
+      // A tap that declines (returns undefined) leaves the director type unhandled.
+      bester.hooks.onDirector.for("declined").tap("recording-director", () => undefined);
+    },
+  };
+}
+
+describe("directors", () => {
+  let server: TestServer;
+  let alice: RawClient;
+  const seen: DirectorContext[] = [];
+
+  before(async () => {
+    server = await startServer({
+      registration: true,
+      plugins: [recordingDirector(seen)],
+      handlers: {
+        echo: fixtureHandler("echo"),
+        scripted: fixtureHandler("scripted"),
+      },
+    });
+    alice = await connectAs(server.port, "alice");
+  });
+
+  after(async () => {
+    alice.close();
+    await server.stop();
+  });
+
+  it("userDelivery sends one output per user however often it is named", async () => {
+    const bob = await connectAs(server.port, "bob");
+    const jobID = await acceptedJob(alice, "echo", { deliverTo: ["bob", "bob", `bob@${server.bester.serverName}`], value: "once" });
+    await notificationFor(alice, jobID);
+    await outputFor(bob, jobID);
+
+    await bob.next((message) => message.reply === "jobOutput", 300).then(
+      () => expect.fail("bob received the output twice"),
+      () => undefined,
+    );
+    bob.close();
+  });
+
+  it("userDelivery to an empty list completes with no output", async () => {
+    const jobID = await acceptedJob(alice, "scripted", { reply: { payload: 1, director: { type: "userDelivery", users: [] } } });
+    const notification = await notificationFor(alice, jobID);
+
+    expect(notification.status).to.equal("completed");
+  });
+
+  it("userDelivery to an invalid address fails with unknownUser", async () => {
+    const jobID = await acceptedJob(alice, "scripted", { reply: { payload: 1, director: { type: "userDelivery", users: ["not a name"] } } });
+    const notification = await notificationFor(alice, jobID);
+
+    expect(notification.error?.code).to.equal("unknownUser");
+    expect(notification.error?.message).to.include("not a name");
+  });
+
+  it("handler director to a type with no handler fails with noHandler", async () => {
+    const jobID = await acceptedJob(alice, "scripted", { reply: { payload: 1, director: { type: "handler", handler: "missing" } } });
+    const notification = await notificationFor(alice, jobID);
+
+    expect(notification.error?.code).to.equal("noHandler");
+    expect(notification.error?.message).to.include("missing");
+  });
+
+  it("handoff to this server runs a new job that notifies nobody", async () => {
+    const target = `echo@${server.bester.serverName}`;
+    const jobID = await acceptedJob(alice, "scripted", { reply: { payload: "handed off", director: { type: "handoff", handler: target } } });
+    const notification = await notificationFor(alice, jobID);
+    const output = await alice.nextReply("jobOutput");
+
+    const job = output.job as { jobID: string; payload: { type: string; data: unknown } };
+    const [newJobID, address] = [job.jobID.slice(0, job.jobID.indexOf(":")), job.jobID.slice(job.jobID.indexOf(":") + 1)];
+    expect(notification.status).to.equal("completed");
+    expect(newJobID).to.not.equal(jobID);
+    expect(address).to.equal(`alice@${server.bester.serverName}`);
+    expect(job.payload).to.deep.equal({ type: "echo", data: "handed off" });
+    await notificationFor(alice, newJobID, 300).then(
+      () => expect.fail("the handed-off job sent a notification"),
+      () => undefined,
+    );
+  });
+
+  it("plugin director receives the job, output and options", async () => {
+    const director = { type: "archive", shelf: "b2" };
+    const jobID = await acceptedJob(alice, "scripted", { reply: { payload: { n: 5 }, director } });
+    const notification = await notificationFor(alice, jobID);
+
+    expect(notification.status).to.equal("completed");
+    const context = seen.find((entry) => entry.job.id === jobID);
+    expect(context?.director).to.deep.equal(director);
+    expect(context?.output).to.deep.equal({ payload: { n: 5 }, director });
+    expect(context?.job.user).to.equal("alice");
+    expect(context?.job.type).to.equal("scripted");
+  });
+
+  it("plugin director that declines is unknownDirector", async () => {
+    const jobID = await acceptedJob(alice, "scripted", { reply: { payload: 1, director: { type: "declined" } } });
+    const notification = await notificationFor(alice, jobID);
+
+    expect(notification.error?.code).to.equal("unknownDirector");
+  });
+});
