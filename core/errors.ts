@@ -59,8 +59,12 @@ export interface BesterErrorOptions {
   hook?: string;
 }
 
+/** Marks BesterError instances; Symbol.for gives every copy of this module the same symbol. */
+const BESTER_ERROR_BRAND = Symbol.for("bester-ng.BesterError");
+
 /** An error with a stable code; the only error type Bester NG raises on purpose. */
 export class BesterError extends Error {
+  readonly [BESTER_ERROR_BRAND] = true;
   readonly code: ErrorCode;
   readonly plugin?: string;
   readonly hook?: string;
@@ -71,6 +75,17 @@ export class BesterError extends Error {
     this.code = code;
     this.plugin = options.plugin;
     this.hook = options.hook;
+  }
+
+  /**
+   * Recognises BesterErrors created by another copy of this module, as when a config file loaded
+   * through tsx imports the package a second time. Subclasses keep the usual prototype check.
+   */
+  static [Symbol.hasInstance](value: unknown): boolean {
+    if (this !== BesterError) {
+      return Function.prototype[Symbol.hasInstance].call(this, value);
+    }
+    return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[BESTER_ERROR_BRAND] === true;
   }
 
   /** Converts to the wire shape; host-only codes become `internalError` so no detail leaks. */

@@ -5,7 +5,6 @@
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { cosmiconfig, type Loader } from "cosmiconfig";
-import { tsImport } from "tsx/esm/api";
 import { BesterError } from "../errors.js";
 import { resolveConfig } from "./schema.js";
 import type { ResolvedConfig } from "./types.js";
@@ -24,6 +23,9 @@ const SEARCH_PLACES = [
 
 /** Loads a TypeScript config and unwraps the default export. */
 const loadTypeScript: Loader = async (filepath) => {
+  // A dynamic import picks tsx's ESM build even where this file was compiled to CommonJS (mocha on
+  // Node 20.19+ requires .ts specs); tsImport from tsx's CommonJS build fails to resolve its own files there.
+  const { tsImport } = await import("tsx/esm/api");
   const loaded = await tsImport(pathToFileURL(filepath).href, import.meta.url);
   return unwrapDefault(loaded);
 };

@@ -67,6 +67,8 @@ export class BesterClient extends EventEmitter<ClientEvents> {
 
   private constructor(private readonly options: ClientOptions) {
     super();
+    // Each concurrent run() adds its own listeners, so many jobs at once is normal use.
+    this.setMaxListeners(0);
     const reconnect = options.reconnect === true ? {} : options.reconnect || undefined;
     this.reconnectOptions = reconnect && {
       retries: reconnect.retries ?? Number.POSITIVE_INFINITY,
