@@ -1,0 +1,79 @@
+// An example transport plugin: clients connect over WebSocket (so a browser can be a node) and
+// send the same JSON messages as over TCP, one JSON object per text message instead of one per
+// length-prefixed frame. Every message goes through the same core session as a TCP connection:
+// validation, auth, ordering of replies and delivery of outputs.
+
+import { WebSocketServer } from "ws";
+import type { AddressInfo } from "node:net";
+import type { Bester, BesterPlugin } from "../../index.js";
+import { WebSocketConnection } from "./websocket-connection.js";
+
+export const PLUGIN_NAME = "example-transport-websocket";
+
+export interface WebSocketTransportOptions {
+  /** Interface to bind; default 127.0.0.1. */
+  host?: string;
+  /** TCP port; default 2223. 0 picks a free port. */
+  port?: number;
+  /** URL path clients connect to; default "/". */
+  path?: string;
+  /**
+   * Largest message accepted, in bytes; default the server's maxFrameBytes.
+   * NOTE: ws closes the connection with status 1009 on a larger message, without sending the
+   * `frameTooLarge` error reply that the TCP transport sends first.
+   */
+  maxMessageBytes?: number;
+  /** Milliseconds a connection may stay unauthenticated; default 30000. */
+  authTimeoutMs?: number;
+}
+
+export function websocketTransport(options: WebSocketTransportOptions = {}): BesterPlugin {
+  return {
+    name: PLUGIN_NAME,
+    apply(bester: Bester) {
+      const log = bester.logFor(PLUGIN_NAME);
+      const maxMessageBytes = options.maxMessageBytes ?? bester.config.maxFrameBytes;
+      const connections = new Set<WebSocketConnection>();
+      let server: WebSocketServer | undefined;
+
+      bester.hooks.listen.tapPromise(PLUGIN_NAME, async (addresses) => {
+        const host = options.host ?? "127.0.0.1";
+        const wss = new WebSocketServer({ host, port: options.port ?? 2223, path: options.path, maxPayload: maxMessageBytes });
+        await new Promise<void>((resolve, reject) => {
+          wss.once("listening", resolve);
+          wss.once("error", (error: NodeJS.ErrnoException) => {
+            reject(new Error(`WebSocket listening on ${host}:${options.port ?? 2223} failed (${error.code ?? error.message}). Pick a free port in the plugin's port option.`, { cause: error }));
+          });
+        });
+        server = wss;
+        wss.on("error", (error) => log.error({ err: error }, "websocket listener error"));
+
+        wss.on("connection", (socket, request) => {
+          const remote = `${request.socket.remoteAddress}:${request.socket.remotePort}`;
+          const connection = new WebSocketConnection(socket, remote, { maxBufferedBytes: maxMessageBytes + 8 * 1024 * 1024, authTimeoutMs: options.authTimeoutMs ?? 30_000 }, log);
+          connections.add(connection);
+          socket.once("close", () => connections.delete(connection));
+          connection.attach(bester.openSession(connection));
+        });
+
+        const bound = wss.address() as AddressInfo;
+        const hostPart = bound.family === "IPv6" ? `[${bound.address}]` : bound.address;
+        const address = `ws://${hostPart}:${bound.port}${options.path ?? "/"}`;
+        addresses.push(address);
+        log.info({ address }, "listening");
+      });
+
+      bester.hooks.stop.tapPromise(PLUGIN_NAME, async () => {
+        // Stop accepting; open connections stay so in-flight jobs can still notify.
+        server?.close();
+      });
+
+      bester.hooks.close.tapPromise(PLUGIN_NAME, async () => {
+        for (const connection of connections) {
+          connection.destroy();
+        }
+        await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+      });
+    },
+  };
+}
