@@ -101,8 +101,8 @@ function describeConfigError(source: string): string {
 }
 
 /**
- * Picks the error that says most about a mistake: the deepest path, and at equal depth one that
- * is not a type mismatch. For a key that allows several forms (`listen`, `command`), ajv lists a
+ * Picks the most specific error: the deepest path, and at equal depth one that is not a type
+ * mismatch. For a key that allows several forms (`listen`, `command`), ajv lists a
  * type mismatch per form first, such as "listen must be object" for a bad port in a listen array.
  */
 function mostSpecificError(errors: ErrorObject[]): ErrorObject | undefined {

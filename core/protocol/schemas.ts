@@ -17,9 +17,9 @@ const account: SchemaObject = {
 };
 
 /**
- * The account of a register request. The accounts plugin checks the username rules itself, so a
- * name that breaks them (empty, too long) gets `invalidUsername` and not `invalidRequest`; the
- * schema only bounds its size.
+ * The account of a register request. The accounts plugin checks the username rules itself, so an
+ * empty or too long name gets `invalidUsername` and not `invalidRequest`. This schema only bounds
+ * the name's size.
  */
 const newAccount: SchemaObject = {
   ...account,

@@ -192,6 +192,8 @@ export class HandlerConnection implements HandlerWorker {
     // On Linux, writing to a UNIX socket the handler already closed fails with EPIPE, and a handler
     // that closes with the job still unread in its buffer makes our side fail with ECONNRESET. A
     // handler that read the job and then crashed gives a plain end of stream instead.
+    // NOTE: only checked on Linux. Where the kernel reports these cases differently, such jobs
+    // fall back to the normal `retries`.
     const unread = this.inFlight !== undefined && !this.inFlight.answered && (this.socketErrorCode === "EPIPE" || this.socketErrorCode === "ECONNRESET");
     this.failInFlight(new HandlerLinkError("handlerFailed", `The connection to handler "${this.options.type}" closed before it replied.`, unread));
     if (this.stopped) {

@@ -3,7 +3,7 @@ import type { Bester } from "../../core/bester.js";
 import type { DirectorContext } from "../../core/hooks.js";
 import { acceptedJob, connectAs, fixtureHandler, notificationFor, outputFor, RawClient, startServer, type TestServer } from "../helper.js";
 
-/** A third-party director that records what it was given. */
+/** Creates a third-party director plugin that records each context it receives. */
 function recordingDirector(seen: DirectorContext[]) {
   return {
     name: "recording-director",

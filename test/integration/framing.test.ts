@@ -2,7 +2,7 @@ import { expect } from "chai";
 import { encodeFrame } from "../../core/protocol/frame-codec.js";
 import { connectAs, fixtureHandler, login, RawClient, startServer, type TestServer } from "../helper.js";
 
-/** A frame whose body is `text` as it is, which need not be JSON. */
+/** Builds a frame whose body is `text` unchanged, so it need not be JSON. */
 function rawFrame(text: string): Buffer {
   const body = Buffer.from(text, "utf8");
   const header = Buffer.alloc(4);
@@ -200,7 +200,7 @@ describe("client framing and requests", () => {
 
   it("replies come back in request order", async () => {
     const client = await RawClient.connect(server.port);
-    // register hashes a password (slow); the requests behind it must still be answered after it.
+    // register hashes a password, which is slow, and the replies to later requests must still follow its reply.
     client.send({ request: "register", account: { username: "orderly", password: "pw" }, tag: "1" });
     client.send({ request: "fly", tag: "2" });
     client.send({ request: "auth", account: { username: "orderly", password: "pw" }, tag: "3" });

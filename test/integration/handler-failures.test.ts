@@ -298,7 +298,7 @@ async function waitUntil(condition: () => boolean, timeoutMs = 5000): Promise<vo
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
     if (Date.now() > deadline) {
-      throw new Error("Condition not met in time");
+      throw new Error(`Condition still false after ${timeoutMs} ms`);
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }

@@ -9,6 +9,14 @@ function frameWithBody(body: Buffer | string): Buffer {
   return Buffer.concat([header, bytes]);
 }
 
+/** Returns the error of a decoded item, failing the test when the item is a frame. */
+function errorOf(decoded: DecodedFrame | undefined): { code: string; message: string; fatal: boolean } {
+  if (decoded?.kind !== "error") {
+    throw new Error(`Expected a decoding error, got ${JSON.stringify(decoded)}`);
+  }
+  return { ...decoded.error, fatal: decoded.fatal };
+}
+
 function messagesOf(decoded: DecodedFrame[]): unknown[] {
   return decoded.map((item) => (item.kind === "frame" ? item.message : item.error.code));
 }
@@ -84,9 +92,10 @@ describe("frame codec", () => {
     const decoded = decoder.push(header);
 
     expect(decoded).to.have.length(1);
-    expect(decoded[0]).to.deep.include({ kind: "error", fatal: true });
-    expect(decoded[0]!.kind === "error" && decoded[0]!.error.code).to.equal("frameTooLarge");
-    expect(decoded[0]!.kind === "error" && decoded[0]!.error.message).to.include("101");
+    const error = errorOf(decoded[0]);
+    expect(error.code).to.equal("frameTooLarge");
+    expect(error.fatal).to.equal(true);
+    expect(error.message).to.include("101");
   });
 
   it("decodes nothing after frameTooLarge", () => {
@@ -125,15 +134,15 @@ describe("frame codec", () => {
     it(`reports ${kind} as invalidJson`, () => {
       const decoded = parseFrameBody(Buffer.from(body, "utf8"));
 
-      expect(decoded.kind).to.equal("error");
-      expect(decoded.kind === "error" && decoded.error.code).to.equal("invalidJson");
-      expect(decoded.kind === "error" && decoded.fatal).to.equal(false);
+      const error = errorOf(decoded);
+      expect(error.code).to.equal("invalidJson");
+      expect(error.fatal).to.equal(false);
     });
   }
 
   it("reports bytes that are not UTF-8 as invalidJson", () => {
     const decoded = parseFrameBody(Buffer.from([0x22, 0xc3, 0x28, 0x22]));
 
-    expect(decoded.kind === "error" && decoded.error.code).to.equal("invalidJson");
+    expect(errorOf(decoded).code).to.equal("invalidJson");
   });
 });
