@@ -152,8 +152,10 @@ export function resolveConfig(config: unknown, root: string, file?: string): Res
     if (!entry.socket && !entry.command) {
       throw new BesterError("invalidConfig", `Invalid config in ${source}: handlers.${type} needs a socket, a command, or both. Add socket: "/path/to/${type}.sock" for a handler you start yourself.`);
     }
+    const socket = path.resolve(root, entry.socket ?? path.join(dataDir, "sockets", `${type}.sock`));
+    assertSocketPathFits(socket, type, source);
     handlers[type] = {
-      socket: path.resolve(root, entry.socket ?? path.join(dataDir, "sockets", `${type}.sock`)),
+      socket,
       connections: entry.connections ?? 4,
       command: entry.command,
       cwd: path.resolve(root, entry.cwd ?? "."),
@@ -182,6 +184,27 @@ export function resolveConfig(config: unknown, root: string, file?: string): Res
     logLevel: config.log?.level ?? "info",
     federation: config.federation,
   };
+}
+
+/**
+ * Longest UNIX socket path in bytes on Linux: sun_path holds 108 bytes with the final NUL.
+ * NOTE: macOS allows only 103, which this check does not cover.
+ */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+/**
+ * Throws when a resolved socket path is too long. Node 20 cuts a longer path to the limit without
+ * an error, so the socket would land elsewhere and two handler types could share one socket.
+ */
+function assertSocketPathFits(socket: string, type: string, source: string): void {
+  const bytes = Buffer.byteLength(socket);
+  if (bytes <= MAX_SOCKET_PATH_BYTES) {
+    return;
+  }
+  throw new BesterError(
+    "invalidConfig",
+    `Invalid config in ${source}: the socket of handler "${type}" resolves to ${socket}, which is ${bytes} bytes, but a UNIX socket path may have at most ${MAX_SOCKET_PATH_BYTES}. Set handlers.${type}.socket to a shorter path, or move dataDir.`,
+  );
 }
 
 function formatHost(host: string): string {

@@ -129,6 +129,27 @@ describe("config validation", () => {
     expect(error.message).to.include('"a:b"');
   });
 
+  it("rejects a default socket path too long for a UNIX socket", () => {
+    const dataDir = `/srv/${"d".repeat(100)}`;
+    const error = configError({ dataDir, handlers: { wordcount: { command: "node wc.js" } } });
+
+    expect(error.code).to.equal("invalidConfig");
+    expect(error.message).to.include("handlers.wordcount.socket");
+    expect(error.message).to.include(`${dataDir}/sockets/wordcount.sock`);
+  });
+
+  it("rejects a relative socket that resolves too long", () => {
+    const root = `/srv/${"r".repeat(95)}`;
+    expect(() => resolveConfig({ handlers: { wc: { socket: "run/wc.sock" } } }, root)).to.throw(BesterError, "handlers.wc.socket");
+  });
+
+  it("accepts a socket path of 107 bytes", () => {
+    const socket = `/${"s".repeat(101)}.sock`;
+    expect(Buffer.byteLength(socket)).to.equal(107);
+
+    expect(resolveConfig({ handlers: { wc: { socket } } }, ROOT).handlers.wc!.socket).to.equal(socket);
+  });
+
   it("rejects a plugin without a name as invalidPlugin", () => {
     const error = configError({ plugins: [{ apply() {} }] });
 
