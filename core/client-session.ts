@@ -46,6 +46,8 @@ export class ClientSession {
   private barrier: Promise<unknown> = Promise.resolve();
   private takeover: FrameHandler | undefined;
   private closed = false;
+  /** Set after a fatal framing error: later frames are ignored and the connection closes after its last reply. */
+  private closing = false;
 
   constructor(
     private readonly host: SessionHost,
@@ -54,13 +56,15 @@ export class ClientSession {
 
   /** Handles one decoded frame from the transport. */
   receive(decoded: DecodedFrame): void {
-    if (this.closed) {
+    if (this.closed || this.closing) {
       return;
     }
     if (decoded.kind === "error") {
       if (decoded.fatal) {
         this.host.log.warn({ connection: this.connection.id, code: decoded.error.code }, "closing connection after a fatal framing error");
-        this.connection.close(decoded.error);
+        // The error takes its place in reply order, so earlier requests still get their replies, and the close follows it.
+        this.closing = true;
+        this.enqueue(Promise.resolve({ reply: errorReply(decoded.error), after: () => this.connection.close() }));
         return;
       }
       this.enqueue(Promise.resolve({ reply: errorReply(decoded.error) }));

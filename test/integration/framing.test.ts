@@ -132,6 +132,21 @@ describe("client framing and requests", () => {
     expect(client.closed).to.equal(true);
   });
 
+  it("replies to earlier requests come before frameTooLarge", async () => {
+    const client = await RawClient.connect(server.port);
+    const header = Buffer.alloc(4);
+    header.writeUInt32LE(MAX_FRAME_BYTES + 1, 0);
+    client.writeRaw(Buffer.concat([encodeFrame({ request: "register", account: { username: "early", password: "pw" }, tag: "first" }), header]));
+
+    const first = await client.next();
+    const second = await client.next();
+    await client.waitClosed();
+
+    expect(first).to.deep.equal({ reply: "register", register: { status: "ok" }, tag: "first" });
+    expect(second.reply).to.equal("error");
+    expect(errorCode(second)).to.equal("frameTooLarge");
+  });
+
   it("frame of exactly maxFrameBytes is accepted", async () => {
     const client = await RawClient.connect(server.port);
     const base = JSON.stringify({ request: "fly", pad: "" });
