@@ -61,7 +61,7 @@ async function listen(options: ListenOptions): Promise<number> {
   return 1;
 }
 
-/** One readable block per message: a header line with the time, then the data. */
+/** Formats one message as a readable block: a header line with the time, then the data. */
 function formatHuman(reply: string, job: JobOutputEvent | JobNotificationEvent | JobProgressEvent): string {
   const time = new Date().toISOString().slice(11, 19);
   if (reply === "jobOutput") {

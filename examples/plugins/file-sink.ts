@@ -1,6 +1,6 @@
 // fileSink: an example third-party director. A handler that replies with
 // {"director": {"type": "fileSink", "path": "results/today.jsonl"}} gets its output appended to that
-// file as one JSON line. Paths are relative to a folder set in the config; a path that leads
+// file as one JSON line. Paths are relative to a folder set in the config. A path that leads
 // outside it, directly or through a symbolic link, fails the job with directorFailed.
 
 import { constants } from "node:fs";

@@ -1,11 +1,11 @@
-// One WebSocket client of the example WebSocket transport: each text message is one JSON request,
-// validated by the core's frame parser; each reply goes out as one text message.
+// One WebSocket client of the example WebSocket transport. Each text message is one JSON request,
+// validated by the core's frame parser, and each reply goes out as one text message.
 
 import type { Logger } from "pino";
 import type { WebSocket } from "ws";
 import { parseFrameBody, type Connection, type WireError } from "../../index.js";
 
-/** What the connection needs from the core's session; `Bester.openSession()` returns one. */
+/** The part of the core's session that the connection uses; `Bester.openSession()` returns one. */
 export interface FrameReceiver {
   readonly user: string | undefined;
   readonly isTakenOver: boolean;
@@ -84,7 +84,7 @@ export class WebSocketConnection implements Connection {
     }
     this.closed = true;
     this.socket.close(1000);
-    // A client that never answers the closing handshake would keep the socket open.
+    // A client that never completes the closing handshake would keep the socket open.
     setTimeout(() => this.socket.terminate(), 2000).unref();
   }
 

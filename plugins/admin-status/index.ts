@@ -1,4 +1,4 @@
-// The admin-status plugin: answers the `status` client request with a report of the running
+// The admin-status plugin: replies to the `status` client request with a report of the running
 // server, for authenticated users that hold the `admin` permission. Other plugins add their own
 // sections (federation: peer links and their backlog) by tapping onStatus.
 
@@ -52,7 +52,7 @@ export function adminStatus(): BesterPlugin {
   };
 }
 
-/** The parts of the report that come from the core: job types, users, uptime and throughput. */
+/** Builds the core parts of the report: job types, users, uptime and throughput. */
 function baseStatus(bester: Bester, meter: RateMeter): ServerStatus {
   return {
     serverName: bester.serverName,

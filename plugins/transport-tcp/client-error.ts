@@ -5,7 +5,7 @@
  * Client-side codes, which never come from the server:
  * - `connectFailed`: the TCP (or TLS) connection could not be opened.
  * - `connectionClosed`: the connection closed before the reply arrived, or the client is closed.
- * - `unexpectedReply`: the server answered with a reply of another kind.
+ * - `unexpectedReply`: the server sent a reply of another kind.
  * - `invalidArgument`: the CLI got an option value it cannot use.
  */
 export class BesterClientError extends Error {

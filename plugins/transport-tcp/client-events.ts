@@ -29,7 +29,7 @@ export interface ClientEvents {
   notification: [JobNotificationEvent];
   /** A `jobProgress` message: a handler reported progress on a job this user submitted. */
   progress: [JobProgressEvent];
-  /** An `error` message that answers no request, such as the authentication timeout. */
+  /** An `error` message sent outside any request, such as the authentication timeout. */
   serverError: [WireError];
   /** The connection was lost; with the reconnect option the client now tries to reconnect. */
   disconnect: [Error];

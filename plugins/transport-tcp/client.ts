@@ -1,6 +1,6 @@
 // BesterClient: a typed client for the TCP protocol, used by `bester submit`, `bester listen` and by
 // programs that submit jobs. Replies arrive in request order, so each request waits in a FIFO for
-// its reply; jobOutput, jobNotification and jobProgress arrive at any time and become events.
+// its reply. jobOutput, jobNotification and jobProgress arrive at any time and become events.
 
 import { EventEmitter, once } from "node:events";
 import net from "node:net";
@@ -177,17 +177,17 @@ export class BesterClient extends EventEmitter<ClientEvents> {
     return expectReply(reply, "status").status as ServerStatus;
   }
 
-  /** Every job output from now on, until the client closes. */
+  /** Iterates over every job output from now on, until the client closes. */
   outputs(): AsyncIterableIterator<JobOutputEvent> {
     return iterateEvents<JobOutputEvent>(this, "output", "close", () => this.closed);
   }
 
-  /** Every job notification from now on, until the client closes. */
+  /** Iterates over every job notification from now on, until the client closes. */
   notifications(): AsyncIterableIterator<JobNotificationEvent> {
     return iterateEvents<JobNotificationEvent>(this, "notification", "close", () => this.closed);
   }
 
-  /** Every progress report from now on, until the client closes. */
+  /** Iterates over every progress report from now on, until the client closes. */
   progress(): AsyncIterableIterator<JobProgressEvent> {
     return iterateEvents<JobProgressEvent>(this, "progress", "close", () => this.closed);
   }
@@ -200,7 +200,7 @@ export class BesterClient extends EventEmitter<ClientEvents> {
     }
     const closed = once(this, "close");
     if (this.socket.destroyed) {
-      // A reconnect attempt is between sockets; it sees `closing` and ends the client.
+      // The reconnect loop is waiting between sockets, so end the client here; the loop checks `closing` and stops.
       this.end();
     } else {
       this.socket.end();
@@ -353,7 +353,7 @@ export class BesterClient extends EventEmitter<ClientEvents> {
     }
   }
 
-  /** Marks the client closed for good and tells listeners and iterators. */
+  /** Marks the client closed for good and emits `close`, which also ends the iterators. */
   private end(): void {
     if (this.closedError) {
       return;

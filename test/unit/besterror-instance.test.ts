@@ -3,7 +3,7 @@ import { BesterError, toWireError } from "../../core/errors.js";
 import { HandlerLinkError } from "../../plugins/handler-bridge/handler-connection.js";
 
 describe("BesterError instanceof", () => {
-  /** What a BesterError from a second copy of core/errors.ts looks like to this copy. */
+  /** Builds an error shaped like a BesterError from a second copy of core/errors.ts. */
   function foreignError(): Error {
     const error = new Error("No handler for type x.");
     Object.assign(error, { [Symbol.for("bester-ng.BesterError")]: true, code: "noHandler", toWire: BesterError.prototype.toWire });
