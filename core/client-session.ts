@@ -8,6 +8,7 @@ import type { BesterHooks } from "./hooks.js";
 import type { JobEngine } from "./jobs/engine.js";
 import { formatAddress } from "./jobs/job.js";
 import type { DecodedFrame } from "./protocol/frame-codec.js";
+import { rawValueAt } from "./protocol/raw-json.js";
 import type { RequestValidators } from "./protocol/schemas.js";
 import type { Connection, SessionRegistry } from "./sessions.js";
 
@@ -189,6 +190,7 @@ export class ClientSession {
         user: this.user!,
         type: job.payload.type,
         data: job.payload.data,
+        rawData: rawValueAt(message, ["job", "payload", "data"]),
         priority: job.priority,
       });
       return { reply: "jobSubmission", submission: { status: "accepted", jobID: accepted.id } };

@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import { BesterError, isWireCode, toWireError, type WireError, type WireErrorCode } from "../errors.js";
 import type { BesterHooks, DirectorOutcome } from "../hooks.js";
 import { compileSchema, describeSchemaError, DIRECTOR_SCHEMAS, HANDLER_REPLY_SCHEMA } from "../protocol/schemas.js";
+import { rawOr, rememberRaw, type RawJson } from "../protocol/raw-json.js";
 import type { SessionRegistry } from "../sessions.js";
 import { createJobId, formatOutputId, type Director, type HandlerOutput, type Job } from "./job.js";
 import type { HandlerWorker, Scheduler } from "./scheduler.js";
@@ -18,6 +19,8 @@ export interface SubmitOptions {
   origin?: string;
   /** False for handoffs, which notify nobody. */
   notify?: boolean;
+  /** The original JSON bytes of `data`, spliced into the handler frame instead of serialising it again. */
+  rawData?: RawJson;
 }
 
 export interface EngineOptions {
@@ -76,6 +79,7 @@ export class JobEngine {
       attempts: 0,
       acceptedAt: Date.now(),
     };
+    rememberRaw(job, "data", options.rawData);
     if (this.hooks.onJobSubmit.isUsed()) {
       job = await this.hooks.onJobSubmit.promise(job);
     }
@@ -154,7 +158,7 @@ export class JobEngine {
 
   /** Builds the `jobOutput` message for one handler output. */
   outputMessage(job: Job, output: HandlerOutput): Record<string, unknown> {
-    return { reply: "jobOutput", job: { jobID: formatOutputId(job), payload: { type: job.type, data: output.payload } } };
+    return { reply: "jobOutput", job: { jobID: formatOutputId(job), payload: { type: job.type, data: rawOr(output, "payload") } } };
   }
 
   private handleRunError(job: Job, worker: HandlerWorker, error: unknown): void {

@@ -2,7 +2,9 @@
 // of UTF-8 JSON holding exactly one object. Pure Buffer in, objects out: no sockets here.
 
 import { isUtf8 } from "node:buffer";
+import { randomBytes } from "node:crypto";
 import type { WireError } from "../errors.js";
+import { rememberFrameBody, stringifyCollectingRaw } from "./raw-json.js";
 
 export const FRAME_HEADER_BYTES = 4;
 
@@ -15,13 +17,38 @@ export type DecodedFrame =
   | { kind: "error"; error: WireError; fatal: boolean };
 
 
-/** Encodes one message as a length-prefixed frame in a single allocation. */
+/** Stands in for a RawJson value while stringifying; random per process, so no payload can contain it by chance. */
+const RAW_MARKER = `raw-json-${randomBytes(16).toString("hex")}`;
+const QUOTED_RAW_MARKER = JSON.stringify(RAW_MARKER);
+
+/**
+ * Encodes one message as a length-prefixed frame in a single allocation. RawJson values inside the
+ * message are copied in as their original bytes, which saves serialising a large payload again.
+ */
 export function encodeFrame(message: unknown): Buffer {
-  const json = JSON.stringify(message);
+  const { json, raws } = stringifyCollectingRaw(message, RAW_MARKER);
+  if (raws.length > 0) {
+    return spliceFrame(json, raws);
+  }
   const length = Buffer.byteLength(json);
   const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + length);
   frame.writeUInt32LE(length, 0);
   frame.write(json, FRAME_HEADER_BYTES, "utf8");
+  return frame;
+}
+
+/** Builds a frame from JSON text whose markers stand for `raws`, in order. */
+function spliceFrame(json: string, raws: Buffer[]): Buffer {
+  const texts = json.split(QUOTED_RAW_MARKER);
+  const parts: Buffer[] = [Buffer.alloc(FRAME_HEADER_BYTES)];
+  texts.forEach((text, index) => {
+    parts.push(Buffer.from(text, "utf8"));
+    if (index < raws.length) {
+      parts.push(raws[index]!);
+    }
+  });
+  const frame = Buffer.concat(parts);
+  frame.writeUInt32LE(frame.length - FRAME_HEADER_BYTES, 0);
   return frame;
 }
 
@@ -48,6 +75,7 @@ export function parseFrameBody(body: Uint8Array): DecodedFrame {
     const kind = value === null ? "null" : Array.isArray(value) ? "an array" : `a ${typeof value}`;
     return invalidJson(`The frame holds ${kind}, not a JSON object. Send one JSON object per frame.`);
   }
+  rememberFrameBody(value, body);
   return { kind: "frame", message: value as Record<string, unknown> };
 }
 

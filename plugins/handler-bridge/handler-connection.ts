@@ -9,6 +9,7 @@ import { BesterError } from "../../core/errors.js";
 import { formatAddress, type Job } from "../../core/jobs/job.js";
 import type { HandlerWorker } from "../../core/jobs/scheduler.js";
 import { encodeFrame, FrameDecoder } from "../../core/protocol/frame-codec.js";
+import { rawOr, rawValueAt, rememberRaw } from "../../core/protocol/raw-json.js";
 
 export interface HandlerConnectionOptions {
   type: string;
@@ -129,7 +130,7 @@ export class HandlerConnection implements HandlerWorker {
       }
 
       socket.write(encodeFrame({
-        payload: job.data,
+        payload: rawOr(job, "data"),
         job: { jobID: job.id, type: job.type, from: formatAddress(job.user, job.origin), priority: job.priority },
       }));
     });
@@ -156,6 +157,8 @@ export class HandlerConnection implements HandlerWorker {
     }
     this.inFlight = undefined;
     clearTimeout(inFlight.timer);
+    // Keeps a large payload's bytes so the jobOutput frame can reuse them.
+    rememberRaw(message, "payload", rawValueAt(message, ["payload"]));
     inFlight.resolve(message);
   }
 
