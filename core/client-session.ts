@@ -137,7 +137,7 @@ export class ClientSession {
       if (name === "newJob") {
         return { reply: await this.newJob(message) };
       }
-      const reply = await pluginHook!.promise({ request: message, connection: this.connection, user: this.user });
+      const reply = await pluginHook!.promise({ request: message, connection: this.connection, user: this.user, session: this });
       if (reply === undefined) {
         return { reply: errorReply({ code: "unknownRequest", message: `No plugin handled request "${name}".` }) };
       }

@@ -24,6 +24,8 @@ export const WIRE_ERROR_CODES = {
   unknownDirector: "No plugin handles the director type the handler named.",
   chainTooLong: "The job passed through more handlers than maxChainLength.",
   unknownPeer: "The recipient or handoff names a server that is not a configured peer.",
+  peerAuthFailed: "The peer handshake failed: wrong server name, wrong key or an invalid signature.",
+  invalidOrigin: "A peer message names an origin server other than the authenticated peer, without a valid handoff grant.",
   unknownUser: "A recipient is not a registered user of this server.",
   notPermitted: "The account may not make this request.",
   shuttingDown: "The server is shutting down and accepts no new work.",

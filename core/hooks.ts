@@ -5,6 +5,7 @@
 import { AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, HookMap } from "tapable";
 import type { Hook } from "tapable";
 import { wrapTapError, type WireError } from "./errors.js";
+import type { ClientSession } from "./client-session.js";
 import type { Director, HandlerOutput, Job, JobOutcome } from "./jobs/job.js";
 import type { Connection } from "./sessions.js";
 import type { ServerStatus } from "./status.js";
@@ -23,6 +24,8 @@ export interface ClientRequestContext {
   connection: Connection;
   /** The authenticated user, or undefined before auth. */
   user: string | undefined;
+  /** The connection's session, so a plugin can take over its later frames (a peer handshake does). */
+  session: ClientSession;
 }
 
 export interface DirectorContext {

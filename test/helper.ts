@@ -263,3 +263,19 @@ export async function serveInProcess(socket: string, type: string, handle: Handl
     },
   };
 }
+
+/**
+ * Returns a port that was free a moment ago, for servers whose name must be known before they
+ * start (a peer's config names it). Another process could take it in between, which is unlikely
+ * on a test machine's loopback.
+ */
+export async function freePort(host = "127.0.0.1"): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, host, resolve);
+  });
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}

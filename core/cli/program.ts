@@ -2,6 +2,7 @@
 // without starting a process.
 
 import { Command } from "commander";
+import { registerKeysCommand } from "./keys.js";
 import { registerListenCommand } from "./listen.js";
 import { registerStartCommand } from "./start.js";
 import { registerStatusCommand } from "./status.js";
@@ -28,5 +29,6 @@ export function createProgram(): Command {
   registerListenCommand(program);
   registerStatusCommand(program);
   registerUserCommands(program);
+  registerKeysCommand(program);
   return program;
 }

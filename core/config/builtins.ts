@@ -10,6 +10,7 @@ import { adminStatus } from "../../plugins/admin-status/index.js";
 import { handlerDirector } from "../../plugins/directors/handler.js";
 import { handoffDirector } from "../../plugins/directors/handoff.js";
 import { userDeliveryDirector } from "../../plugins/directors/user-delivery.js";
+import { federationPlugin } from "../../plugins/federation/index.js";
 import { handlerBridge } from "../../plugins/handler-bridge/index.js";
 import { storePlugin } from "../../plugins/store/index.js";
 import { transportTcp } from "../../plugins/transport-tcp/index.js";
@@ -17,7 +18,7 @@ import { transportTcp } from "../../plugins/transport-tcp/index.js";
 /** The built-in plugins a config implies, in the order they are applied. */
 export function builtinPlugins(config: ResolvedConfig): BesterPlugin[] {
   const nameFromListener = config.serverName.endsWith(":0");
-  return [
+  const plugins: BesterPlugin[] = [
     storePlugin({ url: config.store }),
     accountsPlugin({ registration: config.registration }),
     handlerBridge({ handlers: config.handlers, maxFrameBytes: config.maxFrameBytes }),
@@ -25,8 +26,12 @@ export function builtinPlugins(config: ResolvedConfig): BesterPlugin[] {
     handlerDirector(),
     handoffDirector(),
     adminStatus(),
-    transportTcp({ listen: config.listen, maxFrameBytes: config.maxFrameBytes, nameFromListener }),
   ];
+  if (config.federation) {
+    plugins.push(federationPlugin({ ...config.federation, maxFrameBytes: config.maxFrameBytes }));
+  }
+  plugins.push(transportTcp({ listen: config.listen, maxFrameBytes: config.maxFrameBytes, nameFromListener }));
+  return plugins;
 }
 
 /** Creates a server from a resolved config with its built-in and user plugins applied. */

@@ -6,7 +6,7 @@ import { BesterError } from "../errors.js";
 import { compileSchema } from "../protocol/schemas.js";
 import { DEFAULT_MAX_FRAME_BYTES } from "../protocol/frame-codec.js";
 import { assertPlugin } from "../plugin.js";
-import type { BesterConfig, ResolvedConfig, ResolvedHandlerConfig } from "./types.js";
+import type { BesterConfig, FederationConfig, ResolvedConfig, ResolvedFederationConfig, ResolvedHandlerConfig } from "./types.js";
 
 export const DEFAULT_PORT = 2222;
 export const DEFAULT_HOST = "127.0.0.1";
@@ -41,6 +41,49 @@ const handler: SchemaObject = {
   },
 };
 
+/** A server name: `host:port` or `[ipv6]:port`. */
+const serverName: SchemaObject = { type: "string", pattern: "^[^@:\\s]+:[0-9]{1,5}$|^\\[[0-9a-fA-F:.]+\\]:[0-9]{1,5}$" };
+
+const federation: SchemaObject = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    keyFile: { type: "string", minLength: 1 },
+    peers: {
+      type: "array",
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["name", "publicKey"],
+        properties: {
+          name: serverName,
+          publicKey: { type: "string", pattern: "^ed25519:[A-Za-z0-9+/]{43}=$" },
+          address: serverName,
+        },
+      },
+    },
+    tls: {
+      type: "object",
+      additionalProperties: false,
+      required: ["key", "cert"],
+      properties: {
+        key: { type: "string", minLength: 1 },
+        cert: { type: "string", minLength: 1 },
+        ca: { type: "string", minLength: 1 },
+      },
+    },
+    listen,
+    reconnect: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        minDelayMs: { type: "integer", minimum: 1 },
+        maxDelayMs: { type: "integer", minimum: 1 },
+      },
+    },
+  },
+};
+
 export const CONFIG_SCHEMA: SchemaObject = {
   type: "object",
   additionalProperties: false,
@@ -68,7 +111,7 @@ export const CONFIG_SCHEMA: SchemaObject = {
       additionalProperties: false,
       properties: { level: { enum: ["fatal", "error", "warn", "info", "debug", "trace", "silent"] } },
     },
-    federation: { type: "object" },
+    federation,
   },
 };
 
@@ -182,7 +225,25 @@ export function resolveConfig(config: unknown, root: string, file?: string): Res
     plugins,
     omitBuiltins: config.omitBuiltins ?? [],
     logLevel: config.log?.level ?? "info",
-    federation: config.federation,
+    federation: config.federation ? resolveFederation(config.federation, root, dataDir) : undefined,
+  };
+}
+
+function resolveFederation(config: FederationConfig, root: string, dataDir: string): ResolvedFederationConfig {
+  const tls = config.tls && {
+    key: path.resolve(root, config.tls.key),
+    cert: path.resolve(root, config.tls.cert),
+    ca: config.tls.ca === undefined ? undefined : path.resolve(root, config.tls.ca),
+  };
+  const listen = config.listen && { host: config.listen.host ?? DEFAULT_HOST, port: config.listen.port ?? 0 };
+  const minDelayMs = config.reconnect?.minDelayMs ?? 250;
+
+  return {
+    keyFile: config.keyFile === undefined ? path.join(dataDir, "server.key") : path.resolve(root, config.keyFile),
+    peers: config.peers ?? [],
+    tls,
+    listen,
+    reconnect: { minDelayMs, maxDelayMs: Math.max(minDelayMs, config.reconnect?.maxDelayMs ?? 30_000) },
   };
 }
 

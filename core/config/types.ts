@@ -57,7 +57,38 @@ export interface BesterConfig {
     level?: LevelWithSilent;
   };
   /** Peer servers and this server's key; read by the federation plugin. */
-  federation?: Record<string, unknown>;
+  federation?: FederationConfig;
+}
+
+export interface FederationPeerConfig {
+  /** The peer's public `host:port`, its server name. */
+  name: string;
+  /** The peer's Ed25519 public key as `bester keys` prints it: `ed25519:<base64>`. */
+  publicKey: string;
+  /** Address to dial instead of `name`, e.g. the peer's `federation.listen` address for TLS links. */
+  address?: string;
+}
+
+export interface FederationConfig {
+  /** This server's Ed25519 private key (PEM), created on first start; default `<dataDir>/server.key`. */
+  keyFile?: string;
+  /** Servers this server exchanges messages with; links from any other server are rejected. */
+  peers?: FederationPeerConfig[];
+  /** Encrypts peer links with TLS; file paths of the PEM key, certificate and optional CA bundle. */
+  tls?: { key: string; cert: string; ca?: string };
+  /** A separate listener for TLS peer links; clients keep using `listen`. */
+  listen?: ListenConfig;
+  /** Reconnect backoff of outgoing peer links, in milliseconds; default 250 doubling up to 30000. */
+  reconnect?: { minDelayMs?: number; maxDelayMs?: number };
+}
+
+/** The federation config after defaults were applied and paths resolved. */
+export interface ResolvedFederationConfig {
+  keyFile: string;
+  peers: FederationPeerConfig[];
+  tls?: { key: string; cert: string; ca?: string };
+  listen?: Required<ListenConfig>;
+  reconnect: { minDelayMs: number; maxDelayMs: number };
 }
 
 /** A config after defaults were applied and paths resolved against the config file's folder. */
@@ -77,7 +108,7 @@ export interface ResolvedConfig {
   plugins: BesterPlugin[];
   omitBuiltins: string[];
   logLevel: LevelWithSilent;
-  federation?: Record<string, unknown>;
+  federation?: ResolvedFederationConfig;
 }
 
 export interface ResolvedHandlerConfig {

@@ -1,0 +1,26 @@
+// `bester keys`: prints this server's federation public key, creating the key file on first use,
+// so an operator can copy it into each peer's federation.peers list.
+
+import path from "node:path";
+import type { Command } from "commander";
+import { loadConfig } from "../config/loader.js";
+import { loadOrCreateServerKey } from "../../plugins/federation/keys.js";
+
+interface KeysOptions {
+  config?: string;
+}
+
+export function registerKeysCommand(program: Command): void {
+  program
+    .command("keys")
+    .description("Print this server's federation public key (the last line of stdout), creating the key file if it is missing.")
+    .option("-c, --config <file>", "config file to load instead of searching for bester.config.*")
+    .action(async (options: KeysOptions) => {
+      const config = await loadConfig({ file: options.config });
+      const keyFile = config.federation?.keyFile ?? path.join(config.dataDir, "server.key");
+      const key = await loadOrCreateServerKey(keyFile);
+
+      process.stderr.write(`${key.created ? "created" : "read"} ${path.relative(process.cwd(), keyFile) || keyFile}\n`);
+      process.stdout.write(`# public key of ${config.serverName}; add it to each peer's federation.peers\n${key.publicKeyText}\n`);
+    });
+}

@@ -1,0 +1,206 @@
+// The federation plugin: authenticated links between Bester NG servers. Each server dials one
+// outgoing link to every configured peer and sends its own messages on it; a pair of servers thus
+// uses two links, one per direction. Messages wait in a durable outbox until the peer acknowledges
+// them, so delivery is at least once on the wire and exactly once after the receiver's de-duplication.
+
+import { randomUUID } from "node:crypto";
+import type { Bester } from "../../core/bester.js";
+import type { ResolvedFederationConfig } from "../../core/config/types.js";
+import { BesterError } from "../../core/errors.js";
+import type { ClientRequestContext, PeerEnvelope } from "../../core/hooks.js";
+import { formatAddress } from "../../core/jobs/job.js";
+import type { BesterPlugin } from "../../core/plugin.js";
+import { federationHooksOf, type FederationHooks } from "./federation-hooks.js";
+import { GrantBook, GRANTS_NAMESPACE, issueGrant } from "./grants.js";
+import { AUTH_REQUEST, HELLO_REQUEST, HELLO_SCHEMA } from "./handshake.js";
+import { IncomingLink, RECEIVED_NAMESPACE, type IncomingContext } from "./incoming-link.js";
+import { loadOrCreateServerKey } from "./keys.js";
+import { Outbox, OUTBOX_NAMESPACE } from "./outbox.js";
+import { PeerLink } from "./peer-link.js";
+import { parseServerAddress, PeerDirectory } from "./peers.js";
+import { tapBuiltinMessages } from "./receive.js";
+import { readTlsFiles, TlsPeerListener } from "./tls-listener.js";
+
+export const PLUGIN_NAME = "federation";
+
+export interface FederationOptions extends ResolvedFederationConfig {
+  maxFrameBytes: number;
+  /** Milliseconds either side waits for the other's handshake step; default 10000. */
+  handshakeTimeoutMs?: number;
+}
+
+/** Peer requests that are only valid on an authenticated peer link, never from a client. */
+const PEER_ONLY_REQUESTS = ["jobOutputDelivery", "jobHandoff"];
+
+export class FederationPlugin implements BesterPlugin {
+  readonly name = PLUGIN_NAME;
+
+  constructor(private readonly options: FederationOptions) {}
+
+  /** The federation hooks of one server, for plugins that extend federation. */
+  static getHooks(bester: Bester): FederationHooks {
+    return federationHooksOf(bester);
+  }
+
+  apply(bester: Bester): void {
+    const options = this.options;
+    const log = bester.logFor(PLUGIN_NAME);
+    const hooks = federationHooksOf(bester);
+    const directory = new PeerDirectory(options.peers);
+    const grants = new GrantBook(() => bester.store.namespace(GRANTS_NAMESPACE));
+    const links = new Map<string, PeerLink>();
+    const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
+    let tlsListener: TlsPeerListener | undefined;
+
+    const incoming: IncomingContext = {
+      bester,
+      directory,
+      hooks,
+      log,
+      received: () => bester.store.namespace(RECEIVED_NAMESPACE),
+      chains: new Map(),
+      handshakeTimeoutMs,
+    };
+
+    bester.hooks.initialize.tapPromise(PLUGIN_NAME, async () => {
+      const key = await loadOrCreateServerKey(options.keyFile);
+      directory.setKey(key);
+      if (key.created) {
+        log.info({ keyFile: options.keyFile }, "created a new federation key; give its public key (bester keys) to each peer");
+      }
+
+      const credentials = options.tls ? await readTlsFiles(options.tls) : undefined;
+      const outboxStore = bester.store.namespace(OUTBOX_NAMESPACE);
+      for (const peer of directory.list()) {
+        const outbox = new Outbox(outboxStore, peer.name);
+        const loaded = await outbox.load();
+        if (loaded > 0) {
+          log.info({ peer: peer.name, pending: loaded }, "loaded unacknowledged peer messages from the store");
+        }
+        links.set(peer.name, new PeerLink({
+          peer,
+          ownName: () => bester.serverName,
+          key: () => directory.key,
+          outbox,
+          tls: credentials && { ...credentials, rejectUnauthorized: credentials.ca !== undefined },
+          maxFrameBytes: options.maxFrameBytes,
+          reconnect: options.reconnect,
+          handshakeTimeoutMs,
+          hooks,
+          log,
+        }));
+      }
+      if (credentials && options.listen) {
+        tlsListener = new TlsPeerListener(incoming, credentials, options.maxFrameBytes, log);
+      }
+    });
+
+    bester.hooks.listen.tapPromise(PLUGIN_NAME, async (addresses) => {
+      if (tlsListener && options.listen) {
+        const address = await tlsListener.listen(options.listen);
+        addresses.push(`tls ${address}`);
+        log.info({ address }, "listening for TLS peer links");
+      }
+    });
+
+    // Links start once the server name is final: a transport may set it from its real port.
+    bester.hooks.ready.tap(PLUGIN_NAME, () => {
+      for (const link of links.values()) {
+        link.start();
+      }
+    });
+
+    bester.hooks.stop.tapPromise(PLUGIN_NAME, async () => {
+      for (const link of links.values()) {
+        link.stop();
+      }
+      await tlsListener?.close();
+    });
+
+    tapHandshake(bester, incoming);
+    tapBuiltinMessages(bester, PLUGIN_NAME, directory, grants);
+
+    bester.hooks.onPeerSend.tapPromise(PLUGIN_NAME, async (envelope: PeerEnvelope) => {
+      const link = links.get(envelope.peer);
+      if (!link) {
+        const problem = parseServerAddress(envelope.peer) ? "is not a configured peer" : "is not a valid host:port server name";
+        throw new BesterError("unknownPeer", `Server "${envelope.peer}" ${problem}. Add it under federation.peers or fix the address.`);
+      }
+
+      const id = randomUUID();
+      let message = await this.withGrant(bester, envelope, id, directory, grants);
+      if (hooks.beforeSend.isUsed()) {
+        message = await hooks.beforeSend.promise(message, envelope);
+      }
+      await link.enqueue(message, id);
+      return true;
+    });
+
+    bester.hooks.onJobDone.tapPromise(PLUGIN_NAME, async (job) => {
+      if (job.origin !== bester.serverName) {
+        await grants.forget(job.id);
+      }
+    });
+  }
+
+  /**
+   * Signs a grant into each handoff, and attaches the stored grant to outputs of a job this server
+   * runs for another server's user.
+   */
+  private async withGrant(bester: Bester, envelope: PeerEnvelope, id: string, directory: PeerDirectory, grants: GrantBook): Promise<Record<string, unknown>> {
+    const { job, peer } = envelope;
+    const message = { ...envelope.message };
+
+    if (message.request === "jobHandoff") {
+      if (job.origin !== bester.serverName) {
+        throw new BesterError("notPermitted", `Job ${job.id} runs for ${formatAddress(job.user, job.origin)}, handed off from ${job.origin}; a handed-off job cannot be handed off again. Deliver its output with userDelivery instead.`);
+      }
+      const handoff = message.handoff as Record<string, unknown>;
+      const grant = issueGrant(directory.key.privateKey, { from: String(handoff.from), to: peer, type: String(handoff.type), id });
+      message.handoff = { ...handoff, grant };
+    }
+
+    if (message.request === "jobOutputDelivery" && job.origin !== bester.serverName) {
+      const grant = await grants.lookup(job.id);
+      if (grant) {
+        message.grant = grant;
+      }
+    }
+    return message;
+  }
+}
+
+/** Creates the federation plugin from the resolved `federation` config. */
+export function federationPlugin(options: FederationOptions): FederationPlugin {
+  return new FederationPlugin(options);
+}
+
+/**
+ * Peer links on the client port: the first frame is a peerHello request, answered here; the
+ * plugin then takes over the connection's frames. Peer-only requests sent as client requests get
+ * notAuthenticated and the connection is closed.
+ */
+function tapHandshake(bester: Bester, incoming: IncomingContext): void {
+  bester.requests.define(HELLO_REQUEST, { ...HELLO_SCHEMA, properties: { ...HELLO_SCHEMA.properties, tag: { type: "string" } } }, { public: true });
+
+  bester.hooks.onClientRequest.for(HELLO_REQUEST).tap(PLUGIN_NAME, ({ request, connection, user, session }) => {
+    if (user !== undefined) {
+      return { reply: "error", error: { code: "alreadyAuthenticated", message: `This connection is logged in as ${user}. Open a new connection for a peer link.` } };
+    }
+    const link = new IncomingLink(incoming, connection);
+    const reply = link.hello(request);
+    session.takeOver((message) => link.receive(message));
+    return reply;
+  });
+
+  const refuse = ({ request, connection }: ClientRequestContext) => {
+    const error = { code: "notAuthenticated", message: `Request "${String(request.request)}" is accepted only on an authenticated peer link. Start with a ${HELLO_REQUEST} handshake.` };
+    incoming.log.warn({ remote: connection.remoteAddress, request: request.request }, "peer request on a connection without a peer handshake; closing it");
+    connection.close(error);
+    return { reply: "error", error };
+  };
+  for (const name of [...PEER_ONLY_REQUESTS, AUTH_REQUEST]) {
+    bester.requests.define(name, { type: "object" }, { public: true });
+    bester.hooks.onClientRequest.for(name).tap(PLUGIN_NAME, refuse);
+  }
+}

@@ -1,0 +1,156 @@
+import { expect } from "chai";
+import { fixtureHandler, login, RawClient, type TestServer } from "../helper.js";
+import { planServers, sleep, startPlanned, waitForLinkUp, type Plan } from "../federation-helper.js";
+
+type Message = Record<string, unknown>;
+
+describe("federation between three daemons", function () {
+  this.timeout(60_000);
+
+  let plan: Plan;
+  let a: TestServer;
+  let b: TestServer;
+  let c: TestServer;
+  const clients: RawClient[] = [];
+
+  const handlers = { echo: fixtureHandler("echo"), forward: fixtureHandler("forward") };
+
+  before(async () => {
+    plan = await planServers(3);
+    const [planA, planB, planC] = plan.servers as [typeof plan.servers[0], typeof plan.servers[0], typeof plan.servers[0]];
+    a = await startPlanned(planA, [planB, planC], { handlers });
+    b = await startPlanned(planB, [planA, planC], { handlers });
+    c = await startPlanned(planC, [planA, planB], { handlers });
+    for (const [server, peers] of [[a, [b, c]], [b, [a, c]], [c, [a, b]]] as const) {
+      for (const peer of peers) {
+        await waitForLinkUp(server, peer.bester.serverName);
+      }
+    }
+  });
+
+  after(async () => {
+    for (const client of clients) {
+      client.close();
+    }
+    await Promise.all([a, b, c].filter(Boolean).map((server) => server.stop()));
+    await plan.cleanup();
+  });
+
+  async function connect(server: TestServer, user: string): Promise<RawClient> {
+    const client = await RawClient.connect(server.port);
+    clients.push(client);
+    await login(client, user);
+    return client;
+  }
+
+  async function submit(client: RawClient, type: string, data: unknown): Promise<string> {
+    const reply = await client.request({ request: "newJob", job: { payload: { type, data } } });
+    const submission = reply.submission as { status: string; jobID: string };
+    expect(submission.status).to.equal("accepted");
+    return submission.jobID;
+  }
+
+  it("remote delivery reaches a user on the peer", async () => {
+    const alice = await connect(a, "alice");
+    const bob = await connect(b, "bob");
+
+    const jobID = await submit(alice, "echo", { deliverTo: [`bob@${b.bester.serverName}`], value: { n: 1 } });
+    const output = await bob.nextReply("jobOutput");
+    const notification = await alice.nextReply("jobNotification");
+
+    expect(output.job).to.deep.equal({ jobID: `${jobID}:alice@${a.bester.serverName}`, payload: { type: "echo", data: { n: 1 } } });
+    expect(notification.job).to.deep.equal({ status: "completed", jobID });
+  });
+
+  it("handoff runs as a new job on the peer", async () => {
+    const alice = await connect(a, "alice");
+    const bob = await connect(b, "bob");
+    const aliceOnB = await connect(b, "alice");
+    const value = { deliverTo: [`alice@${a.bester.serverName}`, "bob"], value: "handed off" };
+
+    const jobID = await submit(alice, "forward", { handoff: `echo@${b.bester.serverName}`, value });
+    const notification = await alice.nextReply("jobNotification");
+    const aliceOutput = await alice.nextReply("jobOutput");
+    const bobOutput = await bob.nextReply("jobOutput");
+
+    const outputId = (aliceOutput.job as { jobID: string }).jobID;
+    const newJobID = outputId.slice(0, outputId.indexOf(":"));
+    const address = outputId.slice(outputId.indexOf(":") + 1);
+    expect(notification.job).to.deep.equal({ status: "completed", jobID });
+    expect(address).to.equal(`alice@${a.bester.serverName}`);
+    expect(newJobID).to.not.equal(jobID);
+    expect(aliceOutput.job).to.deep.equal({ jobID: outputId, payload: { type: "echo", data: "handed off" } });
+    expect(bobOutput.job).to.deep.equal({ jobID: outputId, payload: { type: "echo", data: "handed off" } });
+
+    // The handoff job notifies nobody: neither alice's nor bob's connections on B hear of it.
+    await sleep(300);
+    const notified = (message: Message) => message.reply === "jobNotification";
+    await expectNone(aliceOnB, notified);
+    await expectNone(bob, notified);
+  });
+
+  it("handoff output reaches a user on a third server", async () => {
+    const alice = await connect(a, "alice");
+    const carol = await connect(c, "carol");
+    const value = { deliverTo: [`carol@${c.bester.serverName}`], value: 7 };
+
+    const jobID = await submit(alice, "forward", { handoff: `echo@${b.bester.serverName}`, value });
+    const output = await carol.nextReply("jobOutput");
+    const notification = await alice.nextReply("jobNotification");
+
+    const outputId = (output.job as { jobID: string }).jobID;
+    expect(outputId).to.match(new RegExp(`^[^:@]+:alice@${escape(a.bester.serverName)}$`));
+    expect(outputId.startsWith(`${jobID}:`)).to.equal(false);
+    expect(output.job).to.deep.include({ payload: { type: "echo", data: 7 } });
+    expect(notification.job).to.deep.equal({ status: "completed", jobID });
+  });
+
+  it("recipient on an unconfigured server fails the job", async () => {
+    const alice = await connect(a, "alice");
+
+    const jobID = await submit(alice, "echo", { deliverTo: ["bob@127.0.0.1:1"], value: 1 });
+    const notification = await alice.nextReply("jobNotification");
+
+    const job = notification.job as { status: string; jobID: string; error: { code: string } };
+    expect(job.jobID).to.equal(jobID);
+    expect(job.status).to.equal("failed");
+    expect(job.error.code).to.equal("unknownPeer");
+  });
+
+  it("burst of 1000 remote deliveries arrives exactly once", async () => {
+    const alice = await connect(a, "alice");
+    const bob = await connect(b, "bob");
+    const count = 1000;
+    const recipient = `bob@${b.bester.serverName}`;
+
+    for (let index = 0; index < count; index += 1) {
+      alice.send({ request: "newJob", job: { payload: { type: "echo", data: { deliverTo: [recipient], value: { burst: index } } } } });
+    }
+    let completed = 0;
+    while (completed < count) {
+      const notification = await alice.nextReply("jobNotification", 30_000);
+      expect((notification.job as { status: string }).status).to.equal("completed");
+      completed += 1;
+    }
+    const received: number[] = [];
+    for (let index = 0; index < count; index += 1) {
+      const output = await bob.nextReply("jobOutput", 30_000);
+      received.push((output.job as { payload: { data: { burst: number } } }).payload.data.burst);
+    }
+    await sleep(300);
+
+    expect(received).to.have.length(count);
+    expect(new Set(received).size).to.equal(count);
+    await expectNone(bob, (message) => message.reply === "jobOutput");
+  });
+});
+
+/** Fails if a matching message already arrived or arrives within a short wait. */
+async function expectNone(client: RawClient, match: (message: Message) => boolean): Promise<void> {
+  const unexpected = await client.next(match, 100).catch(() => undefined);
+  expect(unexpected, `unexpected message ${JSON.stringify(unexpected)}`).to.equal(undefined);
+}
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
