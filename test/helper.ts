@@ -123,14 +123,19 @@ export class RawClient {
       return Promise.resolve(this.messages.splice(index, 1)[0]!);
     }
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`No matching message within ${timeoutMs} ms; received so far: ${JSON.stringify(this.messages)}`)), timeoutMs);
-      this.waiters.push({
+      const waiter = {
         match,
-        resolve: (message) => {
+        resolve: (message: Record<string, unknown>) => {
           clearTimeout(timer);
           resolve(message);
         },
-      });
+      };
+      // A timed-out waiter is removed, so it cannot swallow a message meant for a later next().
+      const timer = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(waiter), 1);
+        reject(new Error(`No matching message within ${timeoutMs} ms; received so far: ${JSON.stringify(this.messages)}`));
+      }, timeoutMs);
+      this.waiters.push(waiter);
     });
   }
 
