@@ -95,7 +95,8 @@ export class FederationPlugin implements BesterPlugin {
       }
     });
 
-    bester.hooks.listen.tapPromise(PLUGIN_NAME, async (addresses) => {
+    // A late stage keeps the client listeners first in the address list.
+    bester.hooks.listen.tapPromise({ name: PLUGIN_NAME, stage: 100 }, async (addresses) => {
       if (tlsListener && options.listen) {
         const address = await tlsListener.listen(options.listen);
         addresses.push(`tls ${address}`);

@@ -3,6 +3,7 @@
 // length there would mean guessing. Only peers connect here: the first frame must be a peerHello.
 
 import { readFile } from "node:fs/promises";
+import type { AddressInfo, Socket } from "node:net";
 import tls from "node:tls";
 import type { Logger } from "pino";
 import type { ListenConfig } from "../../core/config/types.js";
@@ -35,6 +36,7 @@ export async function readTlsFiles(files: TlsFiles): Promise<{ key: Buffer; cert
 export class TlsPeerListener {
   private server: tls.Server | undefined;
   private readonly links = new Set<FramedSocket>();
+  private readonly sockets = new Set<Socket>();
 
   constructor(
     private readonly context: IncomingContext,
@@ -50,6 +52,11 @@ export class TlsPeerListener {
     // the handshake's channel binding still ties the peer's identity to this TLS session.
     const server = tls.createServer({ key, cert, ca, requestCert: ca !== undefined, rejectUnauthorized: ca !== undefined }, (socket) => this.accept(socket));
     server.on("tlsClientError", (error) => this.log.warn({ err: error }, "TLS handshake with a peer failed"));
+    // Raw sockets are tracked too, so close() also cuts connections still in the TLS handshake.
+    server.on("connection", (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once("close", () => this.sockets.delete(socket));
+    });
     this.server = server;
 
     await new Promise<void>((resolve, reject) => {
@@ -63,13 +70,16 @@ export class TlsPeerListener {
     });
     server.on("error", (error) => this.log.error({ err: error }, "TLS peer listener error"));
 
-    const bound = server.address() as import("node:net").AddressInfo;
+    const bound = server.address() as AddressInfo;
     return `${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}`;
   }
 
   async close(): Promise<void> {
     for (const link of this.links) {
       link.destroy();
+    }
+    for (const socket of this.sockets) {
+      socket.destroy();
     }
     await new Promise((resolve) => (this.server ? this.server.close(resolve) : resolve(undefined)));
   }
