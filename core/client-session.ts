@@ -40,6 +40,9 @@ interface HandledRequest {
 
 const CORE_REQUESTS = new Set(["auth", "newJob"]);
 
+/** Asynchronous messages about one job, which must not overtake that job's submission reply. */
+const JOB_EVENTS = new Set(["jobOutput", "jobNotification", "jobProgress"]);
+
 export class ClientSession {
   /** The authenticated user, once auth succeeded. */
   user: string | undefined;
@@ -49,11 +52,25 @@ export class ClientSession {
   private closed = false;
   /** Set after a fatal framing error: later frames are ignored and the connection closes after its last reply. */
   private closing = false;
+  /**
+   * Events for jobs accepted on this connection whose jobSubmission reply is still waiting behind
+   * an earlier, slower request. They are sent right after that reply.
+   */
+  private heldEvents = new Map<string, object[]>();
+  /** This connection as the session registry sees it: job events pass through sendEvent(). */
+  private readonly eventTarget: Connection;
 
   constructor(
     private readonly host: SessionHost,
     readonly connection: Connection,
-  ) {}
+  ) {
+    this.eventTarget = {
+      id: connection.id,
+      remoteAddress: connection.remoteAddress,
+      send: (message) => this.sendEvent(message),
+      close: (error) => connection.close(error),
+    };
+  }
 
   /** Handles one decoded frame from the transport. */
   receive(decoded: DecodedFrame): void {
@@ -91,7 +108,7 @@ export class ClientSession {
   /** Cleans up after the transport saw the connection close. */
   closedByTransport(): void {
     this.closed = true;
-    this.host.sessions.remove(this.connection);
+    this.host.sessions.remove(this.eventTarget);
   }
 
   private handleRequest(message: Record<string, unknown>): void {
@@ -135,7 +152,7 @@ export class ClientSession {
         return await this.auth(message);
       }
       if (name === "newJob") {
-        return { reply: await this.newJob(message) };
+        return await this.newJob(message);
       }
       const reply = await pluginHook!.promise({ request: message, connection: this.connection, user: this.user, session: this });
       if (reply === undefined) {
@@ -173,7 +190,7 @@ export class ClientSession {
       if (this.closed) {
         return;
       }
-      this.host.sessions.add(decision.user, this.connection);
+      this.host.sessions.add(decision.user, this.eventTarget);
       if (this.host.hooks.onSessionStart.isUsed()) {
         this.host.hooks.onSessionStart.promise(decision.user, this.connection).catch((error: unknown) => {
           this.host.log.error({ err: error, user: decision.user }, "onSessionStart tap failed");
@@ -183,23 +200,46 @@ export class ClientSession {
     return { reply, after };
   }
 
-  private async newJob(message: Record<string, unknown>): Promise<Record<string, unknown>> {
+  private async newJob(message: Record<string, unknown>): Promise<HandledRequest> {
     const job = message.job as { payload: { type: string; data: unknown }; priority?: number };
+    let accepted;
     try {
-      const accepted = await this.host.engine.submit({
+      accepted = await this.host.engine.submit({
         user: this.user!,
         type: job.payload.type,
         data: job.payload.data,
         rawData: rawValueAt(message, ["job", "payload", "data"]),
         priority: job.priority,
       });
-      return { reply: "jobSubmission", submission: { status: "accepted", jobID: accepted.id } };
     } catch (error) {
       if (!(error instanceof BesterError)) {
         this.host.log.error({ err: error, type: job.payload.type }, "job submission failed");
       }
-      return { reply: "jobSubmission", submission: { status: "rejected", error: toWireError(error) } };
+      return { reply: { reply: "jobSubmission", submission: { status: "rejected", error: toWireError(error) } } };
     }
+
+    // The job already runs, and its events must wait until this reply has left.
+    const jobID = accepted.id;
+    this.heldEvents.set(jobID, []);
+    const releaseEvents = () => {
+      const held = this.heldEvents.get(jobID) ?? [];
+      this.heldEvents.delete(jobID);
+      for (const event of held) {
+        this.connection.send(event);
+      }
+    };
+    return { reply: { reply: "jobSubmission", submission: { status: "accepted", jobID } }, after: releaseEvents };
+  }
+
+  /** Sends a message from the session registry, holding it when its job's submission reply is not out yet. */
+  private sendEvent(message: object): void {
+    const jobID = jobIdOfEvent(message as Record<string, unknown>);
+    const held = jobID === undefined ? undefined : this.heldEvents.get(jobID);
+    if (held) {
+      held.push(message);
+      return;
+    }
+    this.connection.send(message);
   }
 
   private knownRequests(): string[] {
@@ -240,6 +280,19 @@ export class ClientSession {
       }
     }
   }
+}
+
+/** Returns the local job id a job event is about; a jobOutput id is `<jobID>:<user>@<server>`. */
+function jobIdOfEvent(message: Record<string, unknown>): string | undefined {
+  if (!JOB_EVENTS.has(String(message.reply))) {
+    return undefined;
+  }
+  const id = (message.job as { jobID?: unknown } | undefined)?.jobID;
+  if (typeof id !== "string") {
+    return undefined;
+  }
+  const colon = id.indexOf(":");
+  return message.reply === "jobOutput" && colon !== -1 ? id.slice(0, colon) : id;
 }
 
 function errorReply(error: WireError): Record<string, unknown> {

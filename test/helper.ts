@@ -84,6 +84,8 @@ export class RawClient {
   private messages: Array<Record<string, unknown>> = [];
   private waiters: Array<{ match: (message: Record<string, unknown>) => boolean; resolve: (message: Record<string, unknown>) => void }> = [];
   closed = false;
+  /** Every message received, in arrival order, including those already taken by next(). */
+  readonly history: Array<Record<string, unknown>> = [];
 
   private constructor(readonly socket: net.Socket) {
     socket.on("data", (chunk: Buffer) => {
@@ -169,6 +171,7 @@ export class RawClient {
   }
 
   private deliver(message: Record<string, unknown>): void {
+    this.history.push(message);
     const index = this.waiters.findIndex((waiter) => waiter.match(message));
     if (index === -1) {
       this.messages.push(message);

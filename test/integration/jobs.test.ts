@@ -1,6 +1,7 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { expect } from "chai";
+import type { Bester } from "../../core/bester.js";
 import { encodeFrame } from "../../core/protocol/frame-codec.js";
 import {
   acceptedJob,
@@ -239,6 +240,50 @@ describe("jobs", () => {
       () => expect.fail("a job sent a second notification"),
       () => undefined,
     );
+    client.close();
+  });
+});
+
+describe("jobs with a slow onJobAccepted tap", () => {
+  let server: TestServer;
+
+  /** Delays acceptance of jobs whose data asks for it, as a store that persists jobs can. */
+  const slowAcceptance = {
+    name: "slow-acceptance",
+    apply(bester: Bester) {
+      bester.hooks.onJobAccepted.tapPromise("slow-acceptance", async (job) => {
+        const delayMs = (job.data as { acceptDelayMs?: number } | null)?.acceptDelayMs;
+        if (delayMs) {
+          await new Promise((resolve) => setTimeout(resolve, delayMs));
+        }
+      });
+    },
+  };
+
+  before(async () => {
+    server = await startServer({ registration: true, plugins: [slowAcceptance], handlers: { echo: fixtureHandler("echo") } });
+  });
+
+  after(async () => {
+    await server.stop();
+  });
+
+  it("sends each submission reply before that job's events", async () => {
+    const client = await connectAs(server.port, "alice");
+    client.send({ request: "newJob", job: { payload: { type: "echo", data: { acceptDelayMs: 300 } } } });
+    client.send({ request: "newJob", job: { payload: { type: "echo", data: { fast: true } } } });
+
+    const slowID = (await client.nextReply("jobSubmission")).submission as { jobID: string };
+    const fastID = (await client.nextReply("jobSubmission")).submission as { jobID: string };
+    await notificationFor(client, slowID.jobID);
+    await notificationFor(client, fastID.jobID);
+
+    for (const jobID of [slowID.jobID, fastID.jobID]) {
+      const order = client.history
+        .filter((message) => JSON.stringify(message).includes(jobID))
+        .map((message) => String(message.reply));
+      expect(order, `events of job ${jobID}`).to.deep.equal(["jobSubmission", "jobOutput", "jobNotification"]);
+    }
     client.close();
   });
 });
