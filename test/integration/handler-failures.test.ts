@@ -271,6 +271,8 @@ describe("handler failures", () => {
 
     expect(error.code).to.equal("handlerUnavailable");
     expect(error.message).to.include("brief");
+    // The reconnect backoff can exceed this type's short wait limit, so wait for the connection first.
+    await waitUntil(() => server.bester.scheduler.stats().find((entry) => entry.type === "brief")!.workers > 0);
     await expectServing("brief");
   });
 
