@@ -1,6 +1,6 @@
 // The federation plugin's own hooks, one frozen object per Bester instance. A third party adds a
-// peer message type by sending it through `bester.hooks.onPeerSend` and answering it with a tap on
-// `bester.hooks.onPeerMessage.for(name)`; these hooks let it change or check messages on the way.
+// peer message type by sending it through `bester.hooks.onPeerSend` and processing it with a tap on
+// `bester.hooks.onPeerMessage.for(name)`. These hooks let it change or check messages on the way.
 
 import { AsyncSeriesWaterfallHook, SyncHook } from "tapable";
 import type { Bester } from "../../core/bester.js";
@@ -21,7 +21,7 @@ export function createFederationHooks() {
     beforeSend: new AsyncSeriesWaterfallHook<[Record<string, unknown>, PeerEnvelope]>(["message", "envelope"]),
     /**
      * Sees each message from an authenticated peer, after de-duplication and before
-     * `onPeerMessage` answers it. Returns the message, possibly changed; a thrown BesterError
+     * `onPeerMessage` processes it. Returns the message, possibly changed. A thrown BesterError
      * rejects it with that code.
      */
     onReceive: new AsyncSeriesWaterfallHook<[Record<string, unknown>, string]>(["message", "peer"]),
@@ -36,7 +36,7 @@ export type FederationHooks = ReturnType<typeof createFederationHooks>;
 
 const hooksByBester = new WeakMap<Bester, FederationHooks>();
 
-/** The federation hooks of one Bester instance, created on first use. */
+/** Returns the federation hooks of one Bester instance, creating them on first use. */
 export function federationHooksOf(bester: Bester): FederationHooks {
   let hooks = hooksByBester.get(bester);
   if (!hooks) {

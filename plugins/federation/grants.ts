@@ -1,6 +1,6 @@
 // Handoff grants: when server A hands a job of alice@A off to server B, A signs a grant saying "B
 // may act for alice@A". B attaches it to the outputs of that job, because their ids name A
-// (`<jobID>:alice@A`) although they arrive over B's link; a receiver accepts an output id naming
+// (`<jobID>:alice@A`) although they arrive over B's link. A receiver accepts an output id naming
 // another server than the link only with a valid grant from that server.
 
 import type { KeyObject } from "node:crypto";
@@ -53,7 +53,7 @@ export function issueGrant(privateKey: KeyObject, grant: Omit<Grant, "signature"
   return { ...grant, signature: signText(privateKey, grantText(grant)) };
 }
 
-/** Whether `grant` is well formed and signed by `publicKey`. */
+/** Checks that `grant` is well formed and signed by `publicKey`. */
 export function verifyGrant(publicKey: KeyObject, grant: unknown): grant is Grant {
   if (!validateGrant(grant)) {
     return false;

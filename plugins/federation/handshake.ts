@@ -109,12 +109,12 @@ export interface ChallengeMessage {
   peerHello: { from: string; nonce: string; signature: string };
 }
 
-/** A fresh 32-byte random nonce in base64. */
+/** Creates a fresh 32-byte random nonce in base64. */
 export function createNonce(): string {
   return randomBytes(NONCE_BYTES).toString("base64");
 }
 
-/** The exact text a side signs: label, role, names, nonces and channel, one per line. */
+/** Builds the exact text a side signs: label, role, names, nonces and channel, one per line. */
 export function transcriptText(transcript: Transcript, role: HandshakeRole): string {
   return [
     DOMAIN_LABEL,

@@ -1,4 +1,4 @@
-// The accepting side of a peer link: answers the handshake, and once the peer proved its name,
+// The accepting side of a peer link: replies to the handshake, and once the peer proved its name,
 // processes its messages in order, drops duplicates and acknowledges each message by id. Until the
 // handshake finished, any other frame gets notAuthenticated and the link is closed.
 
@@ -13,13 +13,17 @@ import { AUTH_REQUEST, channelBinding, createNonce, HELLO_REQUEST, parseAuth, pa
 import { signText, verifyText } from "./keys.js";
 import type { Peer, PeerDirectory } from "./peers.js";
 
-/** Received message ids are remembered this long, far longer than any retry takes. */
+/**
+ * Received message ids are remembered this long, far longer than any retry takes. NOTE: the memory
+ * store removes an expired id only when it is read again, so a long-running server on the memory
+ * store keeps every id it received; SQLite and Redis stores are the ones meant for production.
+ */
 const RECEIVED_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 
 /** The keyv namespace of received message ids, for de-duplication across restarts. */
 export const RECEIVED_NAMESPACE = "federation-received";
 
-/** What every incoming link of one server shares. */
+/** State and services shared by every incoming link of one server. */
 export interface IncomingContext {
   bester: Bester;
   directory: PeerDirectory;
@@ -45,7 +49,7 @@ export class IncomingLink {
     private readonly tlsSocket?: TLSSocket,
   ) {}
 
-  /** Answers the first frame, which must be a peerHello; returns the reply to send. */
+  /** Checks the first frame, which must be a peerHello, and returns the reply to send. */
   hello(message: Record<string, unknown>): Record<string, unknown> {
     const { bester, directory, log } = this.context;
     const parsed = parseHello(message);

@@ -1,7 +1,7 @@
 // The federation plugin: authenticated links between Bester NG servers. Each server dials one
-// outgoing link to every configured peer and sends its own messages on it; a pair of servers thus
+// outgoing link to every configured peer and sends its own messages on it, so a pair of servers
 // uses two links, one per direction. Messages wait in a durable outbox until the peer acknowledges
-// them, so delivery is at least once on the wire and exactly once after the receiver's de-duplication.
+// them. Delivery is thus at least once on the wire and exactly once after the receiver's de-duplication.
 
 import { randomUUID } from "node:crypto";
 import type { Bester } from "../../core/bester.js";
@@ -177,8 +177,8 @@ export function federationPlugin(options: FederationOptions): FederationPlugin {
 }
 
 /**
- * Peer links on the client port: the first frame is a peerHello request, answered here; the
- * plugin then takes over the connection's frames. Peer-only requests sent as client requests get
+ * Handles peer links on the client port. The first frame is a peerHello request, which gets its
+ * reply here, and then the plugin takes over the connection's frames. Peer-only requests sent as client requests get
  * notAuthenticated and the connection is closed.
  */
 function tapHandshake(bester: Bester, incoming: IncomingContext): void {

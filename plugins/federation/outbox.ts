@@ -20,7 +20,7 @@ interface OutboxMeta {
   next: number;
 }
 
-/** The keyv namespace that holds every peer's outbox. */
+/** The keyv namespace that contains every peer's outbox. */
 export const OUTBOX_NAMESPACE = "federation-outbox";
 
 export class Outbox {

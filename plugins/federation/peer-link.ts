@@ -14,10 +14,14 @@ import { signText, verifyText, type ServerKey } from "./keys.js";
 import type { Outbox } from "./outbox.js";
 import type { Peer } from "./peers.js";
 
-/** Messages sent but not yet acknowledged, per link. */
+/** Maximum number of messages sent but not yet acknowledged on one link. */
 const SEND_WINDOW = 256;
 
-/** Error codes after which the message is kept and sent again later; any other code drops it. */
+/**
+ * Error codes after which the message is kept and sent again after a reconnect; any other code
+ * drops it. NOTE: a receiver that fails the same message with internalError every time blocks this
+ * peer's queue, retried with backoff, until its operator fixes it.
+ */
 const RETRYABLE_CODES = new Set(["shuttingDown", "queueFull", "internalError"]);
 
 export interface PeerLinkOptions {

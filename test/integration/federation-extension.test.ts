@@ -9,7 +9,7 @@ type Message = Record<string, unknown>;
 
 const PLUGIN = "test-peer-ping";
 
-/** A third-party plugin that stamps outgoing peer messages and answers `peerPing` from peers. */
+/** A third-party plugin that stamps outgoing peer messages and replies to `peerPing` from peers. */
 function peerPing(received: Array<{ peer: string; message: Message }>, seen: Message[]): BesterPlugin {
   return {
     name: PLUGIN,
