@@ -1,6 +1,6 @@
-// Pass-through payloads: the daemon parses a large job payload (to validate the frame) but never
-// changes it, so instead of serialising the parsed value again for the handler and the recipient,
-// it keeps the payload's original JSON bytes and splices them into the outgoing frames.
+// Pass-through payloads. The daemon parses a large job payload to validate the frame but never
+// changes it. So it keeps the payload's original JSON bytes and splices them into the frames for
+// the handler and the recipient, instead of serialising the parsed value again.
 
 /** Frames at least this large keep their body for splicing; below it re-serialising is cheaper than the scan. */
 export const RAW_MIN_FRAME_BYTES = 8 * 1024;
@@ -9,9 +9,9 @@ const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 
 /**
- * The original JSON bytes of one value. When encodeFrame meets it, the bytes go into the frame
- * unchanged; anywhere else (JSON.stringify by a store or another transport) toJSON parses them, so
- * the value serialises the same either way.
+ * The original JSON bytes of one value. encodeFrame copies the bytes into the frame unchanged.
+ * Anywhere else (JSON.stringify in a store or another transport) toJSON parses them, so the value
+ * serialises the same either way.
  */
 export class RawJson {
   private parsed: { value: unknown } | undefined;
@@ -60,7 +60,7 @@ export function rememberFrameBody(message: object, body: Uint8Array): void {
   }
 }
 
-/** The original bytes of the value at `path` in a large frame's message, copied out of the read buffer. */
+/** Returns the original bytes of the value at `path` in a large frame's message, copied out of the read buffer. */
 export function rawValueAt(message: object, path: readonly string[]): RawJson | undefined {
   const body = frameBodies.get(message);
   if (!body) {
@@ -77,7 +77,7 @@ export function rememberRaw(holder: object, key: string, raw: RawJson | undefine
   }
 }
 
-/** `holder[key]` as a RawJson when its recorded bytes still describe it, otherwise the value itself. */
+/** Returns `holder[key]` as a RawJson while its recorded bytes still describe it, otherwise the value itself. */
 export function rawOr(holder: object, key: string): unknown {
   const value = (holder as Record<string, unknown>)[key];
   const entry = remembered.get(holder);

@@ -42,7 +42,7 @@ describe("userDelivery recipient checks", () => {
     alice.close();
   });
 
-  it("accepts an existing user who is offline (the message goes to the offline path)", async () => {
+  it("accepts an existing offline recipient", async () => {
     const bob = await RawClient.connect(server.port);
     await login(bob, "bob");
     bob.close();

@@ -4,7 +4,7 @@ import { pino } from "pino";
 import { FrameDecoder } from "../../core/protocol/frame-codec.js";
 import { TcpConnection } from "../../plugins/transport-tcp/tcp-connection.js";
 
-/** A TcpConnection on the server side of a real loopback socket, and the client side's decoded frames. */
+/** Opens a real loopback socket and returns a TcpConnection on its server side plus the frames its client side decoded. */
 async function connectionPair(maxBufferedBytes = 1024 * 1024): Promise<{ connection: TcpConnection; received: Array<Record<string, unknown>>; client: net.Socket; server: net.Server }> {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -32,7 +32,7 @@ async function waitFor(condition: () => boolean): Promise<void> {
 }
 
 describe("tcp connection write batching (unit)", () => {
-  it("delivers frames sent in the same turn, in later microtasks and in later turns, in order", async () => {
+  it("keeps frame order across event-loop turns", async () => {
     const { connection, received, client, server } = await connectionPair();
 
     connection.send({ n: 1 });
