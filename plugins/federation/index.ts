@@ -137,6 +137,11 @@ export class FederationPlugin implements BesterPlugin {
       return true;
     });
 
+    bester.hooks.onStatus.tap(PLUGIN_NAME, (status) => {
+      status.sections.peers = { title: "Peer links", rows: [...links.values()].map((link) => link.describe()) };
+      return status;
+    });
+
     bester.hooks.onJobDone.tapPromise(PLUGIN_NAME, async (job) => {
       if (job.origin !== bester.serverName) {
         await grants.forget(job.id);

@@ -61,6 +61,11 @@ export class PeerLink {
     return this.state === "up";
   }
 
+  /** The link's state and backlog, for the status report. */
+  describe(): { peer: string; state: string; tls: boolean; backlog: number; attempts: number } {
+    return { peer: this.peer, state: this.state, tls: this.options.tls !== undefined, backlog: this.options.outbox.size, attempts: this.attempts };
+  }
+
   /** Opens the link; it stays open, reconnecting after failures, until stop(). */
   start(): void {
     if (this.state === "idle") {

@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import type { ServerStatus } from "../../core/status.js";
 import { fixtureHandler, login, RawClient, type TestServer } from "../helper.js";
 import { planServers, sleep, startPlanned, waitForLinkUp, type Plan } from "../federation-helper.js";
 
@@ -105,6 +106,17 @@ describe("federation between three daemons", function () {
     expect(notification.job).to.deep.equal({ status: "completed", jobID });
   });
 
+  it("status lists the peer links", async () => {
+    const status = await a.bester.hooks.onStatus.promise({ sections: {} } as unknown as ServerStatus);
+
+    const rows = status.sections.peers!.rows;
+    expect(status.sections.peers!.title).to.equal("Peer links");
+    expect(rows.map((row) => row.peer)).to.deep.equal([b.bester.serverName, c.bester.serverName]);
+    for (const row of rows) {
+      expect(row).to.deep.include({ state: "up", tls: false });
+    }
+  });
+
   it("recipient on an unconfigured server fails the job", async () => {
     const alice = await connect(a, "alice");
 
@@ -115,6 +127,19 @@ describe("federation between three daemons", function () {
     expect(job.jobID).to.equal(jobID);
     expect(job.status).to.equal("failed");
     expect(job.error.code).to.equal("unknownPeer");
+  });
+
+  it("recipient on a malformed server name fails the job", async () => {
+    const alice = await connect(a, "alice");
+
+    const jobID = await submit(alice, "echo", { deliverTo: ["bob@no-port"], value: 1 });
+    const notification = await alice.nextReply("jobNotification");
+
+    const job = notification.job as { status: string; jobID: string; error: { code: string; message: string } };
+    expect(job.jobID).to.equal(jobID);
+    expect(job.status).to.equal("failed");
+    expect(job.error.code).to.equal("unknownPeer");
+    expect(job.error.message).to.include("not a valid host:port");
   });
 
   it("burst of 1000 remote deliveries arrives exactly once", async () => {
