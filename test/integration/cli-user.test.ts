@@ -25,7 +25,7 @@ describe("CLI help and exit codes", () => {
 
     visit(createProgram(), "");
 
-    expect(verbs).to.deep.equal(["start", "submit", "listen", "status", "user", "user add", "user passwd", "user remove", "user list", "keys"]);
+    expect(verbs).to.include.members(["start", "submit", "listen", "status", "user", "user add", "user passwd", "user remove", "user list", "keys"]);
   });
 
   it("prints help of a verb from the real binary", async () => {
