@@ -1,0 +1,86 @@
+import { expect } from "chai";
+import { once } from "node:events";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { AccountStore, type AccountRecord } from "../../plugins/accounts/account-store.js";
+import { ACCOUNTS_NAMESPACE } from "../../plugins/accounts/index.js";
+import { BesterClient } from "../../plugins/transport-tcp/client.js";
+import { spawnCli, waitForOutput } from "../cli-runner.js";
+import { fixtureHandler, startServer, type TestServer } from "../helper.js";
+
+describe("CLI listen across a server restart", () => {
+  let folder: string;
+  let store: string;
+
+  before(async () => {
+    folder = await mkdtemp(path.join(os.tmpdir(), "bester-cli-listen-"));
+    store = `sqlite://${path.join(folder, "bester.sqlite")}`;
+  });
+
+  after(async () => {
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  async function sendTo(server: TestServer, user: string, value: unknown): Promise<string> {
+    const client = await BesterClient.connect({ port: server.port });
+    await client.auth("alice", "alice-pw");
+    const result = await client.run("echo", { deliverTo: [user], value });
+    await client.close();
+    return result.jobID;
+  }
+
+  it("reconnects and keeps printing outputs", async () => {
+    const first = await startServer({ store, handlers: { echo: fixtureHandler("echo") } });
+    const accounts = new AccountStore(first.bester.store.namespace<AccountRecord>(ACCOUNTS_NAMESPACE));
+    await accounts.add("alice", "alice-pw");
+    await accounts.add("bob", "bob-pw");
+    const port = first.port;
+    const listener = spawnCli(["listen", "--server", `127.0.0.1:${port}`, "-u", "bob", "-p", "bob-pw", "--json"]);
+    let second: TestServer | undefined;
+
+    try {
+      await waitForOutput(listener.stderr!, /listening as bob@/);
+      const firstLine = waitForOutput(listener.stdout!, /^(.+)\n/);
+      const firstJob = await sendTo(first, "bob", "before");
+      const [, before] = await firstLine;
+
+      const lost = waitForOutput(listener.stderr!, /connection lost/);
+      await first.stop();
+      await lost;
+      const regained = waitForOutput(listener.stderr!, /reconnected after \d+ attempts?/);
+      second = await startServer({ store, listen: { host: "127.0.0.1", port }, handlers: { echo: fixtureHandler("echo") } });
+      await regained;
+      const secondLine = waitForOutput(listener.stdout!, /^(.+)\n/);
+      const secondJob = await sendTo(second, "bob", "after");
+      const [, after] = await secondLine;
+
+      listener.kill("SIGINT");
+      const [code] = await once(listener, "exit");
+
+      expect((JSON.parse(before!) as { job: { jobID: string; payload: unknown } }).job).to.deep.equal({ jobID: `${firstJob}:alice@127.0.0.1:${port}`, payload: { type: "echo", data: "before" } });
+      expect((JSON.parse(after!) as { job: { jobID: string; payload: unknown } }).job).to.deep.equal({ jobID: `${secondJob}:alice@127.0.0.1:${port}`, payload: { type: "echo", data: "after" } });
+      expect(code).to.equal(0);
+    } finally {
+      listener.kill("SIGKILL");
+      await second?.stop();
+    }
+  });
+
+  it("exits 1 with --no-reconnect when the server stops", async () => {
+    const server = await startServer({ store, handlers: {} });
+    const listener = spawnCli(["listen", "--server", `127.0.0.1:${server.port}`, "-u", "bob", "-p", "bob-pw", "--no-reconnect"]);
+
+    try {
+      await waitForOutput(listener.stderr!, /listening as bob@/);
+      const message = waitForOutput(listener.stderr!, /not regained \[connectionClosed\]/);
+      await server.stop();
+      await message;
+      const [code] = await once(listener, "exit");
+
+      expect(code).to.equal(1);
+    } finally {
+      listener.kill("SIGKILL");
+    }
+  });
+});
