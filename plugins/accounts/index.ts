@@ -5,6 +5,7 @@ import type { Bester } from "../../core/bester.js";
 import { BesterError } from "../../core/errors.js";
 import type { BesterPlugin } from "../../core/plugin.js";
 import { AccountStore, type AccountRecord } from "./account-store.js";
+import { LoginLimiter, type LoginLimiterOptions } from "./login-limiter.js";
 
 export const PLUGIN_NAME = "accounts";
 
@@ -13,6 +14,8 @@ export const ACCOUNTS_NAMESPACE = "accounts";
 
 export interface AccountsOptions {
   registration: boolean;
+  /** Limits on failed logins before `rateLimited`; the defaults apply when left out. */
+  loginLimits?: LoginLimiterOptions;
 }
 
 export function accountsPlugin(options: AccountsOptions): BesterPlugin {
@@ -23,10 +26,20 @@ export function accountsPlugin(options: AccountsOptions): BesterPlugin {
       let accounts: AccountStore | undefined;
       const store = () => (accounts ??= new AccountStore(bester.store.namespace<AccountRecord>(ACCOUNTS_NAMESPACE)));
 
-      bester.hooks.onAuth.tapPromise(PLUGIN_NAME, async ({ username, password }) => {
+      const limiter = new LoginLimiter(options.loginLimits);
+
+      bester.hooks.onAuth.tapPromise(PLUGIN_NAME, async ({ username, password, connection }) => {
+        if (limiter.isLimited(username, connection.remoteAddress)) {
+          log.warn({ username, remote: connection.remoteAddress }, "login rejected: too many failed logins");
+          const seconds = Math.ceil(limiter.windowMs / 1000);
+          return { ok: false, error: { code: "rateLimited", message: `Too many failed logins for "${username}" or from this address. Retry in up to ${seconds} s.` } };
+        }
+
         if (await store().verify(username, password)) {
+          limiter.recordSuccess(username);
           return { ok: true, user: username };
         }
+        limiter.recordFailure(username, connection.remoteAddress);
         return { ok: false, error: { code: "invalidCredentials", message: "The username or password is wrong." } };
       });
 

@@ -117,6 +117,22 @@ describe("auth and register", () => {
       expect(reply).to.deep.equal({ reply: "register", register: { status: "ok" } });
     });
 
+    it("auth after too many failures is rateLimited", async () => {
+      await client.request({ request: "register", account: { username: "victim", password: "right" } });
+      for (let attempt = 0; attempt < 10; attempt += 1) {
+        const reply = await client.request({ request: "auth", account: { username: "victim", password: `guess-${attempt}` } });
+        expect((reply.auth as { error: { code: string } }).error.code).to.equal("invalidCredentials");
+      }
+      const limited = await client.request({ request: "auth", account: { username: "victim", password: "right" } });
+      const other = await client.request({ request: "auth", account: ALICE });
+
+      const auth = limited.auth as { status: string; error: { code: string; message: string } };
+      expect(auth.status).to.equal("failed");
+      expect(auth.error.code).to.equal("rateLimited");
+      expect(auth.error.message).to.include("victim");
+      expect((other.auth as { status: string }).status).to.equal("ok");
+    });
+
     it("two connections log in as one user", async () => {
       const second = await RawClient.connect(server.port);
       await login(client, "alice", ALICE.password, false);

@@ -1,0 +1,54 @@
+import { expect } from "chai";
+import { LoginLimiter } from "../../plugins/accounts/login-limiter.js";
+
+describe("login limiter", () => {
+  const start = 1_000_000;
+
+  it("limits a username after maxFailuresPerUser failures", () => {
+    const limiter = new LoginLimiter({ maxFailuresPerUser: 3, windowMs: 1000 });
+    for (let index = 0; index < 2; index += 1) {
+      limiter.recordFailure("alice", `10.0.0.${index}:5000`, start);
+    }
+    expect(limiter.isLimited("alice", "10.0.0.9:1", start)).to.equal(false);
+
+    limiter.recordFailure("alice", "10.0.0.3:5000", start);
+    expect(limiter.isLimited("alice", "10.0.0.9:1", start)).to.equal(true);
+    expect(limiter.isLimited("bob", "10.0.0.9:1", start)).to.equal(false);
+  });
+
+  it("limits a host across usernames and ports", () => {
+    const limiter = new LoginLimiter({ maxFailuresPerHost: 3, windowMs: 1000 });
+    for (const [index, user] of ["a", "b", "c"].entries()) {
+      limiter.recordFailure(user, `192.0.2.7:${4000 + index}`, start);
+    }
+
+    expect(limiter.isLimited("d", "192.0.2.7:6000", start)).to.equal(true);
+    expect(limiter.isLimited("d", "192.0.2.8:6000", start)).to.equal(false);
+  });
+
+  it("groups IPv6 connections by host", () => {
+    const limiter = new LoginLimiter({ maxFailuresPerHost: 2, windowMs: 1000 });
+    limiter.recordFailure("a", "::1:5000", start);
+    limiter.recordFailure("b", "::1:5001", start);
+
+    expect(limiter.isLimited("c", "::1:5002", start)).to.equal(true);
+  });
+
+  it("forgets failures older than the window", () => {
+    const limiter = new LoginLimiter({ maxFailuresPerUser: 2, windowMs: 1000 });
+    limiter.recordFailure("alice", "10.0.0.1:1", start);
+    limiter.recordFailure("alice", "10.0.0.1:1", start + 500);
+
+    expect(limiter.isLimited("alice", "10.0.0.2:1", start + 999)).to.equal(true);
+    expect(limiter.isLimited("alice", "10.0.0.2:1", start + 1000)).to.equal(false);
+  });
+
+  it("clears a username after a successful login", () => {
+    const limiter = new LoginLimiter({ maxFailuresPerUser: 2, maxFailuresPerHost: 2, windowMs: 1000 });
+    limiter.recordFailure("alice", "10.0.0.1:1", start);
+    limiter.recordSuccess("alice");
+    limiter.recordFailure("alice", "10.0.0.2:1", start);
+
+    expect(limiter.isLimited("alice", "10.0.0.3:1", start)).to.equal(false);
+  });
+});
