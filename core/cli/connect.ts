@@ -54,11 +54,17 @@ export async function connectAndLogin(options: ConnectOptions, clientOptions: Pi
   const { host, port } = await resolveServer(options);
   const client = await BesterClient.connect({ host, port, ...clientOptions });
 
+  // With registration off the account may still exist, so auth decides. A failed auth then reports
+  // registrationDisabled, which tells the user more than invalidCredentials.
+  let registrationError: BesterClientError | undefined;
   if (options.register) {
     try {
       await client.register(options.user, password);
     } catch (error) {
-      if (!(error instanceof BesterClientError && error.code === "userExists")) {
+      const code = error instanceof BesterClientError ? error.code : undefined;
+      if (code === "registrationDisabled") {
+        registrationError = error as BesterClientError;
+      } else if (code !== "userExists") {
         await client.close();
         throw error;
       }
@@ -69,6 +75,7 @@ export async function connectAndLogin(options: ConnectOptions, clientOptions: Pi
     return { client, address };
   } catch (error) {
     await client.close();
-    throw error;
+    const loginRejected = error instanceof BesterClientError && error.code === "invalidCredentials";
+    throw registrationError && loginRejected ? registrationError : error;
   }
 }

@@ -4,7 +4,9 @@ import { rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { expect } from "chai";
 import { runCli, spawnCli, waitForOutput } from "../cli-runner.js";
-import { fixtureHandler, makeTempDir } from "../helper.js";
+import { AccountStore, type AccountRecord } from "../../plugins/accounts/account-store.js";
+import { ACCOUNTS_NAMESPACE } from "../../plugins/accounts/index.js";
+import { fixtureHandler, makeTempDir, startServer, type TestServer } from "../helper.js";
 
 /** Writes an ES module config file that exports `config` as its default. */
 async function writeModuleConfig(file: string, config: unknown): Promise<void> {
@@ -107,5 +109,33 @@ describe("bester start with a config mistake", () => {
     expect(result.code).to.equal(1);
     expect(result.stderr).to.include("nope.mjs");
     expect(result.stderr).to.include("[configNotFound]");
+  });
+});
+
+describe("bester submit --register with registration off", () => {
+  let server: TestServer;
+
+  before(async () => {
+    server = await startServer({ registration: false, handlers: { echo: fixtureHandler("echo") } });
+    const accounts = new AccountStore(server.bester.store.namespace<AccountRecord>(ACCOUNTS_NAMESPACE));
+    await accounts.add("erin", "erin-pw");
+  });
+
+  after(async () => {
+    await server.stop();
+  });
+
+  it("logs in to an existing account", async () => {
+    const result = await runCli(["submit", "--server", `127.0.0.1:${server.port}`, "-u", "erin", "-p", "erin-pw", "--register", "-t", "echo", "--text", "hello"]);
+
+    expect(result.code, result.stderr).to.equal(0);
+    expect(result.stdout).to.include("hello");
+  });
+
+  it("reports registrationDisabled for an unknown account", async () => {
+    const result = await runCli(["submit", "--server", `127.0.0.1:${server.port}`, "-u", "frank", "-p", "pw", "--register", "-t", "echo", "--text", "hello"]);
+
+    expect(result.code).to.equal(1);
+    expect(result.stderr).to.include("[registrationDisabled]");
   });
 });
