@@ -112,7 +112,10 @@ export class JobEngine {
     this.scheduler.enqueue(job);
   }
 
-  /** Runs one job on a worker; the scheduler calls this. Never rejects. */
+  /**
+   * Runs one job on a worker; the scheduler calls this. Never rejects. Resolves once the worker is
+   * free again, which is when the handler replied: the director and the job's end go on after.
+   */
   readonly execute = async (job: Job, worker: HandlerWorker): Promise<void> => {
     let reply: Record<string, unknown>;
     try {
@@ -122,6 +125,13 @@ export class JobEngine {
       return;
     }
 
+    // Releasing the connection here saves holding it through delivery and through onJobDone taps,
+    // such as a journal waiting for its commit, so the next job starts at once.
+    void this.complete(job, reply).catch((error: unknown) => this.log.error({ err: error, jobId: job.id }, "completing the job failed"));
+  };
+
+  /** Carries out the handler's reply: runs its director, then finishes the job. */
+  private async complete(job: Job, reply: Record<string, unknown>): Promise<void> {
     try {
       const outcome = await this.direct(job, reply);
       if (outcome === "done") {
@@ -130,7 +140,7 @@ export class JobEngine {
     } catch (error) {
       await this.finish(job, { status: "failed", error: this.directingError(job, error) });
     }
-  };
+  }
 
   /** Fails jobs that waited for a worker longer than the type allows. */
   readonly expire = (jobs: Job[]): void => {
