@@ -149,25 +149,28 @@ export class BesterClient extends EventEmitter<ClientEvents> {
     const matchOutput = (event: JobOutputEvent) => event.jobID.startsWith(`${jobID}:`) && outputs.push(event);
     const matchNotification = (event: JobNotificationEvent) => event.jobID === jobID && resolveDone(event);
 
+    let rejectClosed!: (error: Error) => void;
+    const closed = new Promise<never>((_, reject) => (rejectClosed = reject));
+    // Marks the rejection handled for the case where submit() fails first and nothing awaits it.
+    closed.catch(() => undefined);
+    const onClose = () => rejectClosed(new BesterClientError("connectionClosed", `The client closed before job ${jobID ?? "(not yet accepted)"} finished.`));
+
     this.on("output", onOutput);
     this.on("notification", onNotification);
     this.on("progress", onProgress);
+    this.on("close", onClose);
     try {
       jobID = await this.submit(type, data, { priority: options.priority });
       for (const { kind, event } of early) {
         kind === "output" ? matchOutput(event as JobOutputEvent) : matchNotification(event as JobNotificationEvent);
       }
-      const closed = this.closed
-        ? Promise.reject(this.closedError)
-        : once(this, "close").then(() => {
-            throw new BesterClientError("connectionClosed", `The connection closed before job ${jobID} finished.`);
-          });
       const notification = await Promise.race([done, closed]);
       return { jobID, outputs, notification };
     } finally {
       this.off("output", onOutput);
       this.off("notification", onNotification);
       this.off("progress", onProgress);
+      this.off("close", onClose);
     }
   }
 

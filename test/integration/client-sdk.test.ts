@@ -55,7 +55,21 @@ describe("client SDK BesterClient", () => {
     expect(result.jobID).to.be.a("string");
     expect(result.outputs).to.deep.equal([{ jobID: `${result.jobID}:alice@${server.bester.serverName}`, payload: { type: "echo", data: { hello: "world" } } }]);
     expect(result.notification).to.deep.equal({ status: "completed", jobID: result.jobID });
+    for (const event of ["output", "notification", "progress", "close"] as const) {
+      expect(client.listenerCount(event), `${event} listeners left after run()`).to.equal(0);
+    }
     await client.close();
+  });
+
+  it("run rejects when the client closes first", async () => {
+    const client = await loggedIn(server.port, "alice");
+
+    const running = client.run("progress", { steps: 1 }).catch((caught: unknown) => caught);
+    await client.close();
+    const error = await running;
+
+    expect(error).to.be.instanceOf(BesterClientError);
+    expect((error as BesterClientError).code).to.equal("connectionClosed");
   });
 
   it("run reports progress through onProgress", async () => {
