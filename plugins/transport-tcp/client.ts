@@ -245,6 +245,10 @@ export class BesterClient extends EventEmitter<ClientEvents> {
       lost = new BesterClientError("connectionClosed", `The connection to the server failed (${(error as NodeJS.ErrnoException).code ?? error.message}).`, { cause: error });
     });
     socket.on("close", () => {
+      // A socket from a failed reconnect attempt closes late; only the current socket counts.
+      if (socket !== this.socket) {
+        return;
+      }
       for (const pending of this.pending.splice(0)) {
         pending.reject(lost);
       }
@@ -300,6 +304,7 @@ export class BesterClient extends EventEmitter<ClientEvents> {
             this.emit("serverError", { code: error.code, message: error.message });
             throw error;
           }
+          socket.destroy();
           continue;
         }
       }

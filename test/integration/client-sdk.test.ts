@@ -5,6 +5,9 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import * as entry from "../../index.js";
+import { AccountStore, type AccountRecord } from "../../plugins/accounts/account-store.js";
+import { ACCOUNTS_NAMESPACE } from "../../plugins/accounts/index.js";
+import { createStoreProvider } from "../../plugins/store/index.js";
 import { BesterClient, BesterClientError, type JobOutputEvent } from "../../plugins/transport-tcp/client.js";
 import { fixtureHandler, startServer, type TestServer } from "../helper.js";
 
@@ -221,6 +224,33 @@ describe("client SDK reconnect", () => {
       expect(result.outputs[0]!.payload.data).to.equal("after restart");
       expect(second.bester.sessions.isOnline("alice")).to.equal(true);
       await client.close();
+    } finally {
+      await second.stop();
+    }
+  });
+
+  it("closes when the stored password stops working", async () => {
+    const store = `sqlite://${path.join(folder, "bester.sqlite")}`;
+    const first = await startServer({ registration: true, store });
+    const port = first.port;
+    const client = await BesterClient.connect({ port, reconnect: { delayMs: 50, maxDelayMs: 200 } });
+    await client.register("alice", "old-pw");
+    await client.auth("alice", "old-pw");
+    const serverError = once(client, "serverError");
+    const closed = once(client, "close");
+
+    await first.stop();
+    const provider = createStoreProvider(store);
+    await provider.open?.();
+    await new AccountStore(provider.namespace<AccountRecord>(ACCOUNTS_NAMESPACE)).setPassword("alice", "new-pw");
+    await provider.close();
+    const second = await startServer({ registration: true, store, listen: { host: "127.0.0.1", port } });
+    try {
+      const [error] = (await serverError) as [{ code: string }];
+      await closed;
+
+      expect(error.code).to.equal("invalidCredentials");
+      expect(client.closed).to.equal(true);
     } finally {
       await second.stop();
     }
