@@ -84,9 +84,14 @@ export class JobEngine {
       job = await this.hooks.onJobSubmit.promise(job);
     }
 
-    this.scheduler.checkCapacity(job.type);
-    if (this.hooks.onJobAccepted.isUsed()) {
-      await this.hooks.onJobAccepted.promise(job);
+    // The place is reserved across onJobAccepted, which may wait for a store while others submit.
+    const release = this.scheduler.reserve(job.type);
+    try {
+      if (this.hooks.onJobAccepted.isUsed()) {
+        await this.hooks.onJobAccepted.promise(job);
+      }
+    } finally {
+      release();
     }
     this.scheduler.enqueue(job);
     return job;

@@ -184,6 +184,24 @@ describe("jobs", () => {
     alice.close();
   });
 
+  it("keeps maxQueued for jobs pipelined in one write", async () => {
+    const alice = await connectAs(server.port, "alice");
+    const { release } = await hold(alice, "small");
+    const frames = Array.from({ length: 10 }, (_, index) => encodeFrame({ request: "newJob", job: { payload: { type: "small", data: index } } }));
+    alice.writeRaw(Buffer.concat(frames));
+
+    const statuses: string[] = [];
+    for (let index = 0; index < 10; index += 1) {
+      const reply = await alice.nextReply("jobSubmission");
+      const submission = reply.submission as { status: string; error?: { code: string } };
+      statuses.push(submission.status === "accepted" ? "accepted" : submission.error!.code);
+    }
+    await release();
+
+    expect(statuses).to.deep.equal(["accepted", "accepted", ...Array.from({ length: 8 }, () => "queueFull")]);
+    alice.close();
+  });
+
   it("runs higher priority first and equal priorities in order", async () => {
     const alice = await connectAs(server.port, "alice");
     const { jobID: heldID, release } = await hold(alice, "gate");
