@@ -142,6 +142,9 @@ export type BesterHooks = ReturnType<typeof createHooks>;
  * Only promise and sync taps exist in Bester NG; a callback tap is rejected at registration.
  */
 function guardTaps(hook: Hook<any, any>, hookName: string): void {
+  // tapable 2 counts interceptors as use, and every hook gets the one below, so isUsed() was always
+  // true and every `if (hook.isUsed())` guard ran the hook. Only taps count here.
+  hook.isUsed = () => hook.taps.length > 0;
   hook.intercept({
     register: (tap) => {
       const original = tap.fn as (...args: any[]) => any;
