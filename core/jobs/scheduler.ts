@@ -102,7 +102,7 @@ export class Scheduler {
   }
 
   /**
-   * Checks the limit like checkCapacity() and holds a place in the queue until the returned
+   * Checks the limit like checkCapacity() and reserves a place in the queue until the returned
    * function is called, so jobs accepted concurrently cannot together pass the limit.
    */
   reserve(type: string): () => void {
