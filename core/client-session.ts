@@ -4,7 +4,7 @@
 
 import type { Logger } from "pino";
 import { BesterError, toWireError, type WireError } from "./errors.js";
-import type { BesterHooks } from "./hooks.js";
+import type { AuthDecision, BesterHooks } from "./hooks.js";
 import type { JobEngine } from "./jobs/engine.js";
 import { formatAddress } from "./jobs/job.js";
 import type { DecodedFrame } from "./protocol/frame-codec.js";
@@ -176,24 +176,28 @@ export class ClientSession {
     const decision = this.host.hooks.onAuth.isUsed()
       ? await this.host.hooks.onAuth.promise({ username: account.username, password: account.password, connection: this.connection })
       : undefined;
+    const final: AuthDecision = decision ?? { ok: false, error: { code: "invalidCredentials", message: "The username or password is wrong." } };
+    if (this.host.hooks.onAuthResult.isUsed()) {
+      await this.host.hooks.onAuthResult.promise(account.username, this.connection, final);
+    }
 
-    if (!decision || !decision.ok) {
-      const error = decision?.error ?? { code: "invalidCredentials", message: "The username or password is wrong." };
+    if (!final.ok) {
+      const error = final.error;
       this.host.log.info({ username: account.username, remote: this.connection.remoteAddress, code: error.code }, "login failed");
       return { reply: { reply: "auth", auth: { status: "failed", error } } };
     }
 
-    this.user = decision.user;
-    this.host.log.info({ user: decision.user, connection: this.connection.id }, "user authenticated");
-    const reply = { reply: "auth", auth: { status: "ok", address: formatAddress(decision.user, this.host.serverName) } };
+    this.user = final.user;
+    this.host.log.info({ user: final.user, connection: this.connection.id }, "user authenticated");
+    const reply = { reply: "auth", auth: { status: "ok", address: formatAddress(final.user, this.host.serverName) } };
     const after = () => {
       if (this.closed) {
         return;
       }
-      this.host.sessions.add(decision.user, this.eventTarget);
+      this.host.sessions.add(final.user, this.eventTarget);
       if (this.host.hooks.onSessionStart.isUsed()) {
-        this.host.hooks.onSessionStart.promise(decision.user, this.connection).catch((error: unknown) => {
-          this.host.log.error({ err: error, user: decision.user }, "onSessionStart tap failed");
+        this.host.hooks.onSessionStart.promise(final.user, this.connection).catch((error: unknown) => {
+          this.host.log.error({ err: error, user: final.user }, "onSessionStart tap failed");
         });
       }
     };

@@ -83,6 +83,8 @@ export function createHooks() {
 
     /** Decides a login. The first tap that returns a decision wins; no decision means failed. */
     onAuth: new AsyncSeriesBailHook<[AuthRequest], AuthDecision | undefined>(["request"]),
+    /** Sees every login decision (never the password) before the reply is sent; rate limiters count failures here. */
+    onAuthResult: new AsyncSeriesHook<[string, Connection, AuthDecision]>(["username", "connection", "decision"]),
     /** Runs after a connection authenticated and received its auth reply; offline stores deliver here. */
     onSessionStart: new AsyncSeriesHook<[string, Connection]>(["user", "connection"]),
     /**
@@ -96,6 +98,8 @@ export function createHooks() {
     onJobSubmit: new AsyncSeriesWaterfallHook<[Job]>(["job"]),
     /** Runs after a job is accepted and before the submitter hears so; durable stores persist it here. */
     onJobAccepted: new AsyncSeriesHook<[Job]>(["job"]),
+    /** Runs when a `handler` director moves a job to its next step (new type and data); durable stores rewrite the job here. Does not delay the step. */
+    onJobUpdated: new AsyncSeriesHook<[Job]>(["job"]),
     /** Forwards a handler's `progress` frame; the default tap sends `jobProgress` to the submitter. */
     onJobProgress: new AsyncSeriesHook<[ProgressReport]>(["report"]),
     /** Sees each validated handler reply; returns the output, possibly changed, before its director runs. */
@@ -116,6 +120,11 @@ export function createHooks() {
     onStatus: new AsyncSeriesWaterfallHook<[ServerStatus]>(["status"]),
     /** Whether a local user exists, for recipient checks. The accounts plugin taps it; no tap means every name is accepted. */
     onUserLookup: new AsyncSeriesBailHook<[string], boolean | undefined>(["user"]),
+    /**
+     * Runs once per job when it completes or fails, before the submitter's notification is sent;
+     * durable stores remove the job here, so a restart does not run it again.
+     */
+    onJobEnd: new AsyncSeriesHook<[Job, JobOutcome]>(["job", "outcome"]),
     /** Runs once per job when it completes or fails, after the submitter's notification is sent. */
     onJobDone: new AsyncSeriesHook<[Job, JobOutcome]>(["job", "outcome"]),
   };

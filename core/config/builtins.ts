@@ -11,6 +11,9 @@ import { handlerDirector } from "../../plugins/directors/handler.js";
 import { handoffDirector } from "../../plugins/directors/handoff.js";
 import { userDeliveryDirector } from "../../plugins/directors/user-delivery.js";
 import { federationPlugin } from "../../plugins/federation/index.js";
+import { journalPlugin } from "../../plugins/journal/index.js";
+import { loginLimitPlugin } from "../../plugins/login-limit/index.js";
+import { offlinePlugin } from "../../plugins/offline/index.js";
 import { handlerBridge } from "../../plugins/handler-bridge/index.js";
 import { storePlugin } from "../../plugins/store/index.js";
 import { transportTcp } from "../../plugins/transport-tcp/index.js";
@@ -20,8 +23,11 @@ export function builtinPlugins(config: ResolvedConfig): BesterPlugin[] {
   const nameFromListener = config.serverName.endsWith(":0");
   const plugins: BesterPlugin[] = [
     storePlugin({ url: config.store }),
+    journalPlugin(config.journal),
+    offlinePlugin(config.offline),
+    loginLimitPlugin(config.limits.login),
     accountsPlugin({ registration: config.registration }),
-    handlerBridge({ handlers: config.handlers, maxFrameBytes: config.maxFrameBytes }),
+    handlerBridge({ handlers: config.handlers, maxFrameBytes: config.maxFrameBytes, drainTimeoutMs: config.shutdown.drainTimeoutMs }),
     userDeliveryDirector(),
     handlerDirector(),
     handoffDirector(),
@@ -30,7 +36,16 @@ export function builtinPlugins(config: ResolvedConfig): BesterPlugin[] {
   if (config.federation) {
     plugins.push(federationPlugin({ ...config.federation, maxFrameBytes: config.maxFrameBytes }));
   }
-  plugins.push(transportTcp({ listen: config.listen, maxFrameBytes: config.maxFrameBytes, nameFromListener }));
+  plugins.push(
+    transportTcp({
+      listen: config.listen,
+      maxFrameBytes: config.maxFrameBytes,
+      nameFromListener,
+      maxConnections: config.limits.maxConnections,
+      authTimeoutMs: config.limits.authTimeoutMs,
+      maxBufferedBytes: config.limits.maxBufferedBytes,
+    }),
+  );
   return plugins;
 }
 

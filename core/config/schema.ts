@@ -112,6 +112,42 @@ export const CONFIG_SCHEMA: SchemaObject = {
       properties: { level: { enum: ["fatal", "error", "warn", "info", "debug", "trace", "silent"] } },
     },
     federation,
+    limits: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        maxConnections: { type: "integer", minimum: 1 },
+        authTimeoutMs: { type: "integer", minimum: 0 },
+        maxBufferedBytes: { type: "integer", minimum: 1024 },
+        login: {
+          type: "object",
+          additionalProperties: false,
+          properties: {
+            maxFailuresPerUser: { type: "integer", minimum: 1 },
+            maxFailuresPerAddress: { type: "integer", minimum: 1 },
+            windowMs: { type: "integer", minimum: 1 },
+          },
+        },
+      },
+    },
+    offline: {
+      type: "object",
+      additionalProperties: false,
+      properties: { maxMessages: { type: "integer", minimum: 1 } },
+    },
+    journal: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        commitDelayMs: { type: "integer", minimum: 0, maximum: 1000 },
+        maxBatch: { type: "integer", minimum: 1 },
+      },
+    },
+    shutdown: {
+      type: "object",
+      additionalProperties: false,
+      properties: { drainTimeoutMs: { type: "integer", minimum: 0 } },
+    },
   },
 };
 
@@ -210,6 +246,7 @@ export function resolveConfig(config: unknown, root: string, file?: string): Res
     };
   }
 
+  const maxFrameBytes = config.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
   const store = config.store ?? `sqlite://${path.join(dataDir, "bester.sqlite")}`;
   return {
     root,
@@ -218,7 +255,7 @@ export function resolveConfig(config: unknown, root: string, file?: string): Res
     listen: listeners,
     store: resolveStorePath(store, root),
     registration: config.registration ?? false,
-    maxFrameBytes: config.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+    maxFrameBytes,
     maxChainLength: config.maxChainLength ?? 32,
     dataDir,
     handlers,
@@ -226,6 +263,22 @@ export function resolveConfig(config: unknown, root: string, file?: string): Res
     omitBuiltins: config.omitBuiltins ?? [],
     logLevel: config.log?.level ?? "info",
     federation: config.federation ? resolveFederation(config.federation, root, dataDir) : undefined,
+    limits: {
+      maxConnections: config.limits?.maxConnections ?? 20_000,
+      authTimeoutMs: config.limits?.authTimeoutMs ?? 30_000,
+      maxBufferedBytes: config.limits?.maxBufferedBytes ?? maxFrameBytes + 8 * 1024 * 1024,
+      login: {
+        maxFailuresPerUser: config.limits?.login?.maxFailuresPerUser ?? 5,
+        maxFailuresPerAddress: config.limits?.login?.maxFailuresPerAddress ?? 20,
+        windowMs: config.limits?.login?.windowMs ?? 60_000,
+      },
+    },
+    offline: { maxMessages: config.offline?.maxMessages ?? 1000 },
+    journal: {
+      commitDelayMs: config.journal?.commitDelayMs ?? 2,
+      maxBatch: config.journal?.maxBatch ?? 512,
+    },
+    shutdown: { drainTimeoutMs: config.shutdown?.drainTimeoutMs ?? 10_000 },
   };
 }
 

@@ -58,6 +58,40 @@ export interface BesterConfig {
   };
   /** Peer servers and this server's key; read by the federation plugin. */
   federation?: FederationConfig;
+  /** Connection and login limits; see docs/reliability.md. */
+  limits?: LimitsConfig;
+  offline?: {
+    /** Stored messages per offline user; beyond it the oldest is dropped with a warning. Default 1000. */
+    maxMessages?: number;
+  };
+  /** Group commit of the job journal (durable stores only). */
+  journal?: {
+    /** Milliseconds a write waits for others to share its transaction; default 2. */
+    commitDelayMs?: number;
+    /** Writes after which a transaction commits at once; default 512. */
+    maxBatch?: number;
+  };
+  shutdown?: {
+    /** Milliseconds SIGTERM waits for in-flight handler calls before leaving them for the next start; default 10000. */
+    drainTimeoutMs?: number;
+  };
+}
+
+export interface LimitsConfig {
+  /** Open client and peer connections per listener; more are closed at once. Default 20000. */
+  maxConnections?: number;
+  /** Milliseconds a connection may stay unauthenticated before it is closed; default 30000, 0 turns it off. */
+  authTimeoutMs?: number;
+  /** Unsent output bytes per connection after which a client that does not read is disconnected; default maxFrameBytes + 8 MiB. */
+  maxBufferedBytes?: number;
+  login?: {
+    /** Failed logins per username within windowMs before the username gets rateLimited; default 5. */
+    maxFailuresPerUser?: number;
+    /** Failed logins per remote address within windowMs before the address gets rateLimited; default 20. */
+    maxFailuresPerAddress?: number;
+    /** Length of the failure window in milliseconds; default 60000. */
+    windowMs?: number;
+  };
 }
 
 export interface FederationPeerConfig {
@@ -109,6 +143,15 @@ export interface ResolvedConfig {
   omitBuiltins: string[];
   logLevel: LevelWithSilent;
   federation?: ResolvedFederationConfig;
+  limits: {
+    maxConnections: number;
+    authTimeoutMs: number;
+    maxBufferedBytes: number;
+    login: { maxFailuresPerUser: number; maxFailuresPerAddress: number; windowMs: number };
+  };
+  offline: { maxMessages: number };
+  journal: { commitDelayMs: number; maxBatch: number };
+  shutdown: { drainTimeoutMs: number };
 }
 
 export interface ResolvedHandlerConfig {

@@ -114,6 +114,9 @@ export class JobEngine {
     job.attempts = 0;
     job.type = type;
     job.data = data;
+    if (this.hooks.onJobUpdated.isUsed()) {
+      this.hooks.onJobUpdated.promise(job).catch((error: unknown) => this.log.error({ err: error, jobId: job.id }, "onJobUpdated tap failed; a restart may run the previous step again"));
+    }
     this.scheduler.enqueue(job);
   }
 
@@ -178,6 +181,11 @@ export class JobEngine {
 
   private handleRunError(job: Job, worker: HandlerWorker, error: unknown): void {
     const retryable = error instanceof BesterError && error.code === "handlerFailed" && (error as { retryable?: boolean }).retryable === true;
+    if (retryable && !this.accepting) {
+      // Shutdown closed the connection under the job: it stays stored and runs after the next start.
+      this.log.info({ jobId: job.id, type: job.type, worker: worker.name }, "job interrupted by shutdown; left for the next start");
+      return;
+    }
     const unread = retryable && (error as { unread?: boolean }).unread === true;
     const resends = this.unreadResends.get(job) ?? 0;
     if (unread && resends < MAX_UNREAD_RESENDS) {
@@ -253,11 +261,16 @@ export class JobEngine {
     }
   }
 
-  /** Sends the job's one notification and runs onJobDone. */
+  /** Runs onJobEnd, sends the job's one notification and runs onJobDone. */
   async finish(job: Job, outcome: { status: "completed" } | { status: "failed"; error: WireError }): Promise<void> {
     this.scheduler.recordOutcome(job.type, outcome.status);
     if (outcome.status === "failed") {
       this.log.warn({ jobId: job.id, type: job.type, user: job.user, code: outcome.error.code, reason: outcome.error.message }, "job failed");
+    }
+
+    if (this.hooks.onJobEnd.isUsed()) {
+      // The submitter still hears about the job when recording its end fails; a restart may run it again.
+      await this.hooks.onJobEnd.promise(job, outcome).catch((error: unknown) => this.log.error({ err: error, jobId: job.id }, "onJobEnd tap failed"));
     }
 
     try {

@@ -1,0 +1,85 @@
+// The journal on Redis: each entry is a string key, and a sorted set with score 0 indexes the keys
+// so a prefix scan is a lexicographic range query. Each batch runs as one MULTI/EXEC transaction.
+
+import { createClient } from "@keyv/redis";
+import type { JournalBackend, JournalBatch, JournalEntry } from "./backend.js";
+
+const KEY_PREFIX = "bester:journal:";
+const INDEX_KEY = "bester:journal-index";
+/** Keys fetched per MGET during a scan. */
+const SCAN_PAGE = 500;
+
+function connectClient(url: string) {
+  return createClient({ url });
+}
+
+type RedisClient = ReturnType<typeof connectClient>;
+
+export class RedisJournalBackend implements JournalBackend {
+  readonly durable = true;
+  readonly description: string;
+  private client: RedisClient | undefined;
+
+  constructor(private readonly url: string) {
+    const parsed = new URL(url);
+    this.description = `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  }
+
+  async open(): Promise<void> {
+    const client = connectClient(this.url);
+    // Errors also reject the pending command, which is where they are reported.
+    client.on("error", () => undefined);
+    await client.connect();
+    this.client = client;
+  }
+
+  async write(batch: JournalBatch): Promise<void> {
+    const transaction = this.require().multi();
+    for (const [key, value] of batch) {
+      if (value === null) {
+        transaction.del(KEY_PREFIX + key);
+        transaction.zRem(INDEX_KEY, key);
+      } else {
+        transaction.set(KEY_PREFIX + key, value);
+        transaction.zAdd(INDEX_KEY, { score: 0, value: key });
+      }
+    }
+    await transaction.exec();
+  }
+
+  async scan(prefix: string): Promise<JournalEntry[]> {
+    const keys = await this.keys(prefix);
+    const entries: JournalEntry[] = [];
+    for (let start = 0; start < keys.length; start += SCAN_PAGE) {
+      const page = keys.slice(start, start + SCAN_PAGE);
+      const values = await this.require().mGet(page.map((key) => KEY_PREFIX + key));
+      page.forEach((key, index) => {
+        const value = values[index];
+        if (typeof value === "string") {
+          entries.push({ key, value });
+        }
+      });
+    }
+    return entries;
+  }
+
+  async keys(prefix: string): Promise<string[]> {
+    // With equal scores, ZRANGE BYLEX orders members by their bytes, the same order SQLite uses.
+    return this.require().zRange(INDEX_KEY, `[${prefix}`, `(${prefix}\xff`, { BY: "LEX" });
+  }
+
+  async close(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    if (client?.isOpen) {
+      await client.quit();
+    }
+  }
+
+  private require(): RedisClient {
+    if (!this.client) {
+      throw new Error(`The journal at ${this.description} is not open.`);
+    }
+    return this.client;
+  }
+}

@@ -1,0 +1,113 @@
+// Offline delivery: outputs, notifications and progress for a user with no live connection are
+// stored and sent, in order, to the next connection that authenticates as that user. Each user's
+// backlog is bounded; on overflow the oldest message is dropped with a warning.
+
+import type { Bester } from "../../core/bester.js";
+import { createJobId } from "../../core/jobs/job.js";
+import type { BesterPlugin } from "../../core/plugin.js";
+import type { Connection } from "../../core/sessions.js";
+import { openDurableLog } from "../journal/durable-log.js";
+import type { GroupCommitWriter } from "../journal/group-commit.js";
+
+export const PLUGIN_NAME = "offline";
+
+const PREFIX = "offline/";
+
+export interface OfflineOptions {
+  /** Stored messages per user; beyond it the oldest is dropped. Default 1000. */
+  maxMessages?: number;
+}
+
+export const DEFAULT_MAX_OFFLINE_MESSAGES = 1000;
+
+export function offlinePlugin(options: OfflineOptions = {}): BesterPlugin {
+  const maxMessages = options.maxMessages ?? DEFAULT_MAX_OFFLINE_MESSAGES;
+
+  return {
+    name: PLUGIN_NAME,
+    apply(bester: Bester) {
+      const log = bester.logFor(PLUGIN_NAME);
+      let writer: GroupCommitWriter | undefined;
+      /** Stored message keys per user, oldest first; keys sort by creation time. */
+      const backlog = new Map<string, string[]>();
+      /** Per-user delivery chain, so two sessions starting together do not both send the backlog. */
+      const deliveries = new Map<string, Promise<void>>();
+      const dropped = new Map<string, number>();
+
+      bester.hooks.initialize.tapPromise({ name: PLUGIN_NAME, stage: -40 }, async () => {
+        writer = await openDurableLog(bester);
+        for (const key of await writer.backend.keys(PREFIX)) {
+          const user = key.slice(PREFIX.length, key.indexOf("/", PREFIX.length));
+          backlog.set(user, [...(backlog.get(user) ?? []), key]);
+        }
+        if (backlog.size > 0) {
+          log.info({ users: backlog.size }, "offline messages waiting from the previous run");
+        }
+      });
+
+      bester.hooks.onUndelivered.tapPromise(PLUGIN_NAME, async (user, message) => {
+        const journal = writer;
+        if (!journal) {
+          return undefined;
+        }
+
+        // Everything up to the put runs synchronously: see GroupCommitWriter on why that matters.
+        const key = `${PREFIX}${user}/${createJobId()}`;
+        const keys = backlog.get(user) ?? [];
+        backlog.set(user, keys);
+        keys.push(key);
+        const stored = journal.put(key, JSON.stringify(message));
+
+        if (keys.length > maxMessages) {
+          const oldest = keys.splice(0, keys.length - maxMessages);
+          for (const old of oldest) {
+            void journal.delete(old).catch(() => undefined);
+          }
+          warnDropped(user, oldest.length);
+        }
+        await stored;
+        return true;
+      });
+
+      bester.hooks.onSessionStart.tapPromise(PLUGIN_NAME, (user, connection) => {
+        const previous = deliveries.get(user) ?? Promise.resolve();
+        const next = previous.then(() => deliverBacklog(user, connection));
+        deliveries.set(user, next.catch(() => undefined));
+        return next;
+      });
+
+      /** Sends the user's stored messages to `connection` in order, then removes them. */
+      async function deliverBacklog(user: string, connection: Connection): Promise<void> {
+        const keys = backlog.get(user);
+        if (!writer || !keys || keys.length === 0) {
+          return;
+        }
+        backlog.delete(user);
+        const wanted = new Set(keys);
+
+        const entries = await writer.scan(`${PREFIX}${user}/`);
+        let sent = 0;
+        for (const entry of entries) {
+          if (!wanted.has(entry.key)) {
+            continue;
+          }
+          connection.send(JSON.parse(entry.value) as object);
+          sent += 1;
+        }
+        // NOTE: a message sent above and not yet removed when the daemon dies is sent again after
+        // the restart, so offline delivery is at-least-once.
+        await Promise.all(keys.map((key) => writer!.delete(key)));
+        log.info({ user, messages: sent }, "delivered stored offline messages");
+      }
+
+      /** Logs drops once per 100 per user, so a flood of messages does not flood the log. */
+      function warnDropped(user: string, count: number): void {
+        const total = (dropped.get(user) ?? 0) + count;
+        dropped.set(user, total);
+        if (total === count || Math.floor(total / 100) !== Math.floor((total - count) / 100)) {
+          log.warn({ user, dropped: total, maxMessages }, "offline backlog full; dropped the oldest stored messages (offline.maxMessages)");
+        }
+      }
+    },
+  };
+}

@@ -1,0 +1,69 @@
+import { rm } from "node:fs/promises";
+import { expect } from "chai";
+import { startDaemon, stopDaemon, writeDaemonConfig, type DaemonProcess } from "../daemon-process.js";
+import { fixtureHandler } from "../helper.js";
+import { JobTracker } from "../job-tracker.js";
+
+const CYCLES = 3;
+const JOBS_PER_CYCLE = 300;
+
+describe("crash recovery (SIGKILL)", function () {
+  this.timeout(90_000);
+  let folder: string;
+  let daemon: DaemonProcess | undefined;
+
+  afterEach(async () => {
+    if (daemon && daemon.child.exitCode === null && daemon.child.signalCode === null) {
+      await stopDaemon(daemon, "SIGKILL");
+    }
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  it("runs every accepted job after repeated kills", async () => {
+    const config = await writeDaemonConfig({
+      registration: true,
+      handlers: { echo: fixtureHandler("delay-echo", { connections: 4, env: { DELAY_MS: "3" } }) },
+    });
+    folder = config.folder;
+    const tracker = new JobTracker();
+
+    for (let cycle = 0; cycle < CYCLES; cycle += 1) {
+      daemon = await startDaemon(config.file);
+      await tracker.connect(daemon.port);
+      await tracker.login("alice", "secret-pass", cycle === 0);
+      // Let stored offline messages from the previous run arrive and be removed before the kill.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+
+      const batch = await tracker.submit("echo", JOBS_PER_CYCLE);
+      expect(batch).to.have.length(JOBS_PER_CYCLE);
+      // Kill while part of the batch is done and the rest is queued or on a handler.
+      await tracker.waitFor(() => tracker.finishedCount(batch) >= 20, 20_000, "the first notifications");
+
+      const code = await stopDaemon(daemon, "SIGKILL");
+      expect(code).to.equal(null);
+      expect(tracker.finishedCount(batch)).to.be.below(JOBS_PER_CYCLE);
+      tracker.close();
+    }
+
+    daemon = await startDaemon(config.file);
+    await tracker.connect(daemon.port);
+    await tracker.login("alice", "secret-pass", false);
+    await tracker.waitFor(() => tracker.finishedCount() === tracker.accepted.length, 30_000, "every accepted job's notification");
+    // Give a duplicate notification, if one were coming, time to arrive.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+
+    expect(tracker.rejected).to.deep.equal([]);
+    expect(tracker.accepted).to.have.length(CYCLES * JOBS_PER_CYCLE);
+    const duplicated = tracker.accepted.filter((id) => tracker.notifications.get(id)!.length !== 1);
+    expect(duplicated, "jobs with more than one notification").to.deep.equal([]);
+    const failed = tracker.accepted.filter((id) => tracker.notifications.get(id)![0]!.status !== "completed").map((id) => tracker.notifications.get(id)![0]);
+    expect(failed, "jobs that did not complete").to.deep.equal([]);
+    const withoutOutput = tracker.accepted.filter((id) => !tracker.outputs.has(id));
+    expect(withoutOutput, "jobs without an output").to.deep.equal([]);
+
+    const resumed = daemon.logs.find((entry) => entry.msg === "resumed jobs left unfinished by the previous run");
+    expect(resumed, "log line about resumed jobs").to.not.equal(undefined);
+    tracker.close();
+    expect(await stopDaemon(daemon, "SIGTERM")).to.equal(0);
+  });
+});
