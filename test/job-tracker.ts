@@ -81,6 +81,21 @@ export class JobTracker {
     }
   }
 
+  /** Resolves once the server closed the connection and every byte it sent was read. */
+  async waitClosed(timeoutMs = 10_000): Promise<void> {
+    const socket = this.socket;
+    if (!socket || socket.closed) {
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("The server did not close the connection")), timeoutMs);
+      socket.once("close", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
   close(): void {
     this.socket?.destroy();
     this.socket = undefined;

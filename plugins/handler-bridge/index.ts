@@ -50,7 +50,7 @@ export function handlerBridge(options: HandlerBridgeOptions): BesterPlugin {
 
       bester.hooks.stop.tapPromise(PLUGIN_NAME, async () => {
         bester.scheduler.pause();
-        await waitForIdle(connections, options.drainTimeoutMs ?? 10_000);
+        await waitForIdle(connections, () => bester.scheduler.running, options.drainTimeoutMs ?? 10_000);
         for (const connection of connections) {
           connection.stop();
         }
@@ -107,10 +107,13 @@ export function handlerBridge(options: HandlerBridgeOptions): BesterPlugin {
   };
 }
 
-/** Resolves once no connection has a job in flight, or when the timeout passes. */
-async function waitForIdle(connections: HandlerConnection[], timeoutMs: number): Promise<void> {
+/**
+ * Resolves once no connection has a job in flight and every replied job has finished its director
+ * and notification (`running` counts both), or when the timeout passes.
+ */
+async function waitForIdle(connections: HandlerConnection[], running: () => number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (connections.some((connection) => connection.busy) && Date.now() < deadline) {
+  while ((connections.some((connection) => connection.busy) || running() > 0) && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }

@@ -41,6 +41,8 @@ describe("crash recovery (SIGKILL)", function () {
 
       const code = await stopDaemon(daemon, "SIGKILL");
       expect(code).to.equal(null);
+      // Read what the daemon wrote before it died: the kernel still delivers it, then closes.
+      await tracker.waitClosed();
       expect(tracker.finishedCount(batch)).to.be.below(JOBS_PER_CYCLE);
       tracker.close();
     }
@@ -48,7 +50,11 @@ describe("crash recovery (SIGKILL)", function () {
     daemon = await startDaemon(config.file);
     await tracker.connect(daemon.port);
     await tracker.login("alice", "secret-pass", false);
-    await tracker.waitFor(() => tracker.finishedCount() === tracker.accepted.length, 30_000, "every accepted job's notification");
+    await tracker.waitFor(() => tracker.finishedCount() === tracker.accepted.length, 30_000, "every accepted job's notification").catch((error: Error) => {
+      const missing = tracker.accepted.filter((id) => !tracker.notifications.has(id));
+      const detail = missing.slice(0, 5).map((id) => `${id} (outputs: ${tracker.outputs.get(id) ?? 0})`);
+      throw new Error(`${error.message}: ${missing.length} jobs missing, e.g. ${detail.join(", ")}`);
+    });
     // Give a duplicate notification, if one were coming, time to arrive.
     await new Promise((resolve) => setTimeout(resolve, 300));
 
@@ -63,6 +69,41 @@ describe("crash recovery (SIGKILL)", function () {
 
     const resumed = daemon.logs.find((entry) => entry.msg === "resumed jobs left unfinished by the previous run");
     expect(resumed, "log line about resumed jobs").to.not.equal(undefined);
+    tracker.close();
+    expect(await stopDaemon(daemon, "SIGTERM")).to.equal(0);
+  });
+
+  it("SIGTERM finishes in-flight jobs and keeps queued ones", async () => {
+    const config = await writeDaemonConfig({
+      registration: true,
+      handlers: { echo: fixtureHandler("delay-echo", { connections: 1, env: { DELAY_MS: "40" } }) },
+    });
+    folder = config.folder;
+    const tracker = new JobTracker();
+
+    daemon = await startDaemon(config.file);
+    await tracker.connect(daemon.port);
+    await tracker.login("bob", "secret-pass", true);
+    const batch = await tracker.submit("echo", 60);
+    await tracker.waitFor(() => tracker.finishedCount(batch) >= 3, 20_000, "the first notifications");
+
+    expect(await stopDaemon(daemon, "SIGTERM")).to.equal(0);
+    await tracker.waitClosed();
+    const beforeRestart = tracker.finishedCount(batch);
+    expect(beforeRestart).to.be.below(60);
+    expect(daemon.logs.some((entry) => entry.msg === "server stopped")).to.equal(true);
+    tracker.close();
+
+    daemon = await startDaemon(config.file);
+    await tracker.connect(daemon.port);
+    await tracker.login("bob", "secret-pass", false);
+    await tracker.waitFor(() => tracker.finishedCount(batch) === 60, 20_000, "the queued jobs after the restart");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    const counts = batch.map((id) => tracker.notifications.get(id)!.length);
+    expect(counts.every((count) => count === 1), "each job has one notification").to.equal(true);
+    const resumed = daemon.logs.find((entry) => entry.msg === "resumed jobs left unfinished by the previous run");
+    expect(resumed?.resumed).to.equal(60 - beforeRestart);
     tracker.close();
     expect(await stopDaemon(daemon, "SIGTERM")).to.equal(0);
   });
