@@ -7,12 +7,15 @@ import type { Bester } from "../../core/bester.js";
 import { BesterError } from "../../core/errors.js";
 import type { Job } from "../../core/jobs/job.js";
 import type { BesterPlugin } from "../../core/plugin.js";
+import path from "node:path";
 import { openDurableLog } from "./durable-log.js";
+import { EndMarkers } from "./end-markers.js";
 import type { GroupCommitOptions, GroupCommitWriter } from "./group-commit.js";
 
 export const PLUGIN_NAME = "journal";
 
 const JOB_PREFIX = "job/";
+const END_MARKERS_FILE = "journal-ended.log";
 
 export type JournalOptions = GroupCommitOptions;
 
@@ -22,6 +25,8 @@ export function journalPlugin(options: JournalOptions = {}): BesterPlugin {
     apply(bester: Bester) {
       const log = bester.logFor(PLUGIN_NAME);
       let writer: GroupCommitWriter | undefined;
+      let markers: EndMarkers | undefined;
+      let endedBefore = new Set<string>();
 
       // Stage -50: after the store plugin opened the store (-100), before accounts and handlers.
       bester.hooks.initialize.tapPromise({ name: PLUGIN_NAME, stage: -50 }, async () => {
@@ -32,7 +37,14 @@ export function journalPlugin(options: JournalOptions = {}): BesterPlugin {
           return;
         }
         writer = shared;
-        tapJobEvents(writer);
+        markers = new EndMarkers(path.join(bester.config.dataDir, END_MARKERS_FILE));
+        endedBefore = markers.open();
+        tapJobEvents(writer, markers);
+      });
+
+      // Stage 60: after the shared writer committed its last batch in its own close tap (50).
+      bester.hooks.close.tapPromise({ name: PLUGIN_NAME, stage: 60 }, async () => {
+        markers?.close();
       });
 
       // Stage 100: after the handler bridge started its pools, before transports listen.
@@ -42,7 +54,7 @@ export function journalPlugin(options: JournalOptions = {}): BesterPlugin {
         }
       });
 
-      function tapJobEvents(journal: GroupCommitWriter): void {
+      function tapJobEvents(journal: GroupCommitWriter, endMarkers: EndMarkers): void {
         bester.hooks.onJobAccepted.tapPromise(PLUGIN_NAME, async (job) => {
           try {
             await journal.put(JOB_PREFIX + job.id, JSON.stringify(job));
@@ -55,22 +67,40 @@ export function journalPlugin(options: JournalOptions = {}): BesterPlugin {
 
         bester.hooks.onJobEnd.tapPromise(PLUGIN_NAME, async (job) => {
           const removed = journal.delete(JOB_PREFIX + job.id);
-          // A live submitter gets the notification on its socket, so the removal must commit first or
-          // a crash in between would run the job again. An offline submitter's notification is
-          // stored by a write made in this same turn, which commits in the same transaction.
-          if (!job.notify || bester.sessions.isOnline(job.user)) {
+          if (!job.notify) {
             await removed;
-          } else {
-            removed.catch(() => undefined);
+            return;
           }
+
+          if (bester.sessions.isOnline(job.user)) {
+            // The notification goes out on a socket right after this tap; the marker makes the end
+            // survive a crash at once, without waiting for the removal to commit.
+            endMarkers.mark(job.id);
+            removed.then(
+              () => endMarkers.settled(),
+              (error: unknown) => log.error({ err: error, jobId: job.id }, "removing an ended job from the journal failed; its end marker keeps it from running again"),
+            );
+            return;
+          }
+
+          // An offline submitter's notification is stored by a write made in this same turn of the
+          // event loop, so it commits in the same transaction as the removal.
+          removed.catch(() => undefined);
         });
       }
 
       async function resumeStoredJobs(journal: GroupCommitWriter): Promise<void> {
         const entries = await journal.scan(JOB_PREFIX);
         let resumed = 0;
+        const ended: Array<Promise<void>> = [];
 
         for (const entry of entries) {
+          if (endedBefore.has(entry.key.slice(JOB_PREFIX.length))) {
+            // The job ended and notified its submitter just before the previous run stopped.
+            ended.push(journal.delete(entry.key));
+            continue;
+          }
+
           let job: Job;
           try {
             job = JSON.parse(entry.value) as Job;
@@ -90,8 +120,12 @@ export function journalPlugin(options: JournalOptions = {}): BesterPlugin {
           }
         }
 
+        await Promise.all(ended);
+        if (endedBefore.size > 0) {
+          markers?.settled();
+        }
         if (entries.length > 0) {
-          log.info({ resumed, stored: entries.length, journal: journal.backend.description }, "resumed jobs left unfinished by the previous run");
+          log.info({ resumed, ended: ended.length, stored: entries.length, journal: journal.backend.description }, "resumed jobs left unfinished by the previous run");
         }
       }
     },

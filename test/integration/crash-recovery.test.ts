@@ -26,9 +26,11 @@ describe("crash recovery (SIGKILL)", function () {
     });
     folder = config.folder;
     const tracker = new JobTracker();
+    const runs: DaemonProcess[] = [];
 
     for (let cycle = 0; cycle < CYCLES; cycle += 1) {
       daemon = await startDaemon(config.file);
+      runs.push(daemon);
       await tracker.connect(daemon.port);
       await tracker.login("alice", "secret-pass", cycle === 0);
       // Let stored offline messages from the previous run arrive and be removed before the kill.
@@ -48,12 +50,15 @@ describe("crash recovery (SIGKILL)", function () {
     }
 
     daemon = await startDaemon(config.file);
+    runs.push(daemon);
     await tracker.connect(daemon.port);
     await tracker.login("alice", "secret-pass", false);
     await tracker.waitFor(() => tracker.finishedCount() === tracker.accepted.length, 30_000, "every accepted job's notification").catch((error: Error) => {
       const missing = tracker.accepted.filter((id) => !tracker.notifications.has(id));
       const detail = missing.slice(0, 5).map((id) => `${id} (outputs: ${tracker.outputs.get(id) ?? 0})`);
-      throw new Error(`${error.message}: ${missing.length} jobs missing, e.g. ${detail.join(", ")}`);
+      // The daemons' log lines about the missing jobs, to tell a lost job from a lost message.
+      const related = runs.flatMap((run) => run.logs).filter((entry) => missing.some((id) => JSON.stringify(entry).includes(id)));
+      throw new Error(`${error.message}: ${missing.length} jobs missing, e.g. ${detail.join(", ")}; log lines: ${JSON.stringify(related)}`);
     });
     // Give a duplicate notification, if one were coming, time to arrive.
     await new Promise((resolve) => setTimeout(resolve, 300));
