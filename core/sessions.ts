@@ -13,6 +13,11 @@ export interface Connection {
   send(message: object): void;
   /** Closes the link, after sending `error` when one is given. */
   close(error?: WireError): void;
+  /**
+   * Resolves once every message sent so far has left the process (was handed to the operating
+   * system), and rejects if the link closes first. Optional: without it, a send counts as done.
+   */
+  flushed?(): Promise<void>;
 }
 
 /**
@@ -25,6 +30,8 @@ export interface SessionRegistry {
   /** Sends to every live connection of `user` and returns how many received it. */
   sendToUser(user: string, message: object): number;
   isOnline(user: string): boolean;
+  /** The live connections of `user`; empty when the user is offline. */
+  connectionsOf(user: string): Connection[];
   /** Users with at least one live connection, with their connection counts. */
   list(): Array<{ user: string; connections: number }>;
 }
@@ -69,6 +76,10 @@ export class MemorySessionRegistry implements SessionRegistry {
 
   isOnline(user: string): boolean {
     return this.byUser.has(user);
+  }
+
+  connectionsOf(user: string): Connection[] {
+    return [...(this.byUser.get(user) ?? [])];
   }
 
   list(): Array<{ user: string; connections: number }> {

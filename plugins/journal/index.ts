@@ -6,6 +6,7 @@
 import type { Bester } from "../../core/bester.js";
 import { BesterError } from "../../core/errors.js";
 import type { Job } from "../../core/jobs/job.js";
+import type { Connection } from "../../core/sessions.js";
 import type { BesterPlugin } from "../../core/plugin.js";
 import path from "node:path";
 import { openDurableLog } from "./durable-log.js";
@@ -66,27 +67,57 @@ export function journalPlugin(options: JournalOptions = {}): BesterPlugin {
         bester.hooks.onJobUpdated.tapPromise(PLUGIN_NAME, (job) => journal.put(JOB_PREFIX + job.id, JSON.stringify(job)));
 
         bester.hooks.onJobEnd.tapPromise(PLUGIN_NAME, async (job) => {
-          const removed = journal.delete(JOB_PREFIX + job.id);
           if (!job.notify) {
-            await removed;
+            await journal.delete(JOB_PREFIX + job.id);
             return;
           }
-
-          if (bester.sessions.isOnline(job.user)) {
-            // The notification goes out on a socket right after this tap; the marker makes the end
-            // survive a crash at once, without waiting for the removal to commit.
-            endMarkers.mark(job.id);
-            removed.then(
-              () => endMarkers.settled(),
-              (error: unknown) => log.error({ err: error, jobId: job.id }, "removing an ended job from the journal failed; its end marker keeps it from running again"),
-            );
-            return;
+          if (!bester.sessions.isOnline(job.user)) {
+            // The offline submitter's notification is stored by a write made in this same turn of
+            // the event loop, so it commits in the same transaction as this removal.
+            journal.delete(JOB_PREFIX + job.id).catch(() => undefined);
           }
-
-          // An offline submitter's notification is stored by a write made in this same turn of the
-          // event loop, so it commits in the same transaction as the removal.
-          removed.catch(() => undefined);
+          // For a live submitter the end is recorded in onJobDone, once the notification left the process.
         });
+
+        bester.hooks.onJobDone.tap(PLUGIN_NAME, (job) => {
+          if (!job.notify) {
+            return;
+          }
+          const connections = bester.sessions.connectionsOf(job.user);
+          if (connections.length === 0) {
+            // The submitter went offline between onJobEnd and the notification, which was stored offline.
+            journal.delete(JOB_PREFIX + job.id).catch(() => undefined);
+            return;
+          }
+          void recordEndAfterFlush(journal, endMarkers, job, connections);
+        });
+      }
+
+      /**
+       * Records a job's end once its notification (and every earlier frame to the submitter, such
+       * as its outputs) left the process on at least one connection. A frame still buffered in the
+       * process dies with it in a crash, so until then the job must stay stored and run again.
+       */
+      async function recordEndAfterFlush(journal: GroupCommitWriter, endMarkers: EndMarkers, job: Job, connections: Connection[]): Promise<void> {
+        const results = await Promise.allSettled(connections.map((connection) => connection.flushed?.() ?? Promise.resolve()));
+        if (!results.some((result) => result.status === "fulfilled")) {
+          // Every connection closed with the notification unsent: run the job again, so its output
+          // and notification reach the submitter live or through the offline store.
+          log.warn({ jobId: job.id, user: job.user }, "submitter disconnected before the notification was sent; running the job again");
+          try {
+            bester.engine.resume(job);
+          } catch (error) {
+            log.error({ err: error, jobId: job.id }, "running the job again failed; it runs after the next start");
+          }
+          return;
+        }
+
+        // Synchronous, so the end survives a crash at once; the removal commits later.
+        endMarkers.mark(job.id);
+        journal.delete(JOB_PREFIX + job.id).then(
+          () => endMarkers.settled(),
+          (error: unknown) => log.error({ err: error, jobId: job.id }, "removing an ended job from the journal failed; its end marker keeps it from running again"),
+        );
       }
 
       async function resumeStoredJobs(journal: GroupCommitWriter): Promise<void> {

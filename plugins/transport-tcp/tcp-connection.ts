@@ -86,6 +86,16 @@ export class TcpConnection implements Connection {
     }
   }
 
+  flushed(): Promise<void> {
+    if (this.closed) {
+      return Promise.reject(new Error(`Connection ${this.id} is closed.`));
+    }
+    // Write callbacks run in order, so an empty write's callback means every earlier frame left the process.
+    return new Promise((resolve, reject) => {
+      this.socket.write(Buffer.alloc(0), (error) => (error ? reject(error) : resolve()));
+    });
+  }
+
   close(error?: WireError): void {
     if (this.closed) {
       return;

@@ -1,10 +1,28 @@
-import { rm } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
+import path from "node:path";
+import { SqliteJournalBackend } from "../../plugins/journal/sqlite-backend.js";
 import { expect } from "chai";
 import { startDaemon, stopDaemon, writeDaemonConfig, type DaemonProcess } from "../daemon-process.js";
 import { fixtureHandler } from "../helper.js";
 import { JobTracker } from "../job-tracker.js";
 
 const CYCLES = 3;
+
+async function journalEntries(file: string, prefix: string): Promise<Array<{ key: string; value: string }>> {
+  const backend = new SqliteJournalBackend(file);
+  await backend.open();
+  const entries = await backend.scan(prefix);
+  await backend.close();
+  return entries;
+}
+
+async function journalKeys(file: string): Promise<string[]> {
+  const backend = new SqliteJournalBackend(file);
+  await backend.open();
+  const keys = await backend.keys("");
+  await backend.close();
+  return keys;
+}
 const JOBS_PER_CYCLE = 300;
 
 describe("crash recovery (SIGKILL)", function () {
@@ -40,6 +58,8 @@ describe("crash recovery (SIGKILL)", function () {
       expect(batch).to.have.length(JOBS_PER_CYCLE);
       // Kill while part of the batch is done and the rest is queued or on a handler.
       await tracker.waitFor(() => tracker.finishedCount(batch) >= 20, 20_000, "the first notifications");
+      // A random pause, so the kill does not always land right after the daemon sent notifications.
+      await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 40)));
 
       const code = await stopDaemon(daemon, "SIGKILL");
       expect(code).to.equal(null);
@@ -53,12 +73,18 @@ describe("crash recovery (SIGKILL)", function () {
     runs.push(daemon);
     await tracker.connect(daemon.port);
     await tracker.login("alice", "secret-pass", false);
-    await tracker.waitFor(() => tracker.finishedCount() === tracker.accepted.length, 30_000, "every accepted job's notification").catch((error: Error) => {
+    await tracker.waitFor(() => tracker.finishedCount() === tracker.accepted.length, 30_000, "every accepted job's notification").catch(async (error: Error) => {
       const missing = tracker.accepted.filter((id) => !tracker.notifications.has(id));
       const detail = missing.slice(0, 5).map((id) => `${id} (outputs: ${tracker.outputs.get(id) ?? 0})`);
       // The daemons' log lines about the missing jobs, to tell a lost job from a lost message.
       const related = runs.flatMap((run) => run.logs).filter((entry) => missing.some((id) => JSON.stringify(entry).includes(id)));
-      throw new Error(`${error.message}: ${missing.length} jobs missing, e.g. ${detail.join(", ")}; log lines: ${JSON.stringify(related)}`);
+      const markers = await readFile(path.join(folder, "data", "journal-ended.log"), "utf8").catch(() => "");
+      const stored = await journalKeys(path.join(folder, "data", "bester.sqlite"));
+      const offline = await journalEntries(path.join(folder, "data", "bester.sqlite"), "offline/");
+      const where = missing.map((id) => `${id}: marker=${markers.includes(id)} journal=${stored.includes(`job/${id}`)} offline=${offline.filter((entry) => entry.value.includes(id)).length}`);
+      const summary = runs.map((run) => run.logs.filter((entry) => /resumed|offline|handler process exited/.test(String(entry.msg))).map((entry) => `${entry.msg} ${entry.resumed ?? entry.messages ?? entry.users ?? ""}`));
+      where.push(`offline entries left: ${offline.length}`, `runs: ${JSON.stringify(summary)}`);
+      throw new Error(`${error.message}: ${missing.length} jobs missing, e.g. ${detail.join(", ")}; ${where.join("; ")}; log lines: ${JSON.stringify(related)}`);
     });
     // Give a duplicate notification, if one were coming, time to arrive.
     await new Promise((resolve) => setTimeout(resolve, 300));

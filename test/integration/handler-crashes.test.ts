@@ -14,7 +14,7 @@ describe("handler crashes", function () {
     server = await startServer({
       registration: true,
       handlers: {
-        flaky: fixtureHandler("unreliable", { connections: 2, retries: 1, timeoutMs: 500 }),
+        flaky: fixtureHandler("unreliable", { connections: 2, retries: 1, timeoutMs: 1500 }),
         echo: fixtureHandler("delay-echo", { connections: 4, retries: 20, env: { DELAY_MS: "2" } }),
       },
     });
@@ -33,7 +33,7 @@ describe("handler crashes", function () {
     const notification = await client.nextReply("jobNotification", 20_000);
 
     expect(notification.job).to.deep.include({ status: "failed", jobID });
-    expect((notification.job as { error: { code: string } }).error.code).to.equal("handlerFailed");
+    expect((notification.job as { error: { code: string } }).error.code, JSON.stringify(notification.job)).to.equal("handlerFailed");
     const retries = server.logs.filter((entry) => entry.msg === "handler connection failed mid-job; retrying on another connection" && entry.jobId === jobID);
     expect(retries).to.have.length(1);
     const exitLogs = () => server.logs.filter((entry) => entry.msg === "handler process exited; restarting" && entry.type === "flaky");
