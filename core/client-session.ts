@@ -57,6 +57,8 @@ export class ClientSession {
    * an earlier, slower request. They are sent right after that reply.
    */
   private heldEvents = new Map<string, object[]>();
+  /** Callers of flushedEvents() waiting for every held event to be released. */
+  private releaseWaiters: Array<() => void> = [];
   /** This connection as the session registry sees it: job events pass through sendEvent(). */
   private readonly eventTarget: Connection;
 
@@ -69,6 +71,7 @@ export class ClientSession {
       remoteAddress: connection.remoteAddress,
       send: (message) => this.sendEvent(message),
       close: (error) => connection.close(error),
+      flushed: () => this.flushedEvents(),
     };
   }
 
@@ -108,6 +111,9 @@ export class ClientSession {
   /** Cleans up after the transport saw the connection close. */
   closedByTransport(): void {
     this.closed = true;
+    for (const resolve of this.releaseWaiters.splice(0)) {
+      resolve();
+    }
     this.host.sessions.remove(this.eventTarget);
   }
 
@@ -231,8 +237,24 @@ export class ClientSession {
       for (const event of held) {
         this.connection.send(event);
       }
+      if (this.heldEvents.size === 0) {
+        for (const resolve of this.releaseWaiters.splice(0)) {
+          resolve();
+        }
+      }
     };
     return { reply: { reply: "jobSubmission", submission: { status: "accepted", jobID } }, after: releaseEvents };
+  }
+
+  /** Resolves once every event sent so far, held ones included, left the process; see Connection.flushed. */
+  private async flushedEvents(): Promise<void> {
+    if (this.heldEvents.size > 0) {
+      await new Promise<void>((resolve) => this.releaseWaiters.push(resolve));
+    }
+    if (this.closed) {
+      throw new Error(`Connection ${this.connection.id} is closed.`);
+    }
+    await this.connection.flushed?.();
   }
 
   /** Sends a message from the session registry, holding it when its job's submission reply is not out yet. */
