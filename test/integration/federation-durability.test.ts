@@ -22,7 +22,8 @@ describe("federation outbox across restarts", function () {
     return {
       name: "test-capture-undelivered",
       apply(bester) {
-        bester.hooks.onUndelivered.tap("test-capture-undelivered", (user, message) => {
+        // Stage -100 runs before the built-in offline store, which would otherwise keep the message.
+        bester.hooks.onUndelivered.tap({ name: "test-capture-undelivered", stage: -100 }, (user, message) => {
           into.push({ user, message });
           return true;
         });
