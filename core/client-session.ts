@@ -183,9 +183,6 @@ export class ClientSession {
       ? await this.host.hooks.onAuth.promise({ username: account.username, password: account.password, connection: this.connection })
       : undefined;
     const final: AuthDecision = decision ?? { ok: false, error: { code: "invalidCredentials", message: "The username or password is wrong." } };
-    if (this.host.hooks.onAuthResult.isUsed()) {
-      await this.host.hooks.onAuthResult.promise(account.username, this.connection, final);
-    }
 
     if (!final.ok) {
       const error = final.error;

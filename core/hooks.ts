@@ -83,8 +83,6 @@ export function createHooks() {
 
     /** Decides a login. The first tap that returns a decision wins; no decision means failed. */
     onAuth: new AsyncSeriesBailHook<[AuthRequest], AuthDecision | undefined>(["request"]),
-    /** Sees every login decision (never the password) before the reply is sent; rate limiters count failures here. */
-    onAuthResult: new AsyncSeriesHook<[string, Connection, AuthDecision]>(["username", "connection", "decision"]),
     /** Runs after a connection authenticated and received its auth reply; offline stores deliver here. */
     onSessionStart: new AsyncSeriesHook<[string, Connection]>(["user", "connection"]),
     /**

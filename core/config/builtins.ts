@@ -12,7 +12,6 @@ import { handoffDirector } from "../../plugins/directors/handoff.js";
 import { userDeliveryDirector } from "../../plugins/directors/user-delivery.js";
 import { federationPlugin } from "../../plugins/federation/index.js";
 import { journalPlugin } from "../../plugins/journal/index.js";
-import { loginLimitPlugin } from "../../plugins/login-limit/index.js";
 import { offlinePlugin } from "../../plugins/offline/index.js";
 import { handlerBridge } from "../../plugins/handler-bridge/index.js";
 import { storePlugin } from "../../plugins/store/index.js";
@@ -25,8 +24,14 @@ export function builtinPlugins(config: ResolvedConfig): BesterPlugin[] {
     storePlugin({ url: config.store }),
     journalPlugin(config.journal),
     offlinePlugin(config.offline),
-    loginLimitPlugin(config.limits.login),
-    accountsPlugin({ registration: config.registration }),
+    accountsPlugin({
+      registration: config.registration,
+      loginLimits: {
+        maxFailuresPerUser: config.limits.login.maxFailuresPerUser,
+        maxFailuresPerHost: config.limits.login.maxFailuresPerAddress,
+        windowMs: config.limits.login.windowMs,
+      },
+    }),
     handlerBridge({ handlers: config.handlers, maxFrameBytes: config.maxFrameBytes, drainTimeoutMs: config.shutdown.drainTimeoutMs }),
     userDeliveryDirector(),
     handlerDirector(),

@@ -268,8 +268,8 @@ export function resolveConfig(config: unknown, root: string, file?: string): Res
       authTimeoutMs: config.limits?.authTimeoutMs ?? 30_000,
       maxBufferedBytes: config.limits?.maxBufferedBytes ?? maxFrameBytes + 8 * 1024 * 1024,
       login: {
-        maxFailuresPerUser: config.limits?.login?.maxFailuresPerUser ?? 5,
-        maxFailuresPerAddress: config.limits?.login?.maxFailuresPerAddress ?? 20,
+        maxFailuresPerUser: config.limits?.login?.maxFailuresPerUser ?? 10,
+        maxFailuresPerAddress: config.limits?.login?.maxFailuresPerAddress ?? 100,
         windowMs: config.limits?.login?.windowMs ?? 60_000,
       },
     },

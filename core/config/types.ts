@@ -85,9 +85,9 @@ export interface LimitsConfig {
   /** Unsent output bytes per connection after which a client that does not read is disconnected; default maxFrameBytes + 8 MiB. */
   maxBufferedBytes?: number;
   login?: {
-    /** Failed logins per username within windowMs before the username gets rateLimited; default 5. */
+    /** Failed logins per username within windowMs before the username gets rateLimited; default 10. */
     maxFailuresPerUser?: number;
-    /** Failed logins per remote address within windowMs before the address gets rateLimited; default 20. */
+    /** Failed logins per remote address within windowMs before the address gets rateLimited; default 100. */
     maxFailuresPerAddress?: number;
     /** Length of the failure window in milliseconds; default 60000. */
     windowMs?: number;

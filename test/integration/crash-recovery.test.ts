@@ -51,8 +51,10 @@ describe("crash recovery (SIGKILL)", function () {
       runs.push(daemon);
       await tracker.connect(daemon.port);
       await tracker.login("alice", "secret-pass", cycle === 0);
-      // Let stored offline messages from the previous run arrive and be removed before the kill.
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      // Let stored offline messages from the previous run arrive and be removed before the kill:
+      // the log line follows the removal's commit. A run that stored none writes no such line.
+      const delivered = daemon;
+      await tracker.waitFor(() => delivered.logs.some((entry) => entry.msg === "delivered stored offline messages"), 2000, "offline delivery").catch(() => undefined);
 
       const batch = await tracker.submit("echo", JOBS_PER_CYCLE);
       expect(batch).to.have.length(JOBS_PER_CYCLE);
