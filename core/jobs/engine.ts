@@ -39,6 +39,7 @@ const directorValidators = new Map(Object.entries(DIRECTOR_SCHEMAS).map(([type, 
 
 export class JobEngine {
   private accepting = true;
+  private completing = 0;
   private unreadResends = new WeakMap<Job, number>();
 
   constructor(
@@ -135,8 +136,18 @@ export class JobEngine {
 
     // Releasing the connection here saves holding it through delivery and through onJobDone taps,
     // such as a journal waiting for its commit, so the next job starts at once.
-    void this.complete(job, reply).catch((error: unknown) => this.log.error({ err: error, jobId: job.id }, "completing the job failed"));
+    this.completing += 1;
+    void this.complete(job, reply)
+      .catch((error: unknown) => this.log.error({ err: error, jobId: job.id }, "completing the job failed"))
+      .finally(() => {
+        this.completing -= 1;
+      });
   };
+
+  /** Jobs whose handler replied and whose director or end is still running; shutdown waits for them. */
+  get completingJobs(): number {
+    return this.completing;
+  }
 
   /** Carries out the handler's reply: runs its director, then finishes the job. */
   private async complete(job: Job, reply: Record<string, unknown>): Promise<void> {

@@ -50,7 +50,7 @@ export function handlerBridge(options: HandlerBridgeOptions): BesterPlugin {
 
       bester.hooks.stop.tapPromise(PLUGIN_NAME, async () => {
         bester.scheduler.pause();
-        await waitForIdle(connections, () => bester.scheduler.running, options.drainTimeoutMs ?? 10_000);
+        await waitForIdle(connections, () => bester.scheduler.running + bester.engine.completingJobs, options.drainTimeoutMs ?? 10_000);
         for (const connection of connections) {
           connection.stop();
         }
