@@ -248,8 +248,9 @@ export class ClientSession {
     if (this.heldEvents.size > 0) {
       await new Promise<void>((resolve) => this.releaseWaiters.push(resolve));
     }
-    if (this.closed) {
-      throw new Error(`Connection ${this.connection.id} is closed.`);
+    if (this.heldEvents.size > 0) {
+      // The connection closed with events still held, so they never left the process.
+      throw new Error(`Connection ${this.connection.id} closed before its held events were sent.`);
     }
     await this.connection.flushed?.();
   }

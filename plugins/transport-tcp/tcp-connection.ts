@@ -87,6 +87,10 @@ export class TcpConnection implements Connection {
   }
 
   flushed(): Promise<void> {
+    if (!this.corked && this.socket.writableLength === 0) {
+      // Nothing waits in the process, even if the client closed the connection after reading.
+      return Promise.resolve();
+    }
     if (this.closed) {
       return Promise.reject(new Error(`Connection ${this.id} is closed.`));
     }
