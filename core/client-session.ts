@@ -71,7 +71,7 @@ export class ClientSession {
       remoteAddress: connection.remoteAddress,
       send: (message) => this.sendEvent(message),
       close: (error) => connection.close(error),
-      flushed: () => this.flushedEvents(),
+      onFlushed: (callback) => this.onEventsFlushed(callback),
     };
   }
 
@@ -243,16 +243,20 @@ export class ClientSession {
     return { reply: { reply: "jobSubmission", submission: { status: "accepted", jobID } }, after: releaseEvents };
   }
 
-  /** Resolves once every event sent so far, held ones included, left the process; see Connection.flushed. */
-  private async flushedEvents(): Promise<void> {
-    if (this.heldEvents.size > 0) {
-      await new Promise<void>((resolve) => this.releaseWaiters.push(resolve));
+  /** Calls `callback` once every event sent so far, held ones included, left the process; see Connection.onFlushed. */
+  private onEventsFlushed(callback: (error?: Error) => void): void {
+    if (this.heldEvents.size === 0) {
+      this.connection.onFlushed ? this.connection.onFlushed(callback) : callback();
+      return;
     }
-    if (this.heldEvents.size > 0) {
-      // The connection closed with events still held, so they never left the process.
-      throw new Error(`Connection ${this.connection.id} closed before its held events were sent.`);
-    }
-    await this.connection.flushed?.();
+    this.releaseWaiters.push(() => {
+      if (this.heldEvents.size > 0) {
+        // The connection closed with events still held, so they never left the process.
+        callback(new Error(`Connection ${this.connection.id} closed before its held events were sent.`));
+        return;
+      }
+      this.connection.onFlushed ? this.connection.onFlushed(callback) : callback();
+    });
   }
 
   /** Sends a message from the session registry, holding it when its job's submission reply is not out yet. */

@@ -14,10 +14,11 @@ export interface Connection {
   /** Closes the link, after sending `error` when one is given. */
   close(error?: WireError): void;
   /**
-   * Resolves once every message sent so far has left the process (was handed to the operating
-   * system), and rejects if the link closes first. Optional: without it, a send counts as done.
+   * Calls `callback` once every message sent so far has left the process (was handed to the
+   * operating system), synchronously right after the write when it completes at once, or with an
+   * error when the link closes first. Optional: without it, a send counts as done.
    */
-  flushed?(): Promise<void>;
+  onFlushed?(callback: (error?: Error) => void): void;
 }
 
 /**

@@ -89,7 +89,7 @@ export function journalPlugin(options: JournalOptions = {}): BesterPlugin {
             journal.delete(JOB_PREFIX + job.id).catch(() => undefined);
             return;
           }
-          void recordEndAfterFlush(journal, endMarkers, job, connections);
+          recordEndAfterFlush(journal, endMarkers, job, connections);
         });
       }
 
@@ -98,26 +98,48 @@ export function journalPlugin(options: JournalOptions = {}): BesterPlugin {
        * as its outputs) left the process on at least one connection. A frame still buffered in the
        * process dies with it in a crash, so until then the job must stay stored and run again.
        */
-      async function recordEndAfterFlush(journal: GroupCommitWriter, endMarkers: EndMarkers, job: Job, connections: Connection[]): Promise<void> {
-        const results = await Promise.allSettled(connections.map((connection) => connection.flushed?.() ?? Promise.resolve()));
-        if (!results.some((result) => result.status === "fulfilled")) {
+      function recordEndAfterFlush(journal: GroupCommitWriter, endMarkers: EndMarkers, job: Job, connections: Connection[]): void {
+        let pending = connections.length;
+        let settled = false;
+
+        const onFlushed = (error?: Error) => {
+          if (settled) {
+            return;
+          }
+          if (!error) {
+            // Synchronous, and called right after the socket write, so the end survives a crash at
+            // once; the removal commits later.
+            settled = true;
+            endMarkers.mark(job.id);
+            journal.delete(JOB_PREFIX + job.id).then(
+              () => endMarkers.settled(),
+              (failure: unknown) => log.error({ err: failure, jobId: job.id }, "removing an ended job from the journal failed; its end marker keeps it from running again"),
+            );
+            return;
+          }
+
+          pending -= 1;
+          if (pending > 0) {
+            return;
+          }
           // Every connection closed with the notification unsent: run the job again, so its output
           // and notification reach the submitter live or through the offline store.
+          settled = true;
           log.warn({ jobId: job.id, user: job.user }, "submitter disconnected before the notification was sent; running the job again");
           try {
             bester.engine.resume(job);
-          } catch (error) {
-            log.error({ err: error, jobId: job.id }, "running the job again failed; it runs after the next start");
+          } catch (failure) {
+            log.error({ err: failure, jobId: job.id }, "running the job again failed; it runs after the next start");
           }
-          return;
-        }
+        };
 
-        // Synchronous, so the end survives a crash at once; the removal commits later.
-        endMarkers.mark(job.id);
-        journal.delete(JOB_PREFIX + job.id).then(
-          () => endMarkers.settled(),
-          (error: unknown) => log.error({ err: error, jobId: job.id }, "removing an ended job from the journal failed; its end marker keeps it from running again"),
-        );
+        for (const connection of connections) {
+          if (connection.onFlushed) {
+            connection.onFlushed(onFlushed);
+          } else {
+            onFlushed();
+          }
+        }
       }
 
       async function resumeStoredJobs(journal: GroupCommitWriter): Promise<void> {

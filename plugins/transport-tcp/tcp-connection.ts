@@ -25,6 +25,9 @@ export class TcpConnection implements Connection {
   private readonly decoder: FrameDecoder;
   private closed = false;
   private corked = false;
+  /** Callers of onFlushed() waiting for buffered output to leave the process. */
+  private flushWaiters: Array<(error?: Error) => void> = [];
+  private waitingForDrain = false;
   private authTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -55,6 +58,9 @@ export class TcpConnection implements Connection {
     });
     this.socket.on("close", () => {
       this.closed = true;
+      for (const callback of this.flushWaiters.splice(0)) {
+        callback(new Error(`Connection ${this.id} closed with output unsent.`));
+      }
       clearTimeout(this.authTimer);
       this.session.closedByTransport();
     });
@@ -86,18 +92,20 @@ export class TcpConnection implements Connection {
     }
   }
 
-  flushed(): Promise<void> {
+  onFlushed(callback: (error?: Error) => void): void {
     if (!this.corked && this.socket.writableLength === 0) {
       // Nothing waits in the process, even if the client closed the connection after reading.
-      return Promise.resolve();
+      callback();
+      return;
     }
     if (this.closed) {
-      return Promise.reject(new Error(`Connection ${this.id} is closed.`));
+      callback(new Error(`Connection ${this.id} closed with output unsent.`));
+      return;
     }
-    // Write callbacks run in order, so an empty write's callback means every earlier frame left the process.
-    return new Promise((resolve, reject) => {
-      this.socket.write(Buffer.alloc(0), (error) => (error ? reject(error) : resolve()));
-    });
+    this.flushWaiters.push(callback);
+    if (!this.corked) {
+      this.settleFlushWaiters();
+    }
   }
 
   close(error?: WireError): void {
@@ -122,7 +130,30 @@ export class TcpConnection implements Connection {
   private readonly uncork = (): void => {
     this.corked = false;
     this.socket.uncork();
+    // Right after the write syscall, so a caller such as the job journal records that the output
+    // left the process before anything else runs.
+    this.settleFlushWaiters();
   };
+
+  /** Calls the flush callbacks once nothing is buffered; a partial write waits for `drain`. */
+  private settleFlushWaiters(): void {
+    if (this.flushWaiters.length === 0) {
+      return;
+    }
+    if (this.socket.writableLength === 0) {
+      for (const callback of this.flushWaiters.splice(0)) {
+        callback();
+      }
+      return;
+    }
+    if (!this.waitingForDrain) {
+      this.waitingForDrain = true;
+      this.socket.once("drain", () => {
+        this.waitingForDrain = false;
+        this.settleFlushWaiters();
+      });
+    }
+  }
 
   private checkAuthenticated(): void {
     if (this.session.user === undefined && !this.session.isTakenOver) {
