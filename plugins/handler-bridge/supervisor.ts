@@ -53,10 +53,14 @@ export class HandlerSupervisor {
     readline.createInterface({ input: child.stdout! }).on("line", (line) => this.log.debug({ type: this.type, pid: child.pid }, line));
     readline.createInterface({ input: child.stderr! }).on("line", (line) => this.log.warn({ type: this.type, pid: child.pid, stderr: line }, "handler wrote to stderr"));
 
-    child.on("error", (error) => {
-      this.log.error({ type: this.type, err: error }, "handler process could not start; check handlers.<type>.command");
-    });
-    child.on("exit", (code, signal) => {
+    // A command that cannot start (missing program, no permission) emits "error" and may never
+    // emit "exit", so both events lead to the same restart, once.
+    let ended = false;
+    const restart = (fields: Record<string, unknown>, message: string) => {
+      if (ended) {
+        return;
+      }
+      ended = true;
       this.child = undefined;
       if (this.stopping) {
         return;
@@ -66,12 +70,18 @@ export class HandlerSupervisor {
         this.restartDelayMs = MIN_RESTART_DELAY_MS;
       }
       this.crashes += 1;
-      this.log.warn({ type: this.type, code, signal, crashes: this.crashes, restartInMs: this.restartDelayMs }, "handler process exited; restarting");
+      this.log.warn({ type: this.type, ...fields, crashes: this.crashes, restartInMs: this.restartDelayMs }, message);
       this.restartTimer = setTimeout(() => {
         void this.start().catch((error: unknown) => this.log.error({ type: this.type, err: error }, "handler restart failed"));
       }, this.restartDelayMs);
       this.restartDelayMs = Math.min(this.restartDelayMs * 2, MAX_RESTART_DELAY_MS);
+    };
+
+    child.on("error", (error) => {
+      this.log.error({ type: this.type, err: error }, "handler process could not start; check handlers.<type>.command");
+      restart({ err: error }, "handler process failed to start; retrying");
     });
+    child.on("exit", (code, signal) => restart({ code, signal }, "handler process exited; restarting"));
   }
 
   /** Sends SIGTERM, then SIGKILL if the process has not exited after the grace period. */
