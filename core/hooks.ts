@@ -119,8 +119,8 @@ export function createHooks() {
     /** Whether a local user exists, for recipient checks. The accounts plugin taps it; no tap means every name is accepted. */
     onUserLookup: new AsyncSeriesBailHook<[string], boolean | undefined>(["user"]),
     /**
-     * Runs once per job when it completes or fails, before the submitter's notification is sent;
-     * durable stores remove the job here, so a restart does not run it again.
+     * Runs once per job when it completes or fails, before the submitter's notification is sent.
+     * Durable stores record the job's end here, so a restart does not run it again.
      */
     onJobEnd: new AsyncSeriesHook<[Job, JobOutcome]>(["job", "outcome"]),
     /** Runs once per job when it completes or fails, after the submitter's notification is sent. */

@@ -56,7 +56,7 @@ export class MemoryJournalBackend implements JournalBackend {
   }
 }
 
-/** The smallest string greater than every string that starts with `prefix`, for range scans. */
+/** Returns an upper bound for the ASCII keys that start with `prefix`, for range scans. */
 export function prefixEnd(prefix: string): string {
   return `${prefix}\uffff`;
 }

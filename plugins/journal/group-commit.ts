@@ -66,7 +66,7 @@ export class GroupCommitWriter {
     });
   }
 
-  /** Reads entries after committing pending writes, so a scan sees every write made before it. */
+  /** Reads entries after committing pending writes, so a scan returns every write made before it. */
   async scan(prefix: string): Promise<JournalEntry[]> {
     await this.flush();
     return this.backend.scan(prefix);

@@ -42,7 +42,7 @@ export class SqliteJournalBackend implements JournalBackend {
         failure ??= error;
       };
 
-      // serialize() queues the statements in order on this connection; the COMMIT callback runs
+      // serialize() queues the statements in order on this connection. The COMMIT callback runs
       // after every one of them, so a single promise covers the whole transaction.
       db.serialize(() => {
         db.run("BEGIN IMMEDIATE", remember);

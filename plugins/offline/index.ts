@@ -83,12 +83,12 @@ export function offlinePlugin(options: OfflineOptions = {}): BesterPlugin {
           return;
         }
         backlog.delete(user);
-        const wanted = new Set(keys);
+        const expectedKeys = new Set(keys);
 
         const entries = await writer.scan(`${PREFIX}${user}/`);
         let sent = 0;
         for (const entry of entries) {
-          if (!wanted.has(entry.key)) {
+          if (!expectedKeys.has(entry.key)) {
             continue;
           }
           connection.send(JSON.parse(entry.value) as object);

@@ -10,7 +10,7 @@ import { fixtureHandler, login, RawClient, startServer, type TestServer } from "
 const MAX_FRAME_BYTES = 1024 * 1024;
 const RUNS = 400;
 
-/** Whether a reply carries a coded error, or is the normal reply of a request that happened to be valid. */
+/** Returns whether a reply carries a coded error, or is the normal reply of a request that happened to be valid. */
 function isCodedReply(reply: Record<string, unknown>): boolean {
   if (reply.reply === "error") {
     return typeof (reply.error as { code?: unknown } | undefined)?.code === "string";
@@ -57,7 +57,7 @@ const validRequests: Array<Record<string, unknown>> = [
   { request: "newJob", job: { payload: { type: "echo", data: { n: 1 } }, priority: 1 }, tag: "t" },
 ];
 
-/** Every field path of a request, e.g. ["job", "payload", "type"]. */
+/** Lists every field path of a request, e.g. ["job", "payload", "type"]. */
 function fieldPaths(value: unknown, prefix: string[] = []): string[][] {
   if (!value || typeof value !== "object" || Array.isArray(value)) {
     return [];
@@ -195,7 +195,7 @@ describe("protocol fuzzing", function () {
       { numRuns: 60 },
     );
 
-    // A string just under the frame limit is answered; one just over it closes the connection.
+    // A string just under the frame limit gets a reply; one just over it closes the connection.
     const filler = "h".repeat(MAX_FRAME_BYTES - 100);
     await checkFrame({ request: "newJob", job: { payload: { type: "echo", data: filler } } });
     await checkBytes(encodeFrame({ request: "newJob", job: { payload: { type: "echo", data: `${filler}${"h".repeat(200)}` } } }));
