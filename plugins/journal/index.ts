@@ -133,6 +133,8 @@ export function journalPlugin(options: JournalOptions = {}): BesterPlugin {
           }
         };
 
+        // NOTE: after a partial write, the marker waits for the whole buffer, so a crash meanwhile
+        // runs jobs again whose notifications already reached the kernel (a second notification).
         for (const connection of connections) {
           if (connection.onFlushed) {
             connection.onFlushed(onFlushed);
