@@ -133,6 +133,12 @@ export class FederationPlugin implements BesterPlugin {
       if (hooks.beforeSend.isUsed()) {
         message = await hooks.beforeSend.promise(message, envelope);
       }
+      // A frame over the limit would make the peer close the link, and the outbox would resend it
+      // forever; reject it here. Peers are assumed to use the same maxFrameBytes as this server.
+      const frameBytes = Buffer.byteLength(JSON.stringify({ ...message, id }));
+      if (frameBytes > bester.config.maxFrameBytes) {
+        throw new BesterError("directorFailed", `The message for peer ${envelope.peer} is ${frameBytes} bytes, over maxFrameBytes (${bester.config.maxFrameBytes}). Send a smaller output or raise maxFrameBytes on both servers.`);
+      }
       await link.enqueue(message, id);
       return true;
     });

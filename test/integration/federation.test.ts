@@ -14,12 +14,12 @@ describe("federation between three daemons", function () {
   let c: TestServer;
   const clients: RawClient[] = [];
 
-  const handlers = { echo: fixtureHandler("echo"), forward: fixtureHandler("forward") };
+  const handlers = { echo: fixtureHandler("echo"), forward: fixtureHandler("forward"), scripted: fixtureHandler("scripted") };
 
   before(async () => {
     plan = await planServers(3);
     const [planA, planB, planC] = plan.servers as [typeof plan.servers[0], typeof plan.servers[0], typeof plan.servers[0]];
-    a = await startPlanned(planA, [planB, planC], { handlers });
+    a = await startPlanned(planA, [planB, planC], { handlers, maxFrameBytes: 1024 * 1024 });
     b = await startPlanned(planB, [planA, planC], { handlers });
     c = await startPlanned(planC, [planA, planB], { handlers });
     for (const [server, peers] of [[a, [b, c]], [b, [a, c]], [c, [a, b]]] as const) {
@@ -140,6 +140,20 @@ describe("federation between three daemons", function () {
     expect(job.status).to.equal("failed");
     expect(job.error.code).to.equal("unknownPeer");
     expect(job.error.message).to.include("not a valid host:port");
+  });
+
+  it("output over maxFrameBytes for a peer fails the job", async () => {
+    // The handler reply fits the limit; the peer message, with its job id and envelope, does not.
+    const alice = await connect(a, "alice");
+
+    const jobID = await submit(alice, "scripted", { inflate: 1024 * 1024 - 120, deliverTo: [`bob@${b.bester.serverName}`] });
+    const notification = await alice.nextReply("jobNotification");
+
+    const job = notification.job as { status: string; jobID: string; error: { code: string; message: string } };
+    expect(job.jobID).to.equal(jobID);
+    expect(job.status).to.equal("failed");
+    expect(job.error.code).to.equal("directorFailed");
+    expect(job.error.message).to.include("over maxFrameBytes");
   });
 
   it("burst of 1000 remote deliveries arrives exactly once", async () => {
