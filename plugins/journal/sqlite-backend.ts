@@ -8,6 +8,8 @@ import { prefixEnd, type JournalBackend, type JournalBatch, type JournalEntry } 
 
 const TABLE = "bester_journal";
 const BUSY_TIMEOUT_MS = 5000;
+/** Rows per INSERT or DELETE: at most 800 bound values, far below SQLite's default limit of 32 766. */
+const ROWS_PER_STATEMENT = 400;
 
 export class SqliteJournalBackend implements JournalBackend {
   readonly durable = true;
@@ -34,39 +36,38 @@ export class SqliteJournalBackend implements JournalBackend {
     `);
   }
 
-  write(batch: JournalBatch): Promise<void> {
-    const db = this.require();
-    return new Promise((resolve, reject) => {
-      let failure: Error | null = null;
-      const remember = (error: Error | null) => {
-        failure ??= error;
-      };
+  /**
+   * Applies the batch in one transaction with one multi-row statement per 400 rows. A statement
+   * per row cost a round trip to the driver's thread each, which was most of a commit's time.
+   */
+  async write(batch: JournalBatch): Promise<void> {
+    const puts: string[] = [];
+    const removals: string[] = [];
+    for (const [key, value] of batch) {
+      if (value === null) {
+        removals.push(key);
+      } else {
+        puts.push(key, value);
+      }
+    }
 
-      // serialize() queues the statements in order on this connection. The COMMIT callback runs
-      // after every one of them, so a single promise covers the whole transaction.
-      db.serialize(() => {
-        db.run("BEGIN IMMEDIATE", remember);
-        const upsert = db.prepare(`INSERT INTO ${TABLE} (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
-        const remove = db.prepare(`DELETE FROM ${TABLE} WHERE key = ?`);
-        for (const [key, value] of batch) {
-          if (value === null) {
-            remove.run(key, remember);
-          } else {
-            upsert.run(key, value, remember);
-          }
-        }
-        upsert.finalize();
-        remove.finalize();
-        db.run("COMMIT", (error) => {
-          const problem = failure ?? error;
-          if (!problem) {
-            resolve();
-            return;
-          }
-          db.run("ROLLBACK", () => reject(problem));
-        });
-      });
-    });
+    await this.run("BEGIN IMMEDIATE");
+    try {
+      for (let index = 0; index < puts.length; index += 2 * ROWS_PER_STATEMENT) {
+        const values = puts.slice(index, index + 2 * ROWS_PER_STATEMENT);
+        const rows = Array.from({ length: values.length / 2 }, () => "(?, ?)").join(", ");
+        await this.run(`INSERT INTO ${TABLE} (key, value) VALUES ${rows} ON CONFLICT(key) DO UPDATE SET value = excluded.value`, values);
+      }
+      for (let index = 0; index < removals.length; index += ROWS_PER_STATEMENT) {
+        const keys = removals.slice(index, index + ROWS_PER_STATEMENT);
+        await this.run(`DELETE FROM ${TABLE} WHERE key IN (${keys.map(() => "?").join(", ")})`, keys);
+      }
+    } catch (error) {
+      // A failed statement leaves the transaction open; roll it back so none of the batch is kept.
+      await this.run("ROLLBACK").catch(() => undefined);
+      throw error;
+    }
+    await this.run("COMMIT");
   }
 
   scan(prefix: string): Promise<JournalEntry[]> {
@@ -91,6 +92,11 @@ export class SqliteJournalBackend implements JournalBackend {
       throw new Error(`The journal at ${this.description} is not open.`);
     }
     return this.db;
+  }
+
+  private run(sql: string, params: unknown[] = []): Promise<void> {
+    const db = this.require();
+    return new Promise((resolve, reject) => db.run(sql, params, (error) => (error ? reject(error) : resolve())));
   }
 
   private exec(sql: string): Promise<void> {
