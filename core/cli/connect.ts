@@ -44,8 +44,15 @@ async function resolveServer(options: ConnectOptions): Promise<{ host: string; p
   }
 }
 
-/** Connects, registers when asked, and logs in. */
-export async function connectAndLogin(options: ConnectOptions, clientOptions: Pick<ClientOptions, "reconnect"> = {}): Promise<{ client: BesterClient; address: string }> {
+/**
+ * Connects, registers when asked, and logs in. `beforeLogin` runs before auth is sent, so event
+ * listeners it adds see stored offline messages, which can arrive in the same read as the auth reply.
+ */
+export async function connectAndLogin(
+  options: ConnectOptions,
+  clientOptions: Pick<ClientOptions, "reconnect"> = {},
+  beforeLogin: (client: BesterClient) => void = () => {},
+): Promise<{ client: BesterClient; address: string }> {
   const password = options.password ?? process.env.BESTER_PASSWORD;
   if (!password) {
     throw new BesterClientError("invalidArgument", "No password given. Pass --password or set BESTER_PASSWORD.");
@@ -53,6 +60,7 @@ export async function connectAndLogin(options: ConnectOptions, clientOptions: Pi
 
   const { host, port } = await resolveServer(options);
   const client = await BesterClient.connect({ host, port, ...clientOptions });
+  beforeLogin(client);
 
   // With registration off the account may still exist, so auth decides. A failed auth then reports
   // registrationDisabled, which tells the user more than invalidCredentials.

@@ -1,7 +1,7 @@
 // `bester listen`: log in and print every job output sent to the user as it arrives, until Ctrl-C.
 
 import type { Command } from "commander";
-import type { JobNotificationEvent, JobOutputEvent, JobProgressEvent } from "../../plugins/transport-tcp/client.js";
+import type { BesterClient, JobNotificationEvent, JobOutputEvent, JobProgressEvent } from "../../plugins/transport-tcp/client.js";
 import { addConnectOptions, connectAndLogin, type ConnectOptions } from "./connect.js";
 import { createProgress } from "./spinner.js";
 
@@ -27,20 +27,22 @@ export function registerListenCommand(program: Command): void {
 async function listen(options: ListenOptions): Promise<number> {
   const progress = createProgress();
   progress.step("connecting");
-  const { client, address } = await connectAndLogin(options, { reconnect: options.reconnect ? { maxDelayMs: 5000 } : false }).catch((error: unknown) => {
+  const print = (reply: string, job: JobOutputEvent | JobNotificationEvent | JobProgressEvent) => {
+    process.stdout.write(options.json ? `${JSON.stringify({ reply, job })}\n` : formatHuman(reply, job));
+  };
+  const attach = (client: BesterClient) => {
+    client.on("output", (output) => print("jobOutput", output));
+    if (options.all) {
+      client.on("notification", (notification) => print("jobNotification", notification));
+      client.on("progress", (report) => print("jobProgress", report));
+    }
+  };
+  const { client, address } = await connectAndLogin(options, { reconnect: options.reconnect ? { maxDelayMs: 5000 } : false }, attach).catch((error: unknown) => {
     progress.fail("connecting failed");
     throw error;
   });
   progress.succeed(`listening as ${address}; press Ctrl-C to stop`);
 
-  const print = (reply: string, job: JobOutputEvent | JobNotificationEvent | JobProgressEvent) => {
-    process.stdout.write(options.json ? `${JSON.stringify({ reply, job })}\n` : formatHuman(reply, job));
-  };
-  client.on("output", (output) => print("jobOutput", output));
-  if (options.all) {
-    client.on("notification", (notification) => print("jobNotification", notification));
-    client.on("progress", (report) => print("jobProgress", report));
-  }
   client.on("disconnect", (error) => process.stderr.write(`connection lost (${error.message}); reconnecting\n`));
   client.on("reconnect", ({ attempt }) => process.stderr.write(`reconnected after ${attempt} attempt${attempt === 1 ? "" : "s"}\n`));
   client.on("serverError", (error) => process.stderr.write(`server error: ${error.message} [${error.code}]\n`));

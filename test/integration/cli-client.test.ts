@@ -27,6 +27,7 @@ describe("CLI client commands against bester start", () => {
     await accounts.add("root", "root-pw", { admin: true });
     await accounts.add("alice", "alice-pw");
     await accounts.add("bob", "bob-pw");
+    await accounts.add("carol", "carol-pw");
     await provider.close();
 
     const config = path.join(folder, "bester.config.json");
@@ -125,6 +126,25 @@ describe("CLI client commands against bester start", () => {
       job: { jobID: `${result.jobID}:alice@${server}`, payload: { type: "echo", data: { n: 7 } } },
     });
     expect(code).to.equal(0);
+    await sender.close();
+  });
+
+  it("listen prints outputs stored while offline", async () => {
+    const sender = await BesterClient.connect({ port: Number(server.split(":")[1]) });
+    await sender.auth("alice", "alice-pw");
+    const jobIDs: string[] = [];
+    for (const n of [1, 2, 3]) {
+      jobIDs.push((await sender.run("echo", { deliverTo: ["carol"], value: { n } })).jobID);
+    }
+
+    const listener = spawnCli(["listen", ...login("carol", "carol-pw"), "--json"]);
+    const [printed] = await waitForOutput(listener.stdout!, /^(.+\n){3}/);
+    listener.kill("SIGINT");
+    await once(listener, "exit");
+
+    const replies = printed!.trim().split("\n").map((line) => JSON.parse(line) as { job: { jobID: string; payload: { data: unknown } } });
+    expect(replies.map((reply) => reply.job.jobID)).to.deep.equal(jobIDs.map((id) => `${id}:alice@${server}`));
+    expect(replies.map((reply) => reply.job.payload.data)).to.deep.equal([{ n: 1 }, { n: 2 }, { n: 3 }]);
     await sender.close();
   });
 
