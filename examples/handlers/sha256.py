@@ -9,6 +9,7 @@ BESTER_SOCKET. Each frame is a 4-byte little-endian length followed by UTF-8 JSO
 import hashlib
 import json
 import os
+import signal
 import socket
 import struct
 import sys
@@ -66,6 +67,9 @@ def exit_with_parent(parent_pid):
 
 
 def main():
+    # The daemon stops its handlers with SIGTERM; exit quietly instead of printing a traceback.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     path = os.environ.get("BESTER_SOCKET") or (sys.argv[1] if len(sys.argv) > 1 else None)
     if not path:
         sys.exit("usage: sha256.py SOCKET_PATH (or set BESTER_SOCKET)")

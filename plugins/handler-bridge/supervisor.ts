@@ -39,13 +39,17 @@ export class HandlerSupervisor {
     this.spawn();
   }
 
+  /**
+   * Starts the process in its own process group, so a Ctrl-C in the terminal reaches only the
+   * daemon, which then stops its handlers in order instead of racing them.
+   */
   private spawn(): void {
     const command = this.config.command!;
     const env = { ...process.env, ...this.config.env, BESTER_SOCKET: this.config.socket, BESTER_TYPE: this.type };
     const child = Array.isArray(command)
-      ? spawn(command[0]!, command.slice(1), { cwd: this.config.cwd, env, stdio: ["ignore", "pipe", "pipe"] })
+      ? spawn(command[0]!, command.slice(1), { cwd: this.config.cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] })
       : // "exec" makes the shell replace itself, so signals reach the handler and not only the shell.
-        spawn(`exec ${command}`, { cwd: this.config.cwd, env, shell: true, stdio: ["ignore", "pipe", "pipe"] });
+        spawn(`exec ${command}`, { cwd: this.config.cwd, env, shell: true, detached: true, stdio: ["ignore", "pipe", "pipe"] });
     const startedAt = Date.now();
     this.child = child;
     this.log.info({ type: this.type, pid: child.pid }, "handler process started");
