@@ -14,7 +14,7 @@ export function registerStatusCommand(program: Command): void {
   addConnectOptions(
     program
       .command("status")
-      .description("Show a running server's job queues, handler connections, connected users and plugin sections. Needs an admin account (bester user add NAME --admin).")
+      .description("Show a running server's job queues, handler connections, connected users and plugin sections. Needs an admin account (bester user add NAME --admin, or bester user admin NAME).")
       .option("--json", "print the status report as JSON instead of tables"),
   ).action(async (options: StatusOptions) => {
     const progress = createProgress(options.json);

@@ -27,7 +27,7 @@ export function registerSubmitCommand(program: Command): void {
       .option("--text <string>", "job data as a plain string")
       .option("-f, --file <path>", "read the job data from a file, as a string (or as JSON with --json)")
       .option("--json", "parse the --file or stdin contents as JSON instead of sending them as a string")
-      .option("--priority <n>", "priority; higher runs sooner (default 0)", parseInteger, 0)
+      .option("--priority <n>", "priority, an integer; higher runs sooner", parseInteger, 0)
       .option("--wait", "wait for the job's outputs and notification (the default)")
       .option("--no-wait", "print the job id once accepted and exit without waiting"),
   ).action(async (options: SubmitOptions) => {

@@ -1,4 +1,4 @@
-// `bester user add|remove|passwd|list`: manage accounts in the configured store directly, so
+// `bester user add|admin|remove|passwd|list`: manage accounts in the configured store directly, so
 // they work whether or not the server runs (SQLite allows several processes).
 
 import type { Command } from "commander";
@@ -35,6 +35,16 @@ export function registerUserCommands(program: Command): void {
       const password = await readPassword(`New password for ${name}: `);
       await withAccounts(options, (accounts) => accounts.setPassword(name, password));
       process.stderr.write(`password of ${name} changed\n`);
+    });
+
+  user
+    .command("admin <name>")
+    .description("Allow an existing user to read the server status, or take that right away with --revoke.")
+    .option("-c, --config <file>", "config file whose store to use")
+    .option("--revoke", "remove admin rights instead of granting them")
+    .action(async (name: string, options: StoreOptions & { revoke?: boolean }) => {
+      await withAccounts(options, (accounts) => accounts.setAdmin(name, !options.revoke));
+      process.stderr.write(options.revoke ? `user ${name} is no longer an admin\n` : `user ${name} is now an admin\n`);
     });
 
   user

@@ -49,6 +49,16 @@ export class AccountStore {
     await this.keyv.set(username, await hashPassword(password, record.admin));
   }
 
+  /** Grants or revokes admin rights; throws `unknownUser` when the user does not exist. */
+  async setAdmin(username: string, admin: boolean): Promise<void> {
+    const record = await this.keyv.get(username);
+    if (!record) {
+      throw new BesterError("unknownUser", `User "${username}" does not exist. Add it with "bester user add ${username} --admin".`);
+    }
+    const { admin: _previous, ...rest } = record;
+    await this.keyv.set(username, admin ? { ...rest, admin: true } : rest);
+  }
+
   /** Deletes a user; returns whether the user existed. */
   async remove(username: string): Promise<boolean> {
     return this.keyv.delete(username);

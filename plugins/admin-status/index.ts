@@ -38,7 +38,7 @@ export function adminStatus(): BesterPlugin {
           log.info({ user, connection: connection.id }, "status request rejected: user is not an admin");
           return {
             reply: "error",
-            error: { code: "notPermitted", message: `User "${user}" may not read the server status. An operator can grant it with "bester user add ${user} --admin".` },
+            error: { code: "notPermitted", message: `User "${user}" may not read the server status. An operator can grant it with "bester user admin ${user}".` },
           };
         }
 

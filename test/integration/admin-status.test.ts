@@ -109,7 +109,7 @@ describe("admin status request", () => {
 
     expect(error).to.be.instanceOf(BesterClientError);
     expect((error as BesterClientError).code).to.equal("notPermitted");
-    expect((error as BesterClientError).message).to.include("--admin");
+    expect((error as BesterClientError).message).to.include(`bester user admin alice`);
     await client.close();
   });
 

@@ -131,6 +131,26 @@ describe("CLI user commands", () => {
     expect(result.stderr).to.include("[unknownUser]");
   });
 
+  it("grants and revokes admin with user admin", async () => {
+    const granted = await runCli(["user", "admin", "alice", "-c", config]);
+    const isAdminAfterGrant = await withAccounts((accounts) => accounts.isAdmin("alice"));
+    const revoked = await runCli(["user", "admin", "alice", "--revoke", "-c", config]);
+    const isAdminAfterRevoke = await withAccounts((accounts) => accounts.isAdmin("alice"));
+
+    expect(granted.code).to.equal(0);
+    expect(isAdminAfterGrant).to.equal(true);
+    expect(revoked.code).to.equal(0);
+    expect(isAdminAfterRevoke).to.equal(false);
+    expect(await withAccounts((accounts) => accounts.verify("alice", "new-pw"))).to.equal(true);
+  });
+
+  it("user admin of an unknown user exits 1", async () => {
+    const result = await runCli(["user", "admin", "nobody", "-c", config]);
+
+    expect(result.code).to.equal(1);
+    expect(result.stderr).to.include("[unknownUser]");
+  });
+
   it("removes a user", async () => {
     const removed = await runCli(["user", "remove", "alice", "-c", config]);
     const again = await runCli(["user", "remove", "alice", "-c", config]);
