@@ -9,6 +9,7 @@ export { BesterError, WIRE_ERROR_CODES, type WireError } from "./core/errors.js"
 export { createHooks, type BesterHooks } from "./core/hooks.js";
 export type * from "./core/hooks.js";
 export type { Job, Director, HandlerOutput, JobOutcome } from "./core/jobs/job.js";
+export { formatOutputId, parseOutputId, parseRecipient } from "./core/jobs/job.js";
 export type { BesterPlugin } from "./core/plugin.js";
 export type { Connection, SessionRegistry } from "./core/sessions.js";
 export type { StoreProvider } from "./core/store.js";
