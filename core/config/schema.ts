@@ -20,6 +20,19 @@ const listen: SchemaObject = {
   },
 };
 
+const clientListen: SchemaObject = {
+  ...listen,
+  properties: {
+    ...listen.properties,
+    tls: {
+      type: "object",
+      additionalProperties: false,
+      required: ["key", "cert"],
+      properties: { key: { type: "string", minLength: 1 }, cert: { type: "string", minLength: 1 } },
+    },
+  },
+};
+
 const handler: SchemaObject = {
   type: "object",
   additionalProperties: false,
@@ -93,7 +106,7 @@ export const CONFIG_SCHEMA: SchemaObject = {
       additionalProperties: false,
       properties: { name: { type: "string", pattern: "^[^@:\\s]+:[0-9]{1,5}$|^\\[[0-9a-fA-F:.]+\\]:[0-9]{1,5}$" } },
     },
-    listen: { anyOf: [listen, { type: "array", minItems: 1, items: listen }] },
+    listen: { anyOf: [clientListen, { type: "array", minItems: 1, items: clientListen }] },
     store: { type: "string", pattern: "^(memory|sqlite://.+|redis://.+|rediss://.+)$" },
     registration: { type: "boolean" },
     maxFrameBytes: { type: "integer", minimum: 64, maximum: 1073741824 },
@@ -222,6 +235,7 @@ export function resolveConfig(config: unknown, root: string, file?: string): Res
   const listeners = (Array.isArray(config.listen) ? config.listen : [config.listen ?? {}]).map((entry) => ({
     host: entry.host ?? DEFAULT_HOST,
     port: entry.port ?? DEFAULT_PORT,
+    ...(entry.tls ? { tls: { key: path.resolve(root, entry.tls.key), cert: path.resolve(root, entry.tls.cert) } } : {}),
   }));
   const first = listeners[0]!;
   const dataDir = path.resolve(root, config.dataDir ?? "data");

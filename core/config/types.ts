@@ -10,6 +10,19 @@ export interface ListenConfig {
   port?: number;
 }
 
+/** A client listener; with `tls` it accepts only TLS connections. */
+export interface ClientListenConfig extends ListenConfig {
+  /** PEM files of the server's private key and certificate, relative to the config file. */
+  tls?: { key: string; cert: string };
+}
+
+/** A client listener after defaults were applied and TLS paths resolved. */
+export interface ResolvedListenConfig {
+  host: string;
+  port: number;
+  tls?: { key: string; cert: string };
+}
+
 export interface HandlerConfig {
   /** UNIX socket the handler listens on; default `<dataDir>/sockets/<type>.sock`. */
   socket?: string;
@@ -37,7 +50,7 @@ export interface BesterConfig {
     name?: string;
   };
   /** One listener or several. */
-  listen?: ListenConfig | ListenConfig[];
+  listen?: ClientListenConfig | ClientListenConfig[];
   /** `sqlite://PATH` (default `sqlite://./data/bester.sqlite`), `memory`, or `redis://host:port`. */
   store?: string;
   /** Whether clients may create accounts with `register`; default false. */
@@ -132,7 +145,7 @@ export interface ResolvedConfig {
   /** Path of the config file, or undefined for an in-memory config. */
   file?: string;
   serverName: string;
-  listen: Array<Required<ListenConfig>>;
+  listen: ResolvedListenConfig[];
   store: string;
   registration: boolean;
   maxFrameBytes: number;

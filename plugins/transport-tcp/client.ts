@@ -27,11 +27,7 @@ export interface ReconnectOptions {
 export interface ClientOptions {
   host?: string;
   port?: number;
-  /**
-   * TLS options; when given the connection uses TLS.
-   * NOTE: the built-in transports listen on plain TCP, so this is for a TLS-terminating proxy in
-   * front of the server and has no test against a real TLS listener.
-   */
+  /** `node:tls` options; when given the connection uses TLS, as a listener with `listen.tls` expects. */
   tls?: tls.ConnectionOptions;
   maxFrameBytes?: number;
   /**
@@ -220,8 +216,10 @@ export class BesterClient extends EventEmitter<ClientEvents> {
       await once(socket, this.options.tls ? "secureConnect" : "connect");
     } catch (error) {
       socket.destroy();
-      const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-      throw new BesterClientError("connectFailed", `Connecting to ${host}:${port} failed (${reason}). Check that the server runs and listens there.`, { cause: error });
+      const code = (error as NodeJS.ErrnoException).code;
+      const reason = this.options.tls ? `${code ?? "TLS"}: ${(error as Error).message}` : code ?? (error as Error).message;
+      const hint = this.options.tls ? "Check that the server runs, listens with TLS there, and that its certificate is trusted (tls.ca)." : "Check that the server runs and listens there.";
+      throw new BesterClientError("connectFailed", `Connecting to ${host}:${port} failed (${reason}). ${hint}`, { cause: error });
     }
     return socket;
   }

@@ -1,16 +1,18 @@
 // The TCP transport: listens on each configured address and turns every connection into a core
 // session. Clients and peers share the listener; the first frame tells them apart.
 
+import { readFile } from "node:fs/promises";
 import net from "node:net";
+import tls from "node:tls";
 import type { Bester } from "../../core/bester.js";
-import type { ListenConfig } from "../../core/config/types.js";
+import type { ResolvedListenConfig } from "../../core/config/types.js";
 import type { BesterPlugin } from "../../core/plugin.js";
 import { TcpConnection } from "./tcp-connection.js";
 
 export const PLUGIN_NAME = "transport-tcp";
 
 export interface TcpTransportOptions {
-  listen: Array<Required<ListenConfig>>;
+  listen: ResolvedListenConfig[];
   maxFrameBytes: number;
   /** Connections beyond this are closed at once; default 20000. */
   maxConnections?: number;
@@ -44,7 +46,7 @@ export function transportTcp(options: TcpTransportOptions): BesterPlugin {
 
       bester.hooks.listen.tapPromise(PLUGIN_NAME, async (addresses) => {
         for (const [index, entry] of options.listen.entries()) {
-          const server = net.createServer({ noDelay: true }, accept);
+          const server = entry.tls ? await createTlsServer(entry.tls, accept) : net.createServer({ noDelay: true }, accept);
           server.maxConnections = options.maxConnections ?? 20_000;
           server.on("drop", (dropped) => log.warn({ remote: dropped?.remoteAddress }, "connection limit reached; dropped a connection"));
 
@@ -85,4 +87,12 @@ export function transportTcp(options: TcpTransportOptions): BesterPlugin {
       });
     },
   };
+}
+
+/** A listener that accepts only TLS; the key and certificate files are read once at start-up. */
+async function createTlsServer(files: { key: string; cert: string }, accept: (socket: net.Socket) => void): Promise<net.Server> {
+  const [key, cert] = await Promise.all([readFile(files.key), readFile(files.cert)]).catch((error: NodeJS.ErrnoException) => {
+    throw new Error(`Reading the TLS key or certificate failed (${error.code ?? error.message}: ${error.path ?? ""}). Check listen.tls.key and listen.tls.cert.`, { cause: error });
+  });
+  return tls.createServer({ key, cert }, accept);
 }
