@@ -54,7 +54,7 @@ async function start(options: StartOptions): Promise<void> {
   process.stderr.write(`handlers: ${types.join(", ") || "(none)"}; store: ${bester.store.description}; logs: ${logTarget}\n`);
   const disconnected = bester.scheduler.stats().filter((entry) => entry.workers === 0).map((entry) => entry.type);
   if (disconnected.length > 0) {
-    // Their jobs wait rather than fail, so say it here: otherwise the first sign is a handlerUnavailable job.
+    // Their jobs wait rather than fail, so warn here; otherwise the first sign is a handlerUnavailable job.
     process.stderr.write(`warning: no connection yet to handler${disconnected.length === 1 ? "" : "s"} ${disconnected.join(", ")}; check the command and socket in the config and the log\n`);
   }
   process.stderr.write("Press Ctrl-C to stop.\n");

@@ -1,5 +1,5 @@
 // The TCP transport: listens on each configured address and turns every connection into a core
-// session. Clients and peers share the listener; the first frame tells them apart.
+// session. Clients and peers share the listener, and the first frame distinguishes them.
 
 import { readFile } from "node:fs/promises";
 import net from "node:net";
@@ -89,7 +89,7 @@ export function transportTcp(options: TcpTransportOptions): BesterPlugin {
   };
 }
 
-/** A listener that accepts only TLS; the key and certificate files are read once at start-up. */
+/** Creates a listener that accepts only TLS, reading the key and certificate files once at start-up. */
 async function createTlsServer(files: { key: string; cert: string }, accept: (socket: net.Socket) => void): Promise<net.Server> {
   const [key, cert] = await Promise.all([readFile(files.key), readFile(files.cert)]).catch((error: NodeJS.ErrnoException) => {
     throw new Error(`Reading the TLS key or certificate failed (${error.code ?? error.message}: ${error.path ?? ""}). Check listen.tls.key and listen.tls.cert.`, { cause: error });
