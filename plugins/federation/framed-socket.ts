@@ -7,6 +7,7 @@ import { TLSSocket } from "node:tls";
 import type { WireError } from "../../core/errors.js";
 import { encodeFrame, FrameDecoder } from "../../core/protocol/frame-codec.js";
 import type { Connection } from "../../core/sessions.js";
+import { endSocketGracefully } from "../transport-tcp/end-socket.js";
 
 let nextLinkId = 1;
 
@@ -69,9 +70,7 @@ export class FramedSocket implements Connection {
       this.send({ reply: "error", error });
     }
     this.closed = true;
-    this.socket.end();
-    // A peer that never reads would keep a half-closed socket open; destroy it after a grace period.
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    endSocketGracefully(this.socket);
   }
 
   destroy(): void {

@@ -7,6 +7,7 @@ import type { ClientSession } from "../../core/client-session.js";
 import type { WireError } from "../../core/errors.js";
 import { encodeFrame, FrameDecoder } from "../../core/protocol/frame-codec.js";
 import type { Connection } from "../../core/sessions.js";
+import { endSocketGracefully } from "./end-socket.js";
 
 export interface TcpConnectionOptions {
   maxFrameBytes: number;
@@ -116,9 +117,7 @@ export class TcpConnection implements Connection {
       this.send({ reply: "error", error });
     }
     this.closed = true;
-    this.socket.end();
-    // A peer that never reads would keep a half-closed socket open; destroy it after a grace period.
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    endSocketGracefully(this.socket);
   }
 
   /** Destroys the socket at once, for shutdown. */
