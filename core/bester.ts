@@ -62,7 +62,7 @@ export class Bester {
   }
 
   /**
-   * Sets the server name once a transport knows its real port, when the config gave port 0 and
+   * Sets the server name once a transport has bound its real port, when the config gave port 0 and
    * no server.name. Only allowed before the server is running.
    */
   setServerName(name: string): void {
@@ -91,7 +91,7 @@ export class Bester {
     return [...this.plugins.keys()];
   }
 
-  /** A child logger tagged with the plugin's name. */
+  /** Returns a child logger tagged with the plugin's name. */
   logFor(pluginName: string): Logger {
     return this.log.child({ plugin: pluginName });
   }

@@ -1,6 +1,6 @@
 // One connection's request processing, independent of the transport that carries it. Requests run
 // concurrently, but replies leave in request order, and auth/register act as barriers so a job
-// pipelined after its auth sees the authenticated user.
+// pipelined after its auth runs as the authenticated user.
 
 import type { Logger } from "pino";
 import { BesterError, toWireError, type WireError } from "./errors.js";
@@ -12,7 +12,7 @@ import { rawValueAt } from "./protocol/raw-json.js";
 import type { RequestValidators } from "./protocol/schemas.js";
 import type { Connection, SessionRegistry } from "./sessions.js";
 
-/** What a session needs from its Bester instance. */
+/** The parts of a Bester instance that a session uses. */
 export interface SessionHost {
   readonly serverName: string;
   readonly hooks: BesterHooks;
@@ -59,7 +59,7 @@ export class ClientSession {
   private heldEvents = new Map<string, object[]>();
   /** Callers of flushedEvents() waiting for every held event to be released. */
   private releaseWaiters: Array<() => void> = [];
-  /** This connection as the session registry sees it: job events pass through sendEvent(). */
+  /** The connection handed to the session registry, whose job events pass through sendEvent(). */
   private readonly eventTarget: Connection;
 
   constructor(

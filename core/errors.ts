@@ -34,7 +34,7 @@ export const WIRE_ERROR_CODES = {
 
 export type WireErrorCode = keyof typeof WIRE_ERROR_CODES;
 
-/** Codes that only an embedding program or the CLI sees, never a remote party. */
+/** Codes that only an embedding program or the CLI receives, never a remote party. */
 export const HOST_ERROR_CODES = {
   invalidConfig: "The configuration does not match its schema.",
   configNotFound: "No configuration file was found.",

@@ -53,7 +53,7 @@ export interface PeerMessageContext {
   connection: Connection;
 }
 
-/** A check that an authenticated user holds a permission, such as `admin` for the `status` request. */
+/** A check that an authenticated user has a permission, such as `admin` for the `status` request. */
 export interface AuthorizeRequest {
   user: string;
   permission: string;
@@ -112,7 +112,7 @@ export function createHooks() {
     ),
     /** A message for a user with no live connection. Returns true once stored for later delivery. */
     onUndelivered: new AsyncSeriesBailHook<[string, Record<string, unknown>], true | undefined>(["user", "message"]),
-    /** Whether a user holds a permission. The first tap that returns a boolean decides; no decision means not permitted. */
+    /** Decides whether a user has a permission. The first tap that returns a boolean decides; no decision means not permitted. */
     onAuthorize: new AsyncSeriesBailHook<[AuthorizeRequest], boolean | undefined>(["request"]),
     /** Builds the admin status report; each tap returns it with its own entries added under `sections`. */
     onStatus: new AsyncSeriesWaterfallHook<[ServerStatus]>(["status"]),

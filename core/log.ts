@@ -1,6 +1,6 @@
-// Logging with pino: one root logger per daemon and a child logger per plugin, so every line says
-// which plugin wrote it. Secrets are redacted by path as a second line of defence; code must still
-// never pass a password to the logger.
+// Logging with pino: one root logger per daemon and a child logger per plugin, so every line names
+// the plugin that wrote it. Secrets are redacted by path as a second line of defence, but code must
+// still never pass a password to the logger.
 
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from "pino";
 
@@ -36,7 +36,7 @@ export function createLogger(options: LogOptions = {}): Logger {
   );
 }
 
-/** A logger that writes nothing, for embedding and unit tests. */
+/** Creates a logger that writes nothing, for embedding and unit tests. */
 export function createSilentLogger(): Logger {
   return pino({ level: "silent" });
 }

@@ -1,5 +1,6 @@
-// Who is connected as whom. A user may hold several live connections; each receives the user's
-// outputs and notifications. Transports create the connections; the registry never touches sockets.
+// The session registry: which connections belong to which user. A user may have several live
+// connections, and each receives the user's outputs and notifications. Transports create the
+// connections, so the registry itself uses no sockets.
 
 import type { WireError } from "./errors.js";
 

@@ -35,7 +35,9 @@ async function resolveServer(options: ConnectOptions): Promise<{ host: string; p
   try {
     const config = await loadConfig({ file: options.config });
     const first = config.listen[0]!;
-    return { host: first.host === "0.0.0.0" ? "127.0.0.1" : first.host === "::" ? "::1" : first.host, port: first.port };
+    // A wildcard listener accepts local connections on the matching loopback address.
+    const wildcards: Record<string, string> = { "0.0.0.0": "127.0.0.1", "::": "::1" };
+    return { host: wildcards[first.host] ?? first.host, port: first.port };
   } catch (error) {
     if (options.config) {
       throw error;
@@ -63,7 +65,7 @@ export async function connectAndLogin(
   beforeLogin(client);
 
   // With registration off the account may still exist, so auth decides. A failed auth then reports
-  // registrationDisabled, which tells the user more than invalidCredentials.
+  // registrationDisabled, which explains more than invalidCredentials.
   let registrationError: BesterClientError | undefined;
   if (options.register) {
     try {

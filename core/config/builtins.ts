@@ -17,7 +17,7 @@ import { handlerBridge } from "../../plugins/handler-bridge/index.js";
 import { storePlugin } from "../../plugins/store/index.js";
 import { transportTcp } from "../../plugins/transport-tcp/index.js";
 
-/** The built-in plugins a config implies, in the order they are applied. */
+/** Lists the built-in plugins a config implies, in the order they are applied. */
 export function builtinPlugins(config: ResolvedConfig): BesterPlugin[] {
   const nameFromListener = config.serverName.endsWith(":0");
   const plugins: BesterPlugin[] = [

@@ -166,7 +166,7 @@ export const CONFIG_SCHEMA: SchemaObject = {
 
 const validateConfig = compileSchema<BesterConfig>(CONFIG_SCHEMA);
 
-/** How to fix each kind of schema mistake, in words a config author can act on. */
+/** Describes the first schema mistake with its key, value and fix, in words a config author can act on. */
 function describeConfigError(source: string): string {
   const error = mostSpecificError(validateConfig.errors ?? []);
   if (!error) {
@@ -315,7 +315,7 @@ function resolveFederation(config: FederationConfig, root: string, dataDir: stri
 }
 
 /**
- * Longest UNIX socket path in bytes on Linux: sun_path holds 108 bytes with the final NUL.
+ * Maximum UNIX socket path in bytes on Linux: sun_path has room for 108 bytes with the final NUL.
  * NOTE: macOS allows only 103, which this check does not cover.
  */
 const MAX_SOCKET_PATH_BYTES = 107;

@@ -17,7 +17,7 @@ export interface SubmitOptions {
   priority?: number;
   /** Server the submitter belongs to; defaults to this server. */
   origin?: string;
-  /** False for handoffs, which notify nobody. */
+  /** False for handoffs, which send no notification. */
   notify?: boolean;
   /** The original JSON bytes of `data`, spliced into the handler frame instead of serialising it again. */
   rawData?: RawJson;
@@ -61,7 +61,7 @@ export class JobEngine {
 
   /**
    * Accepts a job: runs onJobSubmit, checks the type and queue limit, lets onJobAccepted persist
-   * it, then queues it. Resolves with the job once the submitter may be told `accepted`.
+   * it, then queues it. Resolves with the job once the submitter may receive `accepted`.
    */
   async submit(options: SubmitOptions): Promise<Job> {
     if (!this.accepting) {

@@ -27,7 +27,7 @@ export interface Job {
   user: string;
   /** Server the submitter belongs to: this server, or the peer that handed the job off. */
   origin: string;
-  /** False for handoffs from peers, which notify nobody. */
+  /** False for handoffs from peers, which send no notification. */
   notify: boolean;
   /** Handlers the job has already passed through, for the chain limit. */
   chainLength: number;
@@ -37,7 +37,7 @@ export interface Job {
   acceptedAt: number;
 }
 
-/** How a job ended. */
+/** The final status of a job, with the error for a failed one. */
 export type JobOutcome =
   | { status: "completed" }
   | { status: "failed"; error: { code: string; message: string } };
@@ -48,8 +48,8 @@ const processTag = randomBytes(3).toString("hex");
 
 /**
  * Creates a job id: base-36 milliseconds, a per-millisecond counter and a per-process tag.
- * Ids sort by creation time, so a store scan replays jobs in arrival order, and two daemon
- * processes on one store cannot collide.
+ * Ids sort by creation time, so a store scan replays jobs in arrival order. The 3-byte random
+ * tag makes a collision between two daemon processes on one store unlikely, not impossible.
  */
 export function createJobId(clock: number = Date.now()): string {
   // A clock that steps back (an NTP correction) would restart the counter in a millisecond that
@@ -71,7 +71,7 @@ export function formatAddress(user: string, server: string): string {
   return `${user}@${server}`;
 }
 
-/** The id recipients see: `<jobID>:<submittingUser>@<originServer>`. */
+/** Formats the id that output recipients receive: `<jobID>:<submittingUser>@<originServer>`. */
 export function formatOutputId(job: Pick<Job, "id" | "user" | "origin">): string {
   return `${job.id}:${job.user}@${job.origin}`;
 }

@@ -1,6 +1,6 @@
 // Per-type queues and the workers that drain them. A worker is one handler connection: it takes
-// one job at a time, so a type's concurrency is its number of workers. The scheduler knows
-// nothing about sockets; the handler bridge adds and removes workers as connections come and go.
+// one job at a time, so a type's concurrency is its number of workers. The scheduler uses
+// no sockets. The handler bridge adds and removes workers as connections come and go.
 
 import { BesterError } from "../errors.js";
 import type { Job } from "./job.js";
@@ -97,7 +97,7 @@ export class Scheduler {
   checkCapacity(type: string): void {
     const entry = this.require(type);
     if (entry.queue.size + entry.reserved >= entry.options.maxQueued) {
-      throw new BesterError("queueFull", `The queue for type "${type}" holds its maximum of ${entry.options.maxQueued} jobs. Retry later, or raise handlers.${type}.maxQueued.`);
+      throw new BesterError("queueFull", `The queue for type "${type}" is full at its maximum of ${entry.options.maxQueued} jobs. Retry later, or raise handlers.${type}.maxQueued.`);
     }
   }
 

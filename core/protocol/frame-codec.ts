@@ -54,7 +54,7 @@ function spliceFrame(json: string, raws: Buffer[]): Buffer {
 
 /**
  * Parses a frame body. A body that is not UTF-8, not JSON, or not a JSON object is reported
- * as `invalidJson`; the caller keeps the connection because the frame boundary is still known.
+ * as `invalidJson`. The caller keeps the connection, because the frame boundary is still known.
  */
 export function parseFrameBody(body: Uint8Array): DecodedFrame {
   // isUtf8 + toString checks and decodes several times faster than a fatal TextDecoder.
@@ -90,7 +90,7 @@ function invalidJson(message: string): DecodedFrame {
 /**
  * Incremental decoder for one byte stream. Frames may be split across reads and several may
  * arrive in one read. A length over maxFrameBytes is reported as soon as its header arrives, so
- * an oversized frame is never buffered; the decoder then stops, because the stream cannot be
+ * an oversized frame is never buffered. The decoder then stops, because the stream cannot be
  * resynchronised.
  */
 export class FrameDecoder {

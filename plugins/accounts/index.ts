@@ -1,4 +1,4 @@
-// The accounts plugin: decides logins, answers `register` when registration is on, tells the
+// The accounts plugin: decides logins, handles `register` when registration is on, reports to the
 // directors which local users exist and grants the `admin` permission to admin accounts.
 
 import type { Bester } from "../../core/bester.js";
@@ -9,7 +9,7 @@ import { LoginLimiter, type LoginLimiterOptions } from "./login-limiter.js";
 
 export const PLUGIN_NAME = "accounts";
 
-/** The keyv namespace that holds accounts; the CLI's user commands open the same one. */
+/** The keyv namespace that contains accounts; the CLI's user commands open the same one. */
 export const ACCOUNTS_NAMESPACE = "accounts";
 
 export interface AccountsOptions {

@@ -1,7 +1,8 @@
 // The federation plugin: authenticated links between Bester NG servers. Each server dials one
 // outgoing link to every configured peer and sends its own messages on it, so a pair of servers
 // uses two links, one per direction. Messages wait in a durable outbox until the peer acknowledges
-// them. Delivery is thus at least once on the wire and exactly once after the receiver's de-duplication.
+// them. Delivery is at least once on the wire. The receiver drops a message whose id it processed
+// in the last 7 days, so a resend after a lost acknowledgement is not delivered twice.
 
 import { randomUUID } from "node:crypto";
 import type { Bester } from "../../core/bester.js";

@@ -43,7 +43,7 @@ export async function loadOrCreateServerKey(file: string): Promise<ServerKey> {
     throw new BesterError("invalidConfig", `The federation key file ${file} does not hold a PEM private key. Move it away so a new key is created, or point federation.keyFile at the right file.`, { cause: error });
   }
   if (privateKey.asymmetricKeyType !== "ed25519") {
-    throw new BesterError("invalidConfig", `The federation key file ${file} holds a ${privateKey.asymmetricKeyType} key, not Ed25519. Move it away so a new key is created.`);
+    throw new BesterError("invalidConfig", `The federation key file ${file} contains a ${privateKey.asymmetricKeyType} key, not Ed25519. Move it away so a new key is created.`);
   }
   const publicKey = createPublicKey(privateKey);
   return { privateKey, publicKey, publicKeyText: formatPublicKey(publicKey), created };

@@ -61,7 +61,7 @@ export class PeerLink {
     return this.state === "up";
   }
 
-  /** The link's state and backlog, for the status report. */
+  /** Describes the link's state and backlog for the status report. */
   describe(): { peer: string; state: string; tls: boolean; backlog: number; attempts: number } {
     return { peer: this.peer, state: this.state, tls: this.options.tls !== undefined, backlog: this.options.outbox.size, attempts: this.attempts };
   }

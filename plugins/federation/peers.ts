@@ -10,7 +10,7 @@ export interface Peer {
   /** The peer's server name, `host:port`; it is signed in every handshake. */
   name: string;
   publicKey: KeyObject;
-  /** Where outgoing links connect. */
+  /** Host that outgoing links connect to. */
   host: string;
   port: number;
 }

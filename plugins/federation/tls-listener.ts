@@ -48,7 +48,7 @@ export class TlsPeerListener {
   /** Listens and resolves with the bound `host:port`. */
   async listen(address: Required<ListenConfig>): Promise<string> {
     const { key, cert, ca } = this.credentials;
-    // With a CA, both sides must show a certificate it signed; without one TLS only encrypts, and
+    // With a CA, both sides must present a certificate it signed. Without one TLS only encrypts, and
     // the handshake's channel binding still ties the peer's identity to this TLS session.
     const server = tls.createServer({ key, cert, ca, requestCert: ca !== undefined, rejectUnauthorized: ca !== undefined }, (socket) => this.accept(socket));
     server.on("tlsClientError", (error) => this.log.warn({ err: error }, "TLS handshake with a peer failed"));

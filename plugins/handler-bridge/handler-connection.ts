@@ -164,7 +164,7 @@ export class HandlerConnection implements HandlerWorker {
 
   /**
    * Takes the connection out of the pool before failing its job, so the scheduler cannot hand the
-   * next job to a socket that is about to close; the close handler then reconnects.
+   * next job to a socket that is about to close. The close handler then reconnects.
    */
   private discard(error: BesterError): void {
     this.removeWorker?.();

@@ -1,5 +1,5 @@
 // serveHandler: write a message handler in a few lines. It listens on the handler's UNIX socket,
-// answers each job frame with one reply frame in order, turns thrown errors into `{error}` replies
+// replies to each job frame with one frame in order, turns thrown errors into `{error}` replies
 // and lets the function report progress before its reply.
 
 import { rm } from "node:fs/promises";
@@ -36,17 +36,17 @@ export interface ServeHandlerOptions {
   maxFrameBytes?: number;
 }
 
-/** A userDelivery director: send the output to these users (`name` or `name@host:port`). */
+/** Builds a userDelivery director that sends the output to these users (`name` or `name@host:port`). */
 export function deliverTo(users: string | string[]): Director {
   return { type: "userDelivery", users: Array.isArray(users) ? users : [users] };
 }
 
-/** A handler director: feed the output into another local handler. */
+/** Builds a handler director that feeds the output into another local handler. */
 export function pipeTo(handler: string): Director {
   return { type: "handler", handler };
 }
 
-/** A handoff director: send the output one way to `type@host:port`. */
+/** Builds a handoff director that sends the output one way to `type@host:port`. */
 export function handOff(handler: string): Director {
   return { type: "handoff", handler };
 }

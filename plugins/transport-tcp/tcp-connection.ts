@@ -77,8 +77,8 @@ export class TcpConnection implements Connection {
       return;
     }
 
-    // Corking until the check phase joins every frame of this event-loop turn (say, the outputs of
-    // several handler replies read in one poll) into one write syscall; a next-tick flush took one per reply.
+    // Corking until the check phase joins every frame of this event-loop turn (such as the outputs
+    // of several handler replies read in one poll) into one write syscall. A next-tick flush took one per reply.
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();

@@ -93,9 +93,9 @@ describe("crash recovery (SIGKILL)", function () {
 
     expect(tracker.rejected).to.deep.equal([]);
     expect(tracker.accepted).to.have.length(CYCLES * JOBS_PER_CYCLE);
-    // NOTE: a kill between the write syscall that carries a notification and the end marker that
-    // follows it sends that notification again after the restart; the window is one flush wide, so
-    // only the few jobs of the last flush before a kill can repeat. Each job still gets at least one.
+    // NOTE: a kill between the write that carries a notification and the end marker after it sends
+    // that notification again after the restart. The window is one flush wide, so only the jobs of
+    // the last flush before a kill can repeat. Each job still gets at least one notification.
     const unnotified = tracker.accepted.filter((id) => (tracker.notifications.get(id) ?? []).length === 0);
     expect(unnotified, "jobs without a notification").to.deep.equal([]);
     const duplicated = tracker.accepted.filter((id) => tracker.notifications.get(id)!.length > 1);
