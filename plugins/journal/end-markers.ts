@@ -6,7 +6,8 @@
 // removed. A synchronous write() needs no thread hand-off, so the marker reaches the kernel a few
 // microseconds before the notification's socket write, and a restart skips marked jobs. The
 // marker is not fsynced: it survives a process crash, and after a power loss the job only runs
-// again (at-least-once).
+// again (at-least-once). The ids marked in one flush go out in one write, in a microtask that runs
+// before the event loop moves on, to keep the time between the socket write and the marker short.
 
 import { closeSync, ftruncateSync, openSync, readFileSync, writeSync, existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
@@ -15,6 +16,8 @@ export class EndMarkers {
   private fd: number | undefined;
   /** Markers whose journal removal has not committed yet; the file is emptied when none are left. */
   private outstanding = 0;
+  /** Ids marked in this turn and not yet written. */
+  private unwritten: string[] = [];
 
   constructor(readonly file: string) {}
 
@@ -28,14 +31,24 @@ export class EndMarkers {
     return new Set(previous);
   }
 
-  /** Records that job `id` ended; synchronous on purpose, see the file comment. */
+  /** Records that job `id` ended; the write happens in this turn of the event loop, see the file comment. */
   mark(id: string): void {
     if (this.fd === undefined) {
       return;
     }
-    writeSync(this.fd, `${id}\n`);
+    if (this.unwritten.length === 0) {
+      queueMicrotask(this.write);
+    }
+    this.unwritten.push(id);
     this.outstanding += 1;
   }
+
+  private readonly write = (): void => {
+    if (this.fd !== undefined && this.unwritten.length > 0) {
+      writeSync(this.fd, `${this.unwritten.join("\n")}\n`);
+    }
+    this.unwritten = [];
+  };
 
   /** Reports that the journal removal behind one marker committed (or the previous run's markers were applied). */
   settled(): void {
@@ -46,6 +59,7 @@ export class EndMarkers {
   }
 
   close(): void {
+    this.write();
     if (this.fd !== undefined) {
       closeSync(this.fd);
       this.fd = undefined;

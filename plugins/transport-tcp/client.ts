@@ -36,6 +36,11 @@ export interface ClientOptions {
    * in flight when the connection broke reject with `connectionClosed`.
    */
   reconnect?: boolean | ReconnectOptions;
+  /**
+   * How many notified job ids the client remembers to drop a repeated `jobNotification`; default
+   * 100 000. The daemon may repeat a notification after it crashed (see docs/reliability.md).
+   */
+  rememberNotifications?: number;
 }
 
 export interface RunResult {
@@ -60,6 +65,8 @@ export class BesterClient extends EventEmitter<ClientEvents> {
   private inReconnectLoop = false;
   private closedError: BesterClientError | undefined;
   private readonly reconnectOptions: Required<ReconnectOptions> | undefined;
+  /** Ids of jobs whose notification was emitted, oldest first, so a repeat after a server crash is dropped. */
+  private readonly notified = new Set<string>();
 
   private constructor(private readonly options: ClientOptions) {
     super();
@@ -336,6 +343,18 @@ export class BesterClient extends EventEmitter<ClientEvents> {
     });
   }
 
+  /** Remembers the job id and tells whether this is its first notification; jobIDs are unique per server. */
+  private firstNotification(event: JobNotificationEvent): boolean {
+    if (this.notified.has(event.jobID)) {
+      return false;
+    }
+    this.notified.add(event.jobID);
+    if (this.notified.size > (this.options.rememberNotifications ?? 100_000)) {
+      this.notified.delete(this.notified.values().next().value!);
+    }
+    return true;
+  }
+
   private receive(message: Record<string, unknown>): void {
     const job = message.job as Record<string, unknown> | undefined;
     switch (message.reply) {
@@ -343,7 +362,9 @@ export class BesterClient extends EventEmitter<ClientEvents> {
         this.emit("output", job as unknown as JobOutputEvent);
         return;
       case "jobNotification":
-        this.emit("notification", job as unknown as JobNotificationEvent);
+        if (this.firstNotification(job as unknown as JobNotificationEvent)) {
+          this.emit("notification", job as unknown as JobNotificationEvent);
+        }
         return;
       case "jobProgress":
         this.emit("progress", job as unknown as JobProgressEvent);

@@ -191,6 +191,30 @@ describe("client SDK BesterClient", () => {
   });
 });
 
+describe("client SDK repeated notifications", () => {
+  // A server that repeats a notification, as a daemon restarted after a crash may do.
+  it("emits one notification per job id and forgets the oldest ids past its limit", async () => {
+    const server = net.createServer((socket) => {
+      const notify = (jobID: string) => socket.write(entry.encodeFrame({ reply: "jobNotification", job: { status: "completed", jobID } }));
+      for (const jobID of ["j1", "j2", "j1", "j3", "j3", "j1"]) {
+        notify(jobID);
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as net.AddressInfo;
+
+    const client = await BesterClient.connect({ port, rememberNotifications: 2 });
+    const seen: string[] = [];
+    client.on("notification", (event) => seen.push(event.jobID));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    client.close();
+    server.close();
+
+    // Both repeats within the limit were dropped; j1 was forgotten when j3 arrived (limit 2), so its last copy is new.
+    expect(seen).to.deep.equal(["j1", "j2", "j3", "j1"]);
+  });
+});
+
 describe("client SDK reconnect", () => {
   let folder: string;
 

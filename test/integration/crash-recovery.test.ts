@@ -1,3 +1,4 @@
+import { once } from "node:events";
 import { readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { SqliteJournalBackend } from "../../plugins/journal/sqlite-backend.js";
@@ -5,6 +6,7 @@ import { expect } from "chai";
 import { startDaemon, stopDaemon, writeDaemonConfig, type DaemonProcess } from "../daemon-process.js";
 import { fixtureHandler } from "../helper.js";
 import { JobTracker } from "../job-tracker.js";
+import { BesterClient } from "../../plugins/transport-tcp/client.js";
 
 const CYCLES = 3;
 
@@ -24,6 +26,17 @@ async function journalKeys(file: string): Promise<string[]> {
   return keys;
 }
 const JOBS_PER_CYCLE = 300;
+
+/** Resolves once `condition` holds, polling every 20 ms; rejects after 30 s naming `what`. */
+async function until(condition: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!condition()) {
+    if (Date.now() > deadline) {
+      throw new Error(`Timed out waiting for ${what}.`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 
 describe("crash recovery (SIGKILL)", function () {
   this.timeout(90_000);
@@ -111,6 +124,41 @@ describe("crash recovery (SIGKILL)", function () {
     expect(resumed, "log line about resumed jobs").to.not.equal(undefined);
     tracker.close();
     expect(await stopDaemon(daemon, "SIGTERM")).to.equal(0);
+  });
+
+  it("SDK client sees one notification per job", async () => {
+    const config = await writeDaemonConfig({
+      registration: true,
+      handlers: { echo: fixtureHandler("delay-echo", { connections: 4, env: { DELAY_MS: "2" } }) },
+    });
+    folder = config.folder;
+    daemon = await startDaemon(config.file);
+    const client = await BesterClient.connect({ port: daemon.port, reconnect: { delayMs: 50, maxDelayMs: 200 } });
+    await client.register("carol", "secret-pass");
+    await client.auth("carol", "secret-pass");
+    const notified = new Map<string, number>();
+    client.on("notification", (event) => notified.set(event.jobID, (notified.get(event.jobID) ?? 0) + 1));
+    const accepted: string[] = [];
+
+    for (let cycle = 0; cycle < CYCLES; cycle += 1) {
+      const batch = await Promise.all(Array.from({ length: JOBS_PER_CYCLE }, (_, index) => client.submit("echo", `${cycle}-${index}`)));
+      accepted.push(...batch);
+      await until(() => batch.filter((id) => notified.has(id)).length >= 20, "the first notifications");
+      await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 40)));
+
+      const reconnected = once(client, "reconnect");
+      expect(await stopDaemon(daemon, "SIGKILL")).to.equal(null);
+      daemon = await startDaemon(config.file);
+      await reconnected;
+    }
+
+    await until(() => accepted.every((id) => notified.has(id)), "every accepted job's notification");
+    // Give a repeated notification, if one were coming, time to arrive.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const counts = accepted.map((id) => notified.get(id));
+    expect(counts.filter((count) => count !== 1), "jobs without exactly one notification").to.deep.equal([]);
+    expect([...notified.keys()].filter((id) => !accepted.includes(id)), "notifications of jobs never accepted").to.deep.equal([]);
+    await client.close();
   });
 
   it("SIGTERM finishes in-flight jobs and keeps queued ones", async () => {
