@@ -49,6 +49,7 @@ export function builtinPlugins(config: ResolvedConfig): BesterPlugin[] {
       maxConnections: config.limits.maxConnections,
       authTimeoutMs: config.limits.authTimeoutMs,
       maxBufferedBytes: config.limits.maxBufferedBytes,
+      outputCoalesceMs: config.limits.outputCoalesceMs,
     }),
   );
   return plugins;

@@ -132,6 +132,7 @@ export const CONFIG_SCHEMA: SchemaObject = {
         maxConnections: { type: "integer", minimum: 1 },
         authTimeoutMs: { type: "integer", minimum: 0 },
         maxBufferedBytes: { type: "integer", minimum: 1024 },
+        outputCoalesceMs: { type: "integer", minimum: 0, maximum: 1000 },
         login: {
           type: "object",
           additionalProperties: false,
@@ -281,6 +282,7 @@ export function resolveConfig(config: unknown, root: string, file?: string): Res
       maxConnections: config.limits?.maxConnections ?? 20_000,
       authTimeoutMs: config.limits?.authTimeoutMs ?? 30_000,
       maxBufferedBytes: config.limits?.maxBufferedBytes ?? maxFrameBytes + 8 * 1024 * 1024,
+      outputCoalesceMs: config.limits?.outputCoalesceMs ?? 1,
       login: {
         maxFailuresPerUser: config.limits?.login?.maxFailuresPerUser ?? 10,
         maxFailuresPerAddress: config.limits?.login?.maxFailuresPerAddress ?? 100,

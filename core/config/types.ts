@@ -97,6 +97,11 @@ export interface LimitsConfig {
   authTimeoutMs?: number;
   /** Unsent output bytes per connection after which a client that does not read is disconnected; default maxFrameBytes + 8 MiB. */
   maxBufferedBytes?: number;
+  /**
+   * Milliseconds a busy connection's output may wait so that it leaves in one write with the
+   * output that follows; default 1, 0 sends at the end of each event-loop turn.
+   */
+  outputCoalesceMs?: number;
   login?: {
     /** Failed logins per username within windowMs before the username gets rateLimited; default 10. */
     maxFailuresPerUser?: number;
@@ -160,6 +165,7 @@ export interface ResolvedConfig {
     maxConnections: number;
     authTimeoutMs: number;
     maxBufferedBytes: number;
+    outputCoalesceMs: number;
     login: { maxFailuresPerUser: number; maxFailuresPerAddress: number; windowMs: number };
   };
   offline: { maxMessages: number };

@@ -144,11 +144,12 @@ export class BesterClient extends EventEmitter<ClientEvents> {
     let resolveDone!: (notification: JobNotificationEvent) => void;
     const done = new Promise<JobNotificationEvent>((resolve) => (resolveDone = resolve));
     // Events that arrive before the submission reply (when an earlier request was slow) wait here.
-    const early: Array<{ kind: string; event: JobOutputEvent | JobNotificationEvent }> = [];
+    const early: Array<{ kind: string; event: JobOutputEvent | JobNotificationEvent | JobProgressEvent }> = [];
 
     const onOutput = (event: JobOutputEvent) => (jobID ? matchOutput(event) : early.push({ kind: "output", event }));
     const onNotification = (event: JobNotificationEvent) => (jobID ? matchNotification(event) : early.push({ kind: "notification", event }));
-    const onProgress = (event: JobProgressEvent) => event.jobID === jobID && options.onProgress?.(event.progress);
+    const onProgress = (event: JobProgressEvent) => (jobID ? matchProgress(event) : early.push({ kind: "progress", event }));
+    const matchProgress = (event: JobProgressEvent) => event.jobID === jobID && options.onProgress?.(event.progress);
     const matchOutput = (event: JobOutputEvent) => event.jobID.startsWith(`${jobID}:`) && outputs.push(event);
     const matchNotification = (event: JobNotificationEvent) => event.jobID === jobID && resolveDone(event);
 
@@ -165,7 +166,13 @@ export class BesterClient extends EventEmitter<ClientEvents> {
     try {
       jobID = await this.submit(type, data, { priority: options.priority });
       for (const { kind, event } of early) {
-        kind === "output" ? matchOutput(event as JobOutputEvent) : matchNotification(event as JobNotificationEvent);
+        if (kind === "output") {
+          matchOutput(event as JobOutputEvent);
+        } else if (kind === "progress") {
+          matchProgress(event as JobProgressEvent);
+        } else {
+          matchNotification(event as JobNotificationEvent);
+        }
       }
       const notification = await Promise.race([done, closed]);
       return { jobID, outputs, notification };

@@ -20,6 +20,8 @@ export interface TcpTransportOptions {
   maxBufferedBytes?: number;
   /** Milliseconds a connection may stay unauthenticated; default 30000. */
   authTimeoutMs?: number;
+  /** Milliseconds a busy connection's output may wait to leave in one write with later output; default 1. */
+  outputCoalesceMs?: number;
   /** Whether the first listener's real address becomes the server name (config had port 0 and no server.name). */
   nameFromListener?: boolean;
 }
@@ -35,6 +37,7 @@ export function transportTcp(options: TcpTransportOptions): BesterPlugin {
         maxFrameBytes: options.maxFrameBytes,
         maxBufferedBytes: options.maxBufferedBytes ?? options.maxFrameBytes + 8 * 1024 * 1024,
         authTimeoutMs: options.authTimeoutMs ?? 30_000,
+        outputCoalesceMs: options.outputCoalesceMs ?? 1,
       };
 
       const accept = (socket: net.Socket) => {

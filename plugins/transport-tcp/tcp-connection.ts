@@ -15,6 +15,8 @@ export interface TcpConnectionOptions {
   maxBufferedBytes: number;
   /** Milliseconds a connection may stay unauthenticated. */
   authTimeoutMs: number;
+  /** Milliseconds output may wait after the previous write to leave with later output; 0 writes at the end of each turn. */
+  outputCoalesceMs: number;
 }
 
 let nextConnectionId = 1;
@@ -26,6 +28,7 @@ export class TcpConnection implements Connection {
   private readonly decoder: FrameDecoder;
   private closed = false;
   private corked = false;
+  private lastFlushAt = 0;
   /** Callers of onFlushed() waiting for buffered output to leave the process. */
   private flushWaiters: Array<(error?: Error) => void> = [];
   private waitingForDrain = false;
@@ -77,12 +80,19 @@ export class TcpConnection implements Connection {
       return;
     }
 
-    // Corking until the check phase joins every frame of this event-loop turn (such as the outputs
-    // of several handler replies read in one poll) into one write syscall. A next-tick flush took one per reply.
+    // Corking joins frames into one write syscall. Output after a quiet period leaves at the end of
+    // this event-loop turn. Output that follows a write by less than outputCoalesceMs waits for the
+    // rest of that time. Under load a client then gets one write per interval instead of one per
+    // handler reply, so both processes spend less CPU and the client wakes less often.
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
-      setImmediate(this.uncork);
+      const wait = this.options.outputCoalesceMs - (performance.now() - this.lastFlushAt);
+      if (wait <= 0) {
+        setImmediate(this.uncork);
+      } else {
+        setTimeout(this.uncork, wait);
+      }
     }
     this.socket.write(encodeFrame(message));
 
@@ -128,6 +138,7 @@ export class TcpConnection implements Connection {
 
   private readonly uncork = (): void => {
     this.corked = false;
+    this.lastFlushAt = performance.now();
     this.socket.uncork();
     // Right after the write syscall, so a caller such as the job journal records that the output
     // left the process before anything else runs.

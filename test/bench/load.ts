@@ -22,6 +22,8 @@ export interface ThroughputResult {
   p50ms: number;
   p99ms: number;
   timedOut: boolean;
+  /** CPU seconds this load generator used during the run. */
+  clientCpuSeconds: number;
 }
 
 function openLink(system: System, port: number): Promise<JobLink> {
@@ -44,6 +46,7 @@ async function throughput(system: System, port: number, clients: number, window:
   let timedOut = false;
 
   const started = process.hrtime.bigint();
+  const cpuAtStart = process.cpuUsage();
   const stopTimer = setTimeout(() => (stopped = true), deadlineMs);
   const runs = links.map(
     (link) =>
@@ -77,6 +80,7 @@ async function throughput(system: System, port: number, clients: number, window:
   });
   await Promise.race([Promise.all(runs), hardStop]);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const cpuUsed = process.cpuUsage(cpuAtStart);
   clearTimeout(stopTimer);
   clearTimeout(hardTimer);
   for (const link of links) {
@@ -92,6 +96,7 @@ async function throughput(system: System, port: number, clients: number, window:
     p50ms: round(quantile(0.5)),
     p99ms: round(quantile(0.99)),
     timedOut: timedOut || stopped,
+    clientCpuSeconds: round((cpuUsed.user + cpuUsed.system) / 1e6),
   };
 }
 

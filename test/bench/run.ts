@@ -2,12 +2,15 @@
 // sqlite stores), each in its own processes on 127.0.0.1, and prints a table with the ratios.
 // Options: --jobs N (default 36000), --repeat N (throughput runs per row, median kept; default 3), --only a,b (gearmand, relay, memory, sqlite),
 // --skip-idle, --skip-large, --profile DIR (CPU profile of each Bester daemon), --json FILE.
+// Besides latency it reports the CPU time per job of the server, its handler processes and the
+// load generator, because on a machine with few cores all of them compete for the same CPUs.
 
 import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { parseArgs } from "node:util";
 import { createProgress } from "../../core/cli/spinner.js";
+import { totalCpuSeconds } from "./cpu-time.js";
 import { childFileLimit, rssMiB } from "./processes.js";
 import { besterMemory, besterSqlite, gearmand, holdIdle, relay, runLoad, type SystemDefinition } from "./systems.js";
 import type { ThroughputResult } from "./load.js";
@@ -31,10 +34,22 @@ const LARGE = { payloadBytes: 1024 * 1024, jobs: 40, deadlineMs: 60_000 };
 const IDLE = { connections: 10_000, deadlineMs: 180_000 };
 const SETTLE_MS = 1500;
 
+/** CPU microseconds per job during a throughput run, by process group. */
+interface CpuPerJob {
+  server: number;
+  handlers: number;
+  client: number;
+  total: number;
+}
+
+interface Measured extends ThroughputResult {
+  cpu: CpuPerJob;
+}
+
 interface Row {
   name: string;
   skipped?: string;
-  throughput?: ThroughputResult;
+  throughput?: Measured;
   largeP50ms?: number;
   idle?: { held: number; rssBeforeMiB: number; rssMiB: number };
 }
@@ -64,10 +79,17 @@ async function measure(system: SystemDefinition): Promise<Row> {
     await runLoad(loadArgs(WORKLOAD.clients, WORKLOAD.window, WARMUP_JOBS, WORKLOAD.payloadBytes, WORKLOAD.deadlineMs, running.port), WORKLOAD.deadlineMs + 30_000);
 
     // On a shared machine single runs swing widely; the run with the median jobs/s is kept.
-    const runs: ThroughputResult[] = [];
+    const runs: Measured[] = [];
     for (let attempt = 1; attempt <= REPEAT; attempt += 1) {
       progress.step(`${system.name}: ${WORKLOAD.jobs} jobs of ${WORKLOAD.payloadBytes} bytes, ${WORKLOAD.clients}×${WORKLOAD.window} in flight (run ${attempt} of ${REPEAT})`);
-      runs.push(await runLoad(loadArgs(WORKLOAD.clients, WORKLOAD.window, WORKLOAD.jobs, WORKLOAD.payloadBytes, WORKLOAD.deadlineMs, running.port), WORKLOAD.deadlineMs + 30_000));
+      const serverBefore = totalCpuSeconds(running.serverPids());
+      const handlersBefore = totalCpuSeconds(running.handlerPids());
+      const result = await runLoad<ThroughputResult>(loadArgs(WORKLOAD.clients, WORKLOAD.window, WORKLOAD.jobs, WORKLOAD.payloadBytes, WORKLOAD.deadlineMs, running.port), WORKLOAD.deadlineMs + 30_000);
+      const perJob = (seconds: number) => Math.round((seconds / result.jobs) * 1e6);
+      const server = perJob(totalCpuSeconds(running.serverPids()) - serverBefore);
+      const handlers = perJob(totalCpuSeconds(running.handlerPids()) - handlersBefore);
+      const client = perJob(result.clientCpuSeconds);
+      runs.push({ ...result, cpu: { server, handlers, client, total: server + handlers + client } });
     }
     runs.sort((a, b) => a.jobsPerSec - b.jobsPerSec);
     row.throughput = runs[Math.floor(runs.length / 2)];
@@ -105,17 +127,18 @@ function ratio(a: number | undefined, b: number | undefined): string {
 
 function table(rows: Row[]): string {
   const lines = [
-    "| system | jobs/s | p50 ms | p99 ms | 1 MiB p50 ms | RSS, 10 000 idle (MiB) |",
-    "|---|---:|---:|---:|---:|---:|",
+    "| system | jobs/s | p50 ms | p99 ms | CPU µs/job: server + handlers + client = total | 1 MiB p50 ms | RSS, 10 000 idle (MiB) |",
+    "|---|---:|---:|---:|---:|---:|---:|",
   ];
   for (const row of rows) {
     if (row.skipped) {
-      lines.push(`| ${row.name} | skipped | | | | |`);
+      lines.push(`| ${row.name} | skipped | | | | | |`);
       continue;
     }
     const t = row.throughput!;
     const idle = row.idle ? `${row.idle.rssMiB} (${row.idle.held} open, ${row.idle.rssBeforeMiB} before)` : "not run";
-    lines.push(`| ${row.name}${t.timedOut ? " (hit time limit)" : ""} | ${t.jobsPerSec} | ${t.p50ms} | ${t.p99ms} | ${row.largeP50ms ?? "not run"} | ${idle} |`);
+    const cpu = `${t.cpu.server} + ${t.cpu.handlers} + ${t.cpu.client} = ${t.cpu.total}`;
+    lines.push(`| ${row.name}${t.timedOut ? " (hit time limit)" : ""} | ${t.jobsPerSec} | ${t.p50ms} | ${t.p99ms} | ${cpu} | ${row.largeP50ms ?? "not run"} | ${idle} |`);
   }
   return lines.join("\n");
 }
@@ -132,7 +155,7 @@ function ratios(rows: Row[]): string {
       continue;
     }
     const t = bester.throughput!;
-    lines.push(`${bester.name}: jobs/s ${ratio(t.jobsPerSec, gear?.throughput?.jobsPerSec)} gearmand, ${ratio(t.jobsPerSec, naive?.throughput?.jobsPerSec)} relay; p99 ${ratio(t.p99ms, gear?.throughput?.p99ms)} gearmand's`);
+    lines.push(`${bester.name}: jobs/s ${ratio(t.jobsPerSec, gear?.throughput?.jobsPerSec)} gearmand, ${ratio(t.jobsPerSec, naive?.throughput?.jobsPerSec)} relay; p99 ${ratio(t.p99ms, gear?.throughput?.p99ms)} gearmand's; CPU per job ${ratio(t.cpu.total, gear?.throughput?.cpu.total)} gearmand's`);
   }
   if (memory && sqlite) {
     lines.push(`sqlite store: ${ratio(sqlite.throughput!.jobsPerSec, memory.throughput!.jobsPerSec)} of the memory store's jobs/s`);

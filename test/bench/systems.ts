@@ -5,6 +5,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { descendants } from "./cpu-time.js";
 import { findProgram, freePort, startChild, waitForPort, type Child } from "./processes.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -18,6 +19,9 @@ export interface RunningSystem {
   port: number;
   /** Process id of the daemon itself, for RSS. */
   pid: number;
+  /** Processes whose CPU time counts as the server's, and as its handlers'. */
+  serverPids(): number[];
+  handlerPids(): number[];
   stop(): Promise<void>;
 }
 
@@ -55,16 +59,17 @@ export const gearmand: SystemDefinition = {
     const port = await freePort();
     const server = startChild("gearmand", ["gearmand", "--listen=127.0.0.1", `--port=${port}`, "--threads=2", "--log-file=none"]);
     const children = [server];
+    let workers: Child;
     try {
       await waitForPort(port, START_TIMEOUT_MS);
-      const workers = startChild("gearman workers", tsx("load.ts", "gearman-workers", String(port), "4"));
+      workers = startChild("gearman workers", tsx("load.ts", "gearman-workers", String(port), "4"));
       children.push(workers);
       await workers.waitForLine("ready", START_TIMEOUT_MS);
     } catch (error) {
       await stopAll(children);
       throw error;
     }
-    return { port, pid: server.pid, stop: () => stopAll(children) };
+    return { port, pid: server.pid, serverPids: () => [server.pid], handlerPids: () => [workers.pid], stop: () => stopAll(children) };
   },
 };
 
@@ -82,7 +87,7 @@ export const relay: SystemDefinition = {
       const server = startChild("naive relay", tsx("relay.ts", socket, "4"));
       children.push(server);
       const port = Number((await server.waitForLine("ready", START_TIMEOUT_MS)).split(" ")[1]);
-      return { port, pid: server.pid, stop: () => stopAll(children, dataDir) };
+      return { port, pid: server.pid, serverPids: () => [server.pid], handlerPids: () => [handler.pid], stop: () => stopAll(children, dataDir) };
     } catch (error) {
       await stopAll(children, dataDir);
       throw error;
@@ -102,7 +107,8 @@ function besterDaemon(store: "memory" | "sqlite"): SystemDefinition {
       const server = startChild(`Bester NG daemon (${store})`, command, { BENCH_TOKEN: token });
       try {
         const port = Number((await server.waitForLine("ready", START_TIMEOUT_MS)).split(" ")[1]);
-        return { port, pid: server.pid, stop: () => stopAll([server], dataDir) };
+        // The handler bridge spawns the handler process, so every process below the daemon is a handler.
+        return { port, pid: server.pid, serverPids: () => [server.pid], handlerPids: () => descendants(server.pid), stop: () => stopAll([server], dataDir) };
       } catch (error) {
         await stopAll([server], dataDir);
         throw error;

@@ -5,7 +5,7 @@ import { FrameDecoder } from "../../core/protocol/frame-codec.js";
 import { TcpConnection } from "../../plugins/transport-tcp/tcp-connection.js";
 
 /** Opens a real loopback socket and returns a TcpConnection on its server side plus the frames its client side decoded. */
-async function connectionPair(maxBufferedBytes = 1024 * 1024): Promise<{ connection: TcpConnection; received: Array<Record<string, unknown>>; client: net.Socket; server: net.Server }> {
+async function connectionPair(maxBufferedBytes = 1024 * 1024, outputCoalesceMs = 0): Promise<{ connection: TcpConnection; received: Array<Record<string, unknown>>; chunks: number[]; client: net.Socket; server: net.Server }> {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const accepted = new Promise<net.Socket>((resolve) => server.once("connection", resolve));
@@ -13,16 +13,20 @@ async function connectionPair(maxBufferedBytes = 1024 * 1024): Promise<{ connect
   const socket = await accepted;
 
   const received: Array<Record<string, unknown>> = [];
+  // Frames per chunk the client read, which shows how the server grouped its writes.
+  const chunks: number[] = [];
   const decoder = new FrameDecoder();
   client.on("data", (chunk: Buffer) => {
+    chunks.push(0);
     for (const decoded of decoder.push(chunk)) {
       if (decoded.kind === "frame") {
         received.push(decoded.message);
+        chunks[chunks.length - 1]! += 1;
       }
     }
   });
-  const connection = new TcpConnection(socket, { maxFrameBytes: 1024 * 1024, maxBufferedBytes, authTimeoutMs: 0 }, pino({ level: "silent" }));
-  return { connection, received, client, server };
+  const connection = new TcpConnection(socket, { maxFrameBytes: 1024 * 1024, maxBufferedBytes, authTimeoutMs: 0, outputCoalesceMs }, pino({ level: "silent" }));
+  return { connection, received, chunks, client, server };
 }
 
 async function waitFor(condition: () => boolean): Promise<void> {
@@ -44,6 +48,26 @@ describe("tcp connection write batching (unit)", () => {
     await waitFor(() => received.length === 4);
 
     expect(received).to.deep.equal([{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }]);
+    client.destroy();
+    server.close();
+  });
+
+  it("joins output that follows a write closely", async () => {
+    const { connection, received, chunks, client, server } = await connectionPair(1024 * 1024, 200);
+    const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+    // The first frame follows a quiet period, so it leaves at the end of its turn.
+    connection.send({ n: 1 });
+    await waitFor(() => received.length === 1);
+    connection.send({ n: 2 });
+    await nextTurn();
+    connection.send({ n: 3 });
+    await nextTurn();
+    connection.send({ n: 4 });
+    await waitFor(() => received.length === 4);
+
+    expect(received).to.deep.equal([{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }]);
+    expect(chunks).to.deep.equal([1, 3]);
     client.destroy();
     server.close();
   });
