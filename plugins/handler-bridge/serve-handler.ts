@@ -61,15 +61,14 @@ export async function serveHandler(options: ServeHandlerOptions, handle: Handler
 
   const server = net.createServer((connection) => {
     const decoder = new FrameDecoder(options.maxFrameBytes);
-    // One job at a time per connection: the daemon sends the next job only after this reply.
-    let queue = Promise.resolve();
+    const replies = new ReplyQueue(connection, handle);
     connection.on("data", (chunk: Buffer) => {
       for (const decoded of decoder.push(chunk)) {
         if (decoded.kind === "error") {
           connection.destroy();
           return;
         }
-        queue = queue.then(() => answer(connection, decoded.message, handle));
+        replies.push(decoded.message);
       }
     });
     connection.on("error", () => connection.destroy());
@@ -83,21 +82,72 @@ export async function serveHandler(options: ServeHandlerOptions, handle: Handler
   return server;
 }
 
-async function answer(connection: net.Socket, message: Record<string, unknown>, handle: HandlerFunction): Promise<void> {
-  const job = message.job as HandlerJob;
-  const tools: HandlerTools = {
-    progress: (progress) => connection.write(encodeFrame({ progress })),
-  };
+/**
+ * Answers a connection's jobs one at a time, in order. The daemon sends the next job only after a
+ * reply, but a handler that closes after each reply may still see two. A function that returns its
+ * reply directly is answered in the same turn, without a promise per job.
+ */
+class ReplyQueue {
+  private readonly waiting: Array<Record<string, unknown>> = [];
+  private busy = false;
 
-  let reply: unknown;
-  try {
-    reply = await handle(message.payload, job, tools);
-  } catch (error) {
-    reply = { error: { message: error instanceof Error ? error.message : String(error) } };
+  constructor(
+    private readonly connection: net.Socket,
+    private readonly handle: HandlerFunction,
+  ) {}
+
+  push(message: Record<string, unknown>): void {
+    this.waiting.push(message);
+    if (!this.busy) {
+      this.drain();
+    }
   }
-  if (!connection.destroyed) {
-    connection.write(encodeFrame(reply));
+
+  private drain(): void {
+    while (this.waiting.length > 0) {
+      const message = this.waiting.shift()!;
+      let result: HandlerReply | Promise<HandlerReply> | { error: { message: string } };
+      try {
+        result = this.handle(message.payload, message.job as HandlerJob, this.tools());
+      } catch (error) {
+        result = failure(error);
+      }
+
+      if (isPromise(result)) {
+        this.busy = true;
+        result.then(
+          (reply) => this.resume(reply),
+          (error: unknown) => this.resume(failure(error)),
+        );
+        return;
+      }
+      this.send(result);
+    }
   }
+
+  private resume(reply: unknown): void {
+    this.busy = false;
+    this.send(reply);
+    this.drain();
+  }
+
+  private send(reply: unknown): void {
+    if (!this.connection.destroyed) {
+      this.connection.write(encodeFrame(reply));
+    }
+  }
+
+  private tools(): HandlerTools {
+    return { progress: (progress) => this.send({ progress }) };
+  }
+}
+
+function failure(error: unknown): { error: { message: string } } {
+  return { error: { message: error instanceof Error ? error.message : String(error) } };
+}
+
+function isPromise(value: unknown): value is Promise<HandlerReply> {
+  return typeof (value as { then?: unknown } | null)?.then === "function";
 }
 
 /**
