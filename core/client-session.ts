@@ -108,13 +108,42 @@ export class ClientSession {
     this.takeover = handler;
   }
 
-  /** Cleans up after the transport saw the connection close. */
-  closedByTransport(): void {
+  /**
+   * Cleans up after the transport saw the connection close. `unsent` lists the messages the
+   * transport could not confirm as handed to the operating system. When the user has no other live
+   * connection, the outputs and notifications among them and the events still held here go to the
+   * user's offline messages.
+   */
+  closedByTransport(unsent: object[] = []): void {
     this.closed = true;
+    this.host.sessions.remove(this.eventTarget);
+
+    const held = [...this.heldEvents.values()].flat();
+    this.heldEvents.clear();
+    if (this.user !== undefined && !this.host.sessions.isOnline(this.user)) {
+      this.redeliver(this.user, [...unsent, ...held]);
+    }
+
     for (const resolve of this.releaseWaiters.splice(0)) {
       resolve();
     }
-    this.host.sessions.remove(this.eventTarget);
+  }
+
+  /** Hands job outputs and notifications that never left the process to the offline path. */
+  private redeliver(user: string, messages: object[]): void {
+    const lasting = messages.filter((message) => {
+      const reply = (message as { reply?: unknown }).reply;
+      return reply === "jobOutput" || reply === "jobNotification";
+    });
+    if (lasting.length === 0) {
+      return;
+    }
+    this.host.log.info({ user, connection: this.connection.id, messages: lasting.length }, "connection closed with messages unsent; keeping them for the user's next login");
+    for (const message of lasting) {
+      this.host.engine.deliverToUser(user, message as Record<string, unknown>).catch((error: unknown) => {
+        this.host.log.error({ err: error, user }, "keeping an unsent message failed");
+      });
+    }
   }
 
   private handleRequest(message: Record<string, unknown>): void {
@@ -250,7 +279,7 @@ export class ClientSession {
       return;
     }
     this.releaseWaiters.push(() => {
-      if (this.heldEvents.size > 0) {
+      if (this.closed || this.heldEvents.size > 0) {
         // The connection closed with events still held, so they never left the process.
         callback(new Error(`Connection ${this.connection.id} closed before its held events were sent.`));
         return;

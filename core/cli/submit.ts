@@ -2,7 +2,7 @@
 
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
-import { BesterClientError, type JobOutputEvent } from "../../plugins/transport-tcp/client.js";
+import { BesterClientError, type JobNotificationEvent, type JobOutputEvent } from "../../plugins/transport-tcp/client.js";
 import { addConnectOptions, connectAndLogin, type ConnectOptions } from "./connect.js";
 import { createProgress } from "./spinner.js";
 
@@ -80,19 +80,22 @@ async function readData(options: SubmitOptions): Promise<unknown> {
 async function submit(options: SubmitOptions): Promise<number> {
   const data = await readData(options);
   const { client, address } = await connectAndLogin(options);
+  // Right after login the server sends the messages it kept while the user was offline. They belong
+  // to earlier jobs and the server does not send them again, so they are printed on stderr.
+  const received: Array<{ output?: JobOutputEvent; notification?: JobNotificationEvent }> = [];
+  client.on("output", (output) => received.push({ output }));
+  client.on("notification", (notification) => received.push({ notification }));
 
   try {
     if (options.wait === false) {
       const jobID = await client.submit(options.type, data, { priority: options.priority });
+      printEarlier(received, jobID);
       process.stdout.write(`${jobID}\n`);
       return 0;
     }
 
     const progress = createProgress();
     progress.step(`running ${options.type} job as ${address}`);
-    const printOutput = (output: JobOutputEvent) => {
-      process.stdout.write(`output ${output.jobID} (${output.payload.type}):\n${format(output.payload.data)}\n`);
-    };
     const result = await client.run(options.type, data, {
       priority: options.priority,
       onProgress: (report) => progress.step(`running ${options.type}: ${JSON.stringify(report)}`),
@@ -104,12 +107,31 @@ async function submit(options: SubmitOptions): Promise<number> {
     } else {
       progress.fail(`job ${result.jobID} failed: ${notification.error?.code}: ${notification.error?.message}`);
     }
-    result.outputs.forEach(printOutput);
+    printEarlier(received, result.jobID);
+    for (const output of result.outputs) {
+      process.stdout.write(formatOutput(output));
+    }
     process.stdout.write(`${JSON.stringify({ reply: "jobNotification", job: notification })}\n`);
     return notification.status === "completed" ? 0 : 2;
   } finally {
     await client.close();
   }
+}
+
+/** Prints the messages this connection received about jobs other than `jobID` on stderr. */
+function printEarlier(received: Array<{ output?: JobOutputEvent; notification?: JobNotificationEvent }>, jobID: string): void {
+  const earlier = received.filter(({ output, notification }) => (output ? !output.jobID.startsWith(`${jobID}:`) : notification!.jobID !== jobID));
+  if (earlier.length === 0) {
+    return;
+  }
+  process.stderr.write(`${earlier.length} message(s) about other jobs arrived, such as outputs the server kept while you were offline:\n`);
+  for (const { output, notification } of earlier) {
+    process.stderr.write(output ? formatOutput(output) : `${JSON.stringify({ reply: "jobNotification", job: notification })}\n`);
+  }
+}
+
+function formatOutput(output: JobOutputEvent): string {
+  return `output ${output.jobID} (${output.payload.type}):\n${format(output.payload.data)}\n`;
 }
 
 function format(data: unknown): string {

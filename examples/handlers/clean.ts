@@ -3,6 +3,7 @@
 // with the handler director, so the statistics count prose rather than markup.
 
 import { pipeTo, serveHandler } from "../../plugins/handler-bridge/serve-handler.js";
+import { readTextPayload } from "./text-payload.js";
 
 export function stripMarkdown(markdown: string): string {
   return markdown
@@ -17,9 +18,8 @@ export function stripMarkdown(markdown: string): string {
 }
 
 await serveHandler({ type: "clean" }, (payload, job, tools) => {
-  if (typeof payload !== "string") {
-    throw new Error("Expected the data to be a Markdown or plain-text string");
-  }
-  tools.progress({ step: "clean", characters: payload.length });
-  return { payload: stripMarkdown(payload), director: pipeTo("wordcount") };
+  const { text, recipients } = readTextPayload(payload, job);
+  tools.progress({ step: "clean", characters: text.length });
+  // The recipients travel with the text, so wordcount delivers where the submitter asked.
+  return { payload: { text: stripMarkdown(text), deliverTo: recipients }, director: pipeTo("wordcount") };
 });

@@ -83,7 +83,7 @@ export async function serveHandler(options: ServeHandlerOptions, handle: Handler
 }
 
 /**
- * Answers a connection's jobs one at a time, in order. The daemon sends the next job only after a
+ * Replies to a connection's jobs one at a time, in order. The daemon sends the next job only after a
  * reply, but a handler that closes after each reply may still see two. A function that returns its
  * reply directly is answered in the same turn, without a promise per job.
  */

@@ -122,10 +122,16 @@ export function journalPlugin(options: JournalOptions = {}): BesterPlugin {
           if (pending > 0) {
             return;
           }
-          // Every connection closed with the notification unsent: run the job again, so its output
-          // and notification reach the submitter live or through the offline store.
           settled = true;
-          log.warn({ jobId: job.id, user: job.user }, "submitter disconnected before the notification was sent; running the job again");
+          if (!bester.sessions.isOnline(job.user)) {
+            // Every connection closed with the notification unsent. The closing session passed the
+            // job's unsent output and notification to the offline messages in this same turn, so
+            // this removal commits with them.
+            journal.delete(JOB_PREFIX + job.id).catch(() => undefined);
+            return;
+          }
+          // The submitter logged in again on a connection that never got the output: run the job again.
+          log.warn({ jobId: job.id, user: job.user }, "submitter reconnected before the notification was sent; running the job again");
           try {
             bester.engine.resume(job);
           } catch (failure) {

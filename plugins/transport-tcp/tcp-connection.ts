@@ -31,6 +31,8 @@ export class TcpConnection implements Connection {
   private lastFlushAt = 0;
   /** Callers of onFlushed() waiting for buffered output to leave the process. */
   private flushWaiters: Array<(error?: Error) => void> = [];
+  /** Messages written since the socket's buffer was last empty; on close they go back to the session. */
+  private unflushed: object[] = [];
   private waitingForDrain = false;
   private authTimer: NodeJS.Timeout | undefined;
 
@@ -62,11 +64,14 @@ export class TcpConnection implements Connection {
     });
     this.socket.on("close", () => {
       this.closed = true;
+      clearTimeout(this.authTimer);
+      // The session first passes the unsent messages on, then the flush waiters learn they failed.
+      const unsent = this.socket.writableLength > 0 || this.corked ? this.unflushed : [];
+      this.unflushed = [];
+      this.session.closedByTransport(unsent);
       for (const callback of this.flushWaiters.splice(0)) {
         callback(new Error(`Connection ${this.id} closed with output unsent.`));
       }
-      clearTimeout(this.authTimer);
-      this.session.closedByTransport();
     });
 
     if (this.options.authTimeoutMs > 0) {
@@ -95,6 +100,7 @@ export class TcpConnection implements Connection {
       }
     }
     this.socket.write(encodeFrame(message));
+    this.unflushed.push(message);
 
     if (this.socket.writableLength > this.options.maxBufferedBytes) {
       this.log.warn({ connection: this.id, remote: this.remoteAddress, bufferedBytes: this.socket.writableLength }, "client is not reading its replies; disconnecting it");
@@ -147,10 +153,8 @@ export class TcpConnection implements Connection {
 
   /** Calls the flush callbacks once nothing is buffered; a partial write waits for `drain`. */
   private settleFlushWaiters(): void {
-    if (this.flushWaiters.length === 0) {
-      return;
-    }
     if (this.socket.writableLength === 0) {
+      this.unflushed = [];
       for (const callback of this.flushWaiters.splice(0)) {
         callback();
       }

@@ -70,6 +70,22 @@ describe("CLI client commands against bester start", () => {
     expect(result.stdout).to.match(/^[^:@\s]+\n$/);
   });
 
+  it("submit prints kept messages of a --no-wait job on stderr", async () => {
+    const first = await runCli(["submit", ...login("carol", "carol-pw"), "-t", "echo", "--text", "later", "--no-wait"]);
+    const earlierID = first.stdout.trim();
+    // The echo handler replies at once; give the job time to end while carol is offline.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+
+    const second = await runCli(["submit", ...login("carol", "carol-pw"), "-t", "echo", "--text", "now"]);
+
+    expect(second.code).to.equal(0);
+    expect(second.stderr).to.include("2 message(s) about other jobs arrived");
+    expect(second.stderr).to.include(`output ${earlierID}:carol@`);
+    expect(second.stderr).to.include(JSON.stringify({ reply: "jobNotification", job: { status: "completed", jobID: earlierID } }));
+    expect(second.stdout).to.not.include(earlierID);
+    expect(second.stdout).to.match(/\(echo\):\nnow\n/);
+  });
+
   it("submit reads JSON from stdin", async () => {
     const result = await runCli(["submit", ...login("alice", "alice-pw"), "-t", "echo", "--json"], { input: '{"from":"stdin"}' });
 
