@@ -14,9 +14,8 @@ import { signText, verifyText } from "./keys.js";
 import type { Peer, PeerDirectory } from "./peers.js";
 
 /**
- * Received message ids are remembered this long, far longer than any retry takes. NOTE: the memory
- * store removes an expired id only when it is read again, so a long-running server on the memory
- * store keeps every id it received; SQLite and Redis stores are the ones meant for production.
+ * Received message ids are remembered this long, far longer than any retry takes. An hourly sweep
+ * (expiry-sweep.ts) removes expired ids, which keyv otherwise drops only when they are read again.
  */
 const RECEIVED_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 

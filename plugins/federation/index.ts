@@ -14,6 +14,7 @@ import type { BesterPlugin } from "../../core/plugin.js";
 import { federationHooksOf, type FederationHooks } from "./federation-hooks.js";
 import { GrantBook, GRANTS_NAMESPACE, issueGrant } from "./grants.js";
 import { AUTH_REQUEST, HELLO_REQUEST, HELLO_SCHEMA } from "./handshake.js";
+import { startExpirySweep } from "./expiry-sweep.js";
 import { IncomingLink, RECEIVED_NAMESPACE, type IncomingContext } from "./incoming-link.js";
 import { loadOrCreateServerKey } from "./keys.js";
 import { Outbox, OUTBOX_NAMESPACE } from "./outbox.js";
@@ -112,7 +113,13 @@ export class FederationPlugin implements BesterPlugin {
       }
     });
 
+    let stopSweep: (() => void) | undefined;
+    bester.hooks.ready.tap(PLUGIN_NAME, () => {
+      stopSweep = startExpirySweep(() => [incoming.received(), bester.store.namespace(GRANTS_NAMESPACE)], log);
+    });
+
     bester.hooks.stop.tapPromise(PLUGIN_NAME, async () => {
+      stopSweep?.();
       for (const link of links.values()) {
         link.stop();
       }
