@@ -1,17 +1,22 @@
 // The Bester NG daemon under test, as its own process: the built-in plugins, the `upper` bench
 // handler spawned by the handler bridge, and one bench-only login shortcut for the idle test.
-// Usage: node --import tsx daemon.ts <memory|sqlite> <dataDir>; prints "ready <port>".
+// Usage: node --import tsx daemon.ts <memory|sqlite> <dataDir>; prints "ready <port>". Needs
+// `npm run build` first, which `npm run bench` runs.
 
 import { timingSafeEqual } from "node:crypto";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { createBester } from "../../core/config/builtins.js";
-import { resolveConfig } from "../../core/config/schema.js";
-import { createLogger } from "../../core/log.js";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import type { BesterPlugin } from "../../core/plugin.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "..", "..");
+
+// The daemon runs from dist/, the build that `npx bester start` runs, so the figures are those of
+// the shipped JavaScript and not of tsx's on-the-fly transform. The types still come from the source.
+const fromBuild = <Module>(file: string): Promise<Module> => import(pathToFileURL(path.join(root, "dist", file)).href) as Promise<Module>;
+const { createBester } = await fromBuild<typeof import("../../core/config/builtins.js")>("core/config/builtins.js");
+const { resolveConfig } = await fromBuild<typeof import("../../core/config/schema.js")>("core/config/schema.js");
+const { createLogger } = await fromBuild<typeof import("../../core/log.js")>("core/log.js");
 const [storeKind = "memory", dataDir] = process.argv.slice(2);
 if (!dataDir) {
   throw new Error("Usage: daemon.ts <memory|sqlite> <dataDir>");
