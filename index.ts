@@ -24,6 +24,7 @@ export {
   type ClientOptions,
   type ClientEvents,
   type ReconnectOptions,
+  type RunOptions,
   type RunResult,
   type JobOutputEvent,
   type JobNotificationEvent,

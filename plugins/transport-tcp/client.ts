@@ -10,10 +10,12 @@ import { encodeFrame, FrameDecoder } from "../../core/protocol/frame-codec.js";
 import type { WireError } from "../../core/errors.js";
 import type { ServerStatus } from "../../core/status.js";
 import { BesterClientError } from "./client-error.js";
+import { runJob, type RunOptions, type RunResult } from "./client-run.js";
 import { iterateEvents, type ClientEvents, type JobNotificationEvent, type JobOutputEvent, type JobProgressEvent } from "./client-events.js";
 
 export { BesterClientError } from "./client-error.js";
 export type { ClientEvents, JobNotificationEvent, JobOutputEvent, JobProgressEvent } from "./client-events.js";
+export type { RunOptions, RunResult } from "./client-run.js";
 
 export interface ReconnectOptions {
   /** Connection attempts after a loss before the client gives up and closes; default unlimited. */
@@ -43,11 +45,6 @@ export interface ClientOptions {
   rememberNotifications?: number;
 }
 
-export interface RunResult {
-  jobID: string;
-  outputs: JobOutputEvent[];
-  notification: JobNotificationEvent;
-}
 
 interface Pending {
   resolve: (reply: Record<string, unknown>) => void;
@@ -138,50 +135,8 @@ export class BesterClient extends EventEmitter<ClientEvents> {
    * Submits a job and resolves once its notification arrives, with every output it produced for
    * this connection's user. A failed job resolves too: check `notification.status`.
    */
-  async run(type: string, data: unknown, options: { priority?: number; onProgress?: (progress: unknown) => void } = {}): Promise<RunResult> {
-    const outputs: JobOutputEvent[] = [];
-    let jobID: string | undefined;
-    let resolveDone!: (notification: JobNotificationEvent) => void;
-    const done = new Promise<JobNotificationEvent>((resolve) => (resolveDone = resolve));
-    // Events that arrive before the submission reply (when an earlier request was slow) wait here.
-    const early: Array<{ kind: string; event: JobOutputEvent | JobNotificationEvent | JobProgressEvent }> = [];
-
-    const onOutput = (event: JobOutputEvent) => (jobID ? matchOutput(event) : early.push({ kind: "output", event }));
-    const onNotification = (event: JobNotificationEvent) => (jobID ? matchNotification(event) : early.push({ kind: "notification", event }));
-    const onProgress = (event: JobProgressEvent) => (jobID ? matchProgress(event) : early.push({ kind: "progress", event }));
-    const matchProgress = (event: JobProgressEvent) => event.jobID === jobID && options.onProgress?.(event.progress);
-    const matchOutput = (event: JobOutputEvent) => event.jobID.startsWith(`${jobID}:`) && outputs.push(event);
-    const matchNotification = (event: JobNotificationEvent) => event.jobID === jobID && resolveDone(event);
-
-    let rejectClosed!: (error: Error) => void;
-    const closed = new Promise<never>((_, reject) => (rejectClosed = reject));
-    // Marks the rejection handled for the case where submit() fails first and nothing awaits it.
-    closed.catch(() => undefined);
-    const onClose = () => rejectClosed(new BesterClientError("connectionClosed", `The client closed before job ${jobID ?? "(not yet accepted)"} finished.`));
-
-    this.on("output", onOutput);
-    this.on("notification", onNotification);
-    this.on("progress", onProgress);
-    this.on("close", onClose);
-    try {
-      jobID = await this.submit(type, data, { priority: options.priority });
-      for (const { kind, event } of early) {
-        if (kind === "output") {
-          matchOutput(event as JobOutputEvent);
-        } else if (kind === "progress") {
-          matchProgress(event as JobProgressEvent);
-        } else {
-          matchNotification(event as JobNotificationEvent);
-        }
-      }
-      const notification = await Promise.race([done, closed]);
-      return { jobID, outputs, notification };
-    } finally {
-      this.off("output", onOutput);
-      this.off("notification", onNotification);
-      this.off("progress", onProgress);
-      this.off("close", onClose);
-    }
+  run(type: string, data: unknown, options: RunOptions = {}): Promise<RunResult> {
+    return runJob(this, type, data, options);
   }
 
   /** Reads the server status; needs an admin account, otherwise rejects with `notPermitted`. */

@@ -1,0 +1,69 @@
+// BesterClient.run(): submit one job and collect what the server sends about it until its
+// notification. It only uses the client's public events and submit(), so it lives apart from the
+// connection handling.
+
+import type { BesterClient } from "./client.js";
+import { BesterClientError } from "./client-error.js";
+import type { JobNotificationEvent, JobOutputEvent, JobProgressEvent } from "./client-events.js";
+
+export interface RunOptions {
+  priority?: number;
+  /** Called with each progress report the handler sends before its reply. */
+  onProgress?: (progress: unknown) => void;
+}
+
+export interface RunResult {
+  jobID: string;
+  outputs: JobOutputEvent[];
+  notification: JobNotificationEvent;
+}
+
+type Early = { kind: "output"; event: JobOutputEvent } | { kind: "notification"; event: JobNotificationEvent } | { kind: "progress"; event: JobProgressEvent };
+
+/** Submits a job on `client` and resolves with its outputs to this user and its notification. */
+export async function runJob(client: BesterClient, type: string, data: unknown, options: RunOptions): Promise<RunResult> {
+  const outputs: JobOutputEvent[] = [];
+  let jobID: string | undefined;
+  let resolveDone!: (notification: JobNotificationEvent) => void;
+  const done = new Promise<JobNotificationEvent>((resolve) => (resolveDone = resolve));
+  // Events that arrive before the submission reply is handled (in the same read, or behind a slower
+  // earlier request) wait here until the job id is known.
+  const early: Early[] = [];
+
+  const matchProgress = (event: JobProgressEvent) => event.jobID === jobID && options.onProgress?.(event.progress);
+  const matchOutput = (event: JobOutputEvent) => event.jobID.startsWith(`${jobID}:`) && outputs.push(event);
+  const matchNotification = (event: JobNotificationEvent) => event.jobID === jobID && resolveDone(event);
+  const onOutput = (event: JobOutputEvent) => (jobID ? matchOutput(event) : early.push({ kind: "output", event }));
+  const onNotification = (event: JobNotificationEvent) => (jobID ? matchNotification(event) : early.push({ kind: "notification", event }));
+  const onProgress = (event: JobProgressEvent) => (jobID ? matchProgress(event) : early.push({ kind: "progress", event }));
+
+  let rejectClosed!: (error: Error) => void;
+  const closed = new Promise<never>((_, reject) => (rejectClosed = reject));
+  // Marks the rejection handled for the case where submit() fails first and nothing awaits it.
+  closed.catch(() => undefined);
+  const onClose = () => rejectClosed(new BesterClientError("connectionClosed", `The client closed before job ${jobID ?? "(not yet accepted)"} finished.`));
+
+  client.on("output", onOutput);
+  client.on("notification", onNotification);
+  client.on("progress", onProgress);
+  client.on("close", onClose);
+  try {
+    jobID = await client.submit(type, data, { priority: options.priority });
+    for (const entry of early) {
+      if (entry.kind === "output") {
+        matchOutput(entry.event);
+      } else if (entry.kind === "progress") {
+        matchProgress(entry.event);
+      } else {
+        matchNotification(entry.event);
+      }
+    }
+    const notification = await Promise.race([done, closed]);
+    return { jobID, outputs, notification };
+  } finally {
+    client.off("output", onOutput);
+    client.off("notification", onNotification);
+    client.off("progress", onProgress);
+    client.off("close", onClose);
+  }
+}
