@@ -66,7 +66,8 @@ export class TcpConnection implements Connection {
       this.closed = true;
       clearTimeout(this.authTimer);
       // The session first passes the unsent messages on, then the flush waiters learn they failed.
-      const unsent = this.socket.writableLength > 0 || this.corked ? this.unflushed : [];
+      // A destroyed socket reports no buffered bytes, so the corked and drain states tell instead.
+      const unsent = this.corked || this.waitingForDrain || this.socket.writableLength > 0 ? this.unflushed : [];
       this.unflushed = [];
       this.session.closedByTransport(unsent);
       for (const callback of this.flushWaiters.splice(0)) {
@@ -133,6 +134,11 @@ export class TcpConnection implements Connection {
       this.send({ reply: "error", error });
     }
     this.closed = true;
+    if (this.corked) {
+      // Write now rather than let end() flush behind the corked flag, so the close handler does
+      // not count frames that left as unsent.
+      this.uncork();
+    }
     endSocketGracefully(this.socket);
   }
 

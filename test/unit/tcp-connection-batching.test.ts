@@ -2,6 +2,7 @@ import { expect } from "chai";
 import net from "node:net";
 import { pino } from "pino";
 import { FrameDecoder } from "../../core/protocol/frame-codec.js";
+import type { ClientSession } from "../../core/client-session.js";
 import { TcpConnection } from "../../plugins/transport-tcp/tcp-connection.js";
 
 /** Opens a real loopback socket and returns a TcpConnection on its server side plus the frames its client side decoded. */
@@ -98,6 +99,45 @@ describe("tcp connection write batching (unit)", () => {
     await closed;
 
     expect(client.destroyed).to.equal(true);
+    server.close();
+  });
+});
+
+describe("tcp connection unsent frames at close (unit)", () => {
+  /** Attaches a session that records what the connection reports as unsent when it closes. */
+  function recordUnsent(connection: TcpConnection): Promise<object[]> {
+    return new Promise((resolve) => {
+      connection.attach({ receive: () => undefined, closedByTransport: (unsent: object[]) => resolve(unsent) } as unknown as ClientSession);
+    });
+  }
+
+  it("reports frames still waiting when the socket is destroyed", async () => {
+    const { connection, received, client, server } = await connectionPair(1024 * 1024, 200);
+    const unsent = recordUnsent(connection);
+
+    connection.send({ n: 1 });
+    await waitFor(() => received.length === 1);
+    // Within 200 ms of the first write, so this frame waits in the process.
+    connection.send({ n: 2 });
+    connection.destroy();
+
+    expect(await unsent).to.deep.equal([{ n: 2 }]);
+    client.destroy();
+    server.close();
+  });
+
+  it("reports nothing when close() wrote every frame", async () => {
+    const { connection, received, client, server } = await connectionPair(1024 * 1024, 200);
+    const unsent = recordUnsent(connection);
+    client.on("end", () => client.end());
+
+    connection.send({ n: 1 });
+    await waitFor(() => received.length === 1);
+    connection.send({ n: 2 });
+    connection.close({ code: "notAuthenticated", message: "bye" });
+
+    expect(await unsent).to.deep.equal([]);
+    expect(received.map((message) => message.n ?? message.reply)).to.deep.equal([1, 2, "error"]);
     server.close();
   });
 });
