@@ -79,12 +79,14 @@ async function readData(options: SubmitOptions): Promise<unknown> {
 
 async function submit(options: SubmitOptions): Promise<number> {
   const data = await readData(options);
-  const { client, address } = await connectAndLogin(options);
   // Right after login the server sends the messages it kept while the user was offline. They belong
-  // to earlier jobs and the server does not send them again, so they are printed on stderr.
+  // to earlier jobs and the server does not send them again, so they are printed on stderr. The
+  // listeners go on before login, because they may arrive in the same read as the auth reply.
   const received: Array<{ output?: JobOutputEvent; notification?: JobNotificationEvent }> = [];
-  client.on("output", (output) => received.push({ output }));
-  client.on("notification", (notification) => received.push({ notification }));
+  const { client, address } = await connectAndLogin(options, {}, (connected) => {
+    connected.on("output", (output) => received.push({ output }));
+    connected.on("notification", (notification) => received.push({ notification }));
+  });
 
   try {
     if (options.wait === false) {
