@@ -12,7 +12,7 @@ import type { ClientRequestContext, PeerEnvelope } from "../../core/hooks.js";
 import { formatAddress } from "../../core/jobs/job.js";
 import type { BesterPlugin } from "../../core/plugin.js";
 import { federationHooksOf, type FederationHooks } from "./federation-hooks.js";
-import { GrantBook, GRANTS_NAMESPACE, issueGrant } from "./grants.js";
+import { GrantBook, GRANTS_NAMESPACE, issueGrant, MAX_CHAIN_HOPS } from "./grants.js";
 import { AUTH_REQUEST, HELLO_REQUEST, HELLO_SCHEMA } from "./handshake.js";
 import { startExpirySweep } from "./expiry-sweep.js";
 import { IncomingLink, RECEIVED_NAMESPACE, type IncomingContext } from "./incoming-link.js";
@@ -164,26 +164,31 @@ export class FederationPlugin implements BesterPlugin {
   }
 
   /**
-   * Signs a grant into each handoff, and attaches the stored grant to outputs of a job this server
-   * runs for another server's user.
+   * Signs a grant into each handoff, and attaches the stored chain of grants to outputs and
+   * handoffs of a job this server runs for another server's user.
    */
   private async withGrant(bester: Bester, envelope: PeerEnvelope, id: string, directory: PeerDirectory, grants: GrantBook): Promise<Record<string, unknown>> {
     const { job, peer } = envelope;
     const message = { ...envelope.message };
 
+    const chain = job.origin === bester.serverName ? [] : await grants.lookup(job.id);
+
     if (message.request === "jobHandoff") {
-      if (job.origin !== bester.serverName) {
-        throw new BesterError("notPermitted", `Job ${job.id} runs for ${formatAddress(job.user, job.origin)}, handed off from ${job.origin}; a handed-off job cannot be handed off again. Deliver its output with userDelivery instead.`);
+      if (!chain) {
+        throw new BesterError("notPermitted", `Job ${job.id} runs for ${formatAddress(job.user, job.origin)}, but ${job.origin} sent no handoff grant for it, so no other server would accept it from here. Deliver its output with userDelivery instead.`);
+      }
+      if (chain.length + 1 > MAX_CHAIN_HOPS) {
+        throw new BesterError("chainTooLong", `Job ${job.id} was already handed off ${chain.length} times; a job may pass through at most ${MAX_CHAIN_HOPS} handoffs. Check the handlers' handoff directors for a loop.`);
       }
       const handoff = message.handoff as Record<string, unknown>;
       const grant = issueGrant(directory.key.privateKey, { from: String(handoff.from), to: peer, type: String(handoff.type), id });
-      message.handoff = { ...handoff, grant };
+      message.handoff = chain.length > 0 ? { ...handoff, grant, via: chain } : { ...handoff, grant };
     }
 
-    if (message.request === "jobOutputDelivery" && job.origin !== bester.serverName) {
-      const grant = await grants.lookup(job.id);
-      if (grant) {
-        message.grant = grant;
+    if (message.request === "jobOutputDelivery" && chain && chain.length > 0) {
+      message.grant = chain[chain.length - 1];
+      if (chain.length > 1) {
+        message.via = chain.slice(0, -1);
       }
     }
     return message;

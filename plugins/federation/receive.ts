@@ -1,6 +1,7 @@
 // The built-in peer messages: jobOutputDelivery delivers a remote job's output to local users, and
 // jobHandoff runs a remote user's job here. The sending server is always the authenticated link's
-// peer; a message naming another origin is rejected unless a grant from that origin allows it.
+// peer. A message naming another origin is rejected unless a chain of grants, starting at that
+// origin and ending at the peer, allows it.
 
 import type { SchemaObject } from "ajv";
 import type { Bester } from "../../core/bester.js";
@@ -8,7 +9,7 @@ import { BesterError } from "../../core/errors.js";
 import type { PeerMessageContext } from "../../core/hooks.js";
 import { formatAddress, parseOutputId, USERNAME_PATTERN } from "../../core/jobs/job.js";
 import { compileSchema, describeSchemaError } from "../../core/protocol/schemas.js";
-import { GRANT_SCHEMA, verifyGrant, type Grant, type GrantBook } from "./grants.js";
+import { CHAIN_SCHEMA, GRANT_SCHEMA, verifyChain, type Grant, type GrantBook } from "./grants.js";
 import type { PeerDirectory } from "./peers.js";
 
 const MESSAGE_ID = { type: "string", minLength: 1, maxLength: 128 };
@@ -36,6 +37,7 @@ const OUTPUT_DELIVERY_SCHEMA: SchemaObject = {
     },
     users: { type: "array", minItems: 1, maxItems: 10000, items: { type: "string", pattern: USERNAME_PATTERN } },
     grant: GRANT_SCHEMA,
+    via: CHAIN_SCHEMA,
   },
 };
 
@@ -55,6 +57,7 @@ const HANDOFF_SCHEMA: SchemaObject = {
         payload: {},
         from: { type: "string", minLength: 3, maxLength: 600 },
         grant: GRANT_SCHEMA,
+        via: CHAIN_SCHEMA,
       },
     },
   },
@@ -65,11 +68,13 @@ interface OutputDelivery {
   job: { jobID: string; payload: { type: string; data: unknown } };
   users: string[];
   grant?: Grant;
+  /** Earlier grants of the chain, oldest first, when the job was handed off more than once. */
+  via?: Grant[];
 }
 
 interface Handoff {
   id: string;
-  handoff: { type: string; payload: unknown; from: string; grant?: Grant };
+  handoff: { type: string; payload: unknown; from: string; grant?: Grant; via?: Grant[] };
 }
 
 const validateOutputDelivery = compileSchema<OutputDelivery>(OUTPUT_DELIVERY_SCHEMA);
@@ -88,7 +93,7 @@ export function tapBuiltinMessages(bester: Bester, pluginName: string, directory
       throw new BesterError("invalidRequest", `Invalid jobOutputDelivery from ${peer}: job id "${message.job.jobID}" is not <jobID>:<user>@<server>.`);
     }
     if (parsed.server !== peer) {
-      checkGrant(message.grant, formatAddress(parsed.user, parsed.server), peer, `output ${message.job.jobID}`);
+      checkChain(message.grant, message.via, formatAddress(parsed.user, parsed.server), peer, peer, `output ${message.job.jobID}`);
     }
 
     const unknownUsers: string[] = [];
@@ -111,33 +116,47 @@ export function tapBuiltinMessages(bester: Bester, pluginName: string, directory
     if (!validateHandoff(message)) {
       throw new BesterError("invalidRequest", `Invalid jobHandoff from ${peer}: ${describeSchemaError(validateHandoff.errors)}.`);
     }
-    const { type, payload, from, grant } = message.handoff;
+    const { type, payload, from, grant, via } = message.handoff;
     const at = from.indexOf("@");
     const user = from.slice(0, at);
     const origin = from.slice(at + 1);
     if (at <= 0 || !new RegExp(USERNAME_PATTERN).test(user)) {
       throw new BesterError("invalidRequest", `Invalid jobHandoff from ${peer}: from "${from}" is not <user>@<server> with a valid user name.`);
     }
+    // A job handed on by a server that is not its origin needs the chain from the origin to the peer.
+    let chain: Grant[] | undefined;
     if (origin !== peer) {
-      throw new BesterError("invalidOrigin", `The jobHandoff from ${peer} names "${from}", a user of another server. A server hands off only its own users' jobs.`);
+      chain = checkChain(grant, via, from, peer, bester.serverName, `jobHandoff naming "${from}"`);
+    } else if (grant && !via && verifyChain([grant], from, keyOf) === peer && grant.to === bester.serverName) {
+      chain = [grant];
     }
 
     const job = await bester.engine.submit({ user, origin, type, data: payload, notify: false });
-    // The peer's grant lets this server prove to third servers that it acts for `from`.
-    if (grant && grant.to === bester.serverName && grant.from === from && verifyGrant(directory.publicKeyOf(origin, bester.serverName)!, grant)) {
-      await grants.remember(job.id, grant);
+    // The chain lets this server prove to third servers that it acts for `from`.
+    if (chain) {
+      await grants.remember(job.id, chain);
     }
     log.info({ peer, jobId: job.id, type, from }, "accepted a handoff from a peer");
     return { jobID: job.id };
   });
 
-  /** Accepts a message about `subject` from `peer` only with a valid grant from the subject's server to `peer`. */
-  function checkGrant(grant: Grant | undefined, subject: string, peer: string, what: string): void {
+  function keyOf(server: string) {
+    return directory.publicKeyOf(server, bester.serverName);
+  }
+
+  /**
+   * Accepts a message about `subject` from `peer` only with a valid chain of grants from the
+   * subject's server whose last grant names `to`. For a handoff the peer must have signed that last
+   * grant itself; for an output the peer is the server the last grant names. Returns the chain.
+   */
+  function checkChain(grant: Grant | undefined, via: Grant[] | undefined, subject: string, peer: string, to: string, what: string): Grant[] {
     const origin = subject.slice(subject.indexOf("@") + 1);
-    const originKey = directory.publicKeyOf(origin, bester.serverName);
-    const valid = grant !== undefined && originKey !== undefined && grant.from === subject && grant.to === peer && verifyGrant(originKey, grant);
-    if (!valid) {
-      throw new BesterError("invalidOrigin", `The ${what} from ${peer} names origin ${origin}, not ${peer}, and carries no valid handoff grant from ${origin}. A peer sends only outputs of its own jobs or of jobs handed off to it.`);
+    const chain = grant ? [...(via ?? []), grant] : [];
+    const signer = grant && grant.to === to ? verifyChain(chain, subject, keyOf) : undefined;
+    const signedBy = to === peer ? signer !== undefined : signer === peer;
+    if (!signedBy) {
+      throw new BesterError("invalidOrigin", `The ${what} from ${peer} names origin ${origin}, not ${peer}, and carries no valid chain of handoff grants from ${origin}. A peer sends only outputs of its own jobs or of jobs handed off to it, and hands on only jobs handed off to it.`);
     }
+    return chain;
   }
 }

@@ -106,6 +106,27 @@ describe("federation between three daemons", function () {
     expect(notification.job).to.deep.equal({ status: "completed", jobID });
   });
 
+  it("a handed-off job can be handed on", async () => {
+    const alice = await connect(a, "alice");
+    const carol = await connect(c, "carol");
+    const last = { deliverTo: [`alice@${a.bester.serverName}`, "carol"], value: "two hops" };
+
+    // A hands off to forward@B, whose handler hands the inner value on to echo@C.
+    const jobID = await submit(alice, "forward", { handoff: `forward@${b.bester.serverName}`, value: { handoff: `echo@${c.bester.serverName}`, value: last } });
+    const notification = await alice.nextReply("jobNotification");
+    const atAlice = await alice.nextReply("jobOutput");
+    const atCarol = await carol.nextReply("jobOutput");
+
+    const outputId = (atAlice.job as { jobID: string }).jobID;
+    expect(notification.job).to.deep.equal({ status: "completed", jobID });
+    expect(outputId).to.match(new RegExp(`^[^:@]+:alice@${escape(a.bester.serverName)}$`));
+    expect(outputId.startsWith(`${jobID}:`)).to.equal(false);
+    expect(atAlice.job).to.deep.equal({ jobID: outputId, payload: { type: "echo", data: "two hops" } });
+    expect(atCarol.job).to.deep.equal({ jobID: outputId, payload: { type: "echo", data: "two hops" } });
+    const rejected = [a, b, c].flatMap((server) => server.logs.filter((entry) => entry.level === 50));
+    expect(rejected, "error log lines").to.deep.equal([]);
+  });
+
   it("status lists the peer links", async () => {
     const status = await a.bester.hooks.onStatus.promise({ sections: {} } as unknown as ServerStatus);
 

@@ -4,7 +4,7 @@ import path from "node:path";
 import { expect } from "chai";
 import { resolveConfig } from "../../core/config/schema.js";
 import { BesterError } from "../../core/errors.js";
-import { issueGrant, verifyGrant } from "../../plugins/federation/grants.js";
+import { issueGrant, MAX_CHAIN_HOPS, verifyChain, verifyGrant } from "../../plugins/federation/grants.js";
 import { createNonce, transcriptText } from "../../plugins/federation/handshake.js";
 import { loadOrCreateServerKey, parsePublicKey, signText, verifyText, type ServerKey } from "../../plugins/federation/keys.js";
 import { Outbox } from "../../plugins/federation/outbox.js";
@@ -52,6 +52,33 @@ describe("federation parts", () => {
     expect(verifyGrant(keyA.publicKey, { ...grant, from: "mallory@127.0.0.1:1" })).to.equal(false);
     expect(verifyGrant(keyB.publicKey, grant)).to.equal(false);
     expect(verifyGrant(keyA.publicKey, { ...grant, extra: 1 })).to.equal(false);
+  });
+
+  it("grant chain verifies hop by hop", async () => {
+    const keyC = await loadOrCreateServerKey(path.join(folder, "c.key"));
+    const [A, B, C, D] = ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", "127.0.0.1:4"];
+    const keys = new Map([[A, keyA], [B, keyB], [C, keyC]]);
+    const keyOf = (server: string) => keys.get(server)?.publicKey;
+    const subject = `alice@${A}`;
+    const first = issueGrant(keyA.privateKey, { from: subject, to: B, type: "forward", id: "m1" });
+    const second = issueGrant(keyB.privateKey, { from: subject, to: C, type: "echo", id: "m2" });
+
+    // The result is the server that signed the last grant.
+    expect(verifyChain([first], subject, keyOf)).to.equal(A);
+    expect(verifyChain([first, second], subject, keyOf)).to.equal(B);
+    // A hop signed by another server than the one the previous grant named.
+    const forged = issueGrant(keyC.privateKey, { from: subject, to: D, type: "echo", id: "m3" });
+    expect(verifyChain([first, forged], subject, keyOf)).to.equal(undefined);
+    // Hops out of order, another user, an empty chain, and a signer this server does not know.
+    expect(verifyChain([second, first], subject, keyOf)).to.equal(undefined);
+    expect(verifyChain([first, second], `mallory@${A}`, keyOf)).to.equal(undefined);
+    expect(verifyChain([], subject, keyOf)).to.equal(undefined);
+    expect(verifyChain([first, second], subject, (server) => (server === B ? undefined : keyOf(server)))).to.equal(undefined);
+    // A valid chain bouncing between A and B, one hop longer than allowed.
+    const bounce = (length: number) =>
+      Array.from({ length }, (_, hop) => issueGrant((hop % 2 === 0 ? keyA : keyB).privateKey, { from: subject, to: hop % 2 === 0 ? B : A, type: "echo", id: `h${hop}` }));
+    expect(verifyChain(bounce(MAX_CHAIN_HOPS), subject, keyOf)).to.equal(B);
+    expect(verifyChain(bounce(MAX_CHAIN_HOPS + 1), subject, keyOf)).to.equal(undefined);
   });
 
   it("server address parsing", () => {
