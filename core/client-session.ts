@@ -57,6 +57,11 @@ export class ClientSession {
    * an earlier, slower request. They are sent right after that reply.
    */
   private heldEvents = new Map<string, object[]>();
+  /**
+   * Set while plugins send the user's stored messages after login: live events wait here, so
+   * the stored ones, which are older, arrive first.
+   */
+  private backlog: object[] | undefined;
   /** Callers of flushedEvents() waiting for every held event to be released. */
   private releaseWaiters: Array<() => void> = [];
   /** The connection handed to the session registry, whose job events pass through sendEvent(). */
@@ -118,8 +123,9 @@ export class ClientSession {
     this.closed = true;
     this.host.sessions.remove(this.eventTarget);
 
-    const held = [...this.heldEvents.values()].flat();
+    const held = [...this.heldEvents.values()].flat().concat(this.backlog ?? []);
     this.heldEvents.clear();
+    this.backlog = undefined;
     if (this.user !== undefined && !this.host.sessions.isOnline(this.user)) {
       this.redeliver(this.user, [...unsent, ...held]);
     }
@@ -228,9 +234,13 @@ export class ClientSession {
       }
       this.host.sessions.add(final.user, this.eventTarget);
       if (this.host.hooks.onSessionStart.isUsed()) {
-        this.host.hooks.onSessionStart.promise(final.user, this.connection).catch((error: unknown) => {
-          this.host.log.error({ err: error, user: final.user }, "onSessionStart tap failed");
-        });
+        this.backlog = [];
+        this.host.hooks.onSessionStart
+          .promise(final.user, this.connection)
+          .catch((error: unknown) => {
+            this.host.log.error({ err: error, user: final.user }, "onSessionStart tap failed");
+          })
+          .finally(() => this.releaseBacklog());
       }
     };
     return { reply, after };
@@ -261,25 +271,21 @@ export class ClientSession {
       const held = this.heldEvents.get(jobID) ?? [];
       this.heldEvents.delete(jobID);
       for (const event of held) {
-        this.connection.send(event);
+        this.deliver(event);
       }
-      if (this.heldEvents.size === 0) {
-        for (const resolve of this.releaseWaiters.splice(0)) {
-          resolve();
-        }
-      }
+      this.settleReleaseWaiters();
     };
     return { reply: { reply: "jobSubmission", submission: { status: "accepted", jobID } }, after: releaseEvents };
   }
 
   /** Calls `callback` once every event sent so far, held ones included, left the process; see Connection.onFlushed. */
   private onEventsFlushed(callback: (error?: Error) => void): void {
-    if (this.heldEvents.size === 0) {
+    if (!this.holdsEvents()) {
       this.connection.onFlushed ? this.connection.onFlushed(callback) : callback();
       return;
     }
     this.releaseWaiters.push(() => {
-      if (this.closed || this.heldEvents.size > 0) {
+      if (this.closed || this.holdsEvents()) {
         // The connection closed with events still held, so they never left the process.
         callback(new Error(`Connection ${this.connection.id} closed before its held events were sent.`));
         return;
@@ -296,7 +302,41 @@ export class ClientSession {
       held.push(message);
       return;
     }
+    this.deliver(message);
+  }
+
+  /** Sends an event, or queues it behind the stored messages still being sent after login. */
+  private deliver(message: object): void {
+    if (this.backlog) {
+      this.backlog.push(message);
+      return;
+    }
     this.connection.send(message);
+  }
+
+  /** Sends the live events that waited for the stored messages, once those are out. */
+  private releaseBacklog(): void {
+    const waiting = this.backlog ?? [];
+    this.backlog = undefined;
+    if (this.closed) {
+      return;
+    }
+    for (const message of waiting) {
+      this.connection.send(message);
+    }
+    this.settleReleaseWaiters();
+  }
+
+  private holdsEvents(): boolean {
+    return this.heldEvents.size > 0 || this.backlog !== undefined;
+  }
+
+  private settleReleaseWaiters(): void {
+    if (!this.holdsEvents()) {
+      for (const resolve of this.releaseWaiters.splice(0)) {
+        resolve();
+      }
+    }
   }
 
   private knownRequests(): string[] {

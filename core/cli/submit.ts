@@ -77,12 +77,15 @@ async function readData(options: SubmitOptions): Promise<unknown> {
   }
 }
 
+/** An output or notification the connection received, in arrival order. */
+type Received = { output?: JobOutputEvent; notification?: JobNotificationEvent };
+
 async function submit(options: SubmitOptions): Promise<number> {
   const data = await readData(options);
   // Right after login the server sends the messages it kept while the user was offline. They belong
   // to earlier jobs and the server does not send them again, so they are printed on stderr. The
   // listeners go on before login, because they may arrive in the same read as the auth reply.
-  const received: Array<{ output?: JobOutputEvent; notification?: JobNotificationEvent }> = [];
+  const received: Received[] = [];
   const { client, address } = await connectAndLogin(options, {}, (connected) => {
     connected.on("output", (output) => received.push({ output }));
     connected.on("notification", (notification) => received.push({ notification }));
@@ -91,8 +94,12 @@ async function submit(options: SubmitOptions): Promise<number> {
   try {
     if (options.wait === false) {
       const jobID = await client.submit(options.type, data, { priority: options.priority });
-      printEarlier(received, jobID);
       process.stdout.write(`${jobID}\n`);
+      // A fast job may end before the connection closes, and the server then sends its messages
+      // here. close() reads until the server closed its side, so none of them is lost; later
+      // ones the server keeps for the next login.
+      await client.close();
+      printReceived(received, `${received.length} message(s) arrived before the connection closed:`);
       return 0;
     }
 
@@ -121,13 +128,17 @@ async function submit(options: SubmitOptions): Promise<number> {
 }
 
 /** Prints the messages this connection received about jobs other than `jobID` on stderr. */
-function printEarlier(received: Array<{ output?: JobOutputEvent; notification?: JobNotificationEvent }>, jobID: string): void {
+function printEarlier(received: Received[], jobID: string): void {
   const earlier = received.filter(({ output, notification }) => (output ? !output.jobID.startsWith(`${jobID}:`) : notification!.jobID !== jobID));
-  if (earlier.length === 0) {
+  printReceived(earlier, `${earlier.length} message(s) about other jobs arrived, such as outputs the server kept while you were offline:`);
+}
+
+function printReceived(messages: Received[], heading: string): void {
+  if (messages.length === 0) {
     return;
   }
-  process.stderr.write(`${earlier.length} message(s) about other jobs arrived, such as outputs the server kept while you were offline:\n`);
-  for (const { output, notification } of earlier) {
+  process.stderr.write(`${heading}\n`);
+  for (const { output, notification } of messages) {
     process.stderr.write(output ? formatOutput(output) : `${JSON.stringify({ reply: "jobNotification", job: notification })}\n`);
   }
 }

@@ -33,6 +33,8 @@ export class TcpConnection implements Connection {
   private flushWaiters: Array<(error?: Error) => void> = [];
   /** Messages written since the socket's buffer was last empty; on close they go back to the session. */
   private unflushed: object[] = [];
+  /** Set once the peer closed its side; see the `end` handler. */
+  private peerEnded = false;
   private waitingForDrain = false;
   private authTimer: NodeJS.Timeout | undefined;
 
@@ -59,6 +61,16 @@ export class TcpConnection implements Connection {
         }
       }
     });
+    this.socket.on("end", () => {
+      // The peer closed its side, and Node's automatic end() just wrote the corked frames. A client
+      // that only half-closed still reads them, but one that closed for good replies with a reset
+      // and loses them, and the two look the same from here. So every frame written from now on
+      // stays in `unflushed` and counts as unsent at close: at least once, never lost.
+      this.peerEnded = true;
+      if (this.corked) {
+        this.uncork();
+      }
+    });
     this.socket.on("error", (error) => {
       this.log.debug({ connection: this.id, err: error }, "socket error");
     });
@@ -67,7 +79,7 @@ export class TcpConnection implements Connection {
       clearTimeout(this.authTimer);
       // The session first passes the unsent messages on, then the flush waiters learn they failed.
       // A destroyed socket reports no buffered bytes, so the corked and drain states tell instead.
-      const unsent = this.corked || this.waitingForDrain || this.socket.writableLength > 0 ? this.unflushed : [];
+      const unsent = this.peerEnded || this.corked || this.waitingForDrain || this.socket.writableLength > 0 ? this.unflushed : [];
       this.unflushed = [];
       this.session.closedByTransport(unsent);
       for (const callback of this.flushWaiters.splice(0)) {
@@ -160,7 +172,9 @@ export class TcpConnection implements Connection {
   /** Calls the flush callbacks once nothing is buffered; a partial write waits for `drain`. */
   private settleFlushWaiters(): void {
     if (this.socket.writableLength === 0) {
-      this.unflushed = [];
+      if (!this.peerEnded) {
+        this.unflushed = [];
+      }
       for (const callback of this.flushWaiters.splice(0)) {
         callback();
       }

@@ -70,18 +70,23 @@ describe("CLI client commands against bester start", () => {
     expect(result.stdout).to.match(/^[^:@\s]+\n$/);
   });
 
-  it("submit prints kept messages of a --no-wait job on stderr", async () => {
+  it("submit --no-wait loses no message of its job", async () => {
     const first = await runCli(["submit", ...login("carol", "carol-pw"), "-t", "echo", "--text", "later", "--no-wait"]);
     const earlierID = first.stdout.trim();
-    // The echo handler replies at once; give the job time to end while carol is offline.
+    // The echo handler replies at once; give the job time to end.
     await new Promise((resolve) => setTimeout(resolve, 500));
 
     const second = await runCli(["submit", ...login("carol", "carol-pw"), "-t", "echo", "--text", "now"]);
 
+    // A job that ends before the first command closes its connection has its messages printed on
+    // that command's stderr. The server keeps those it wrote after the command closed its side, and
+    // the next command prints them there. A message may show up in both (at least once).
+    const both = first.stderr + second.stderr;
+    const outputs = both.split(`output ${earlierID}:carol@`).length - 1;
+    const notifications = both.split(JSON.stringify({ reply: "jobNotification", job: { status: "completed", jobID: earlierID } })).length - 1;
     expect(second.code).to.equal(0);
-    expect(second.stderr).to.include("2 message(s) about other jobs arrived");
-    expect(second.stderr).to.include(`output ${earlierID}:carol@`);
-    expect(second.stderr).to.include(JSON.stringify({ reply: "jobNotification", job: { status: "completed", jobID: earlierID } }));
+    expect(outputs).to.be.within(1, 2);
+    expect(notifications).to.be.within(1, 2);
     expect(second.stdout).to.not.include(earlierID);
     expect(second.stdout).to.match(/\(echo\):\nnow\n/);
   });

@@ -126,6 +126,23 @@ describe("tcp connection unsent frames at close (unit)", () => {
     server.close();
   });
 
+  it("reports frames written after the client ended its side", async () => {
+    const { connection, received, client, server } = await connectionPair(1024 * 1024, 200);
+    const unsent = recordUnsent(connection);
+
+    connection.send({ n: 1 });
+    await waitFor(() => received.length === 1);
+    connection.send({ n: 2 });
+    // The client half-closes while frame 2 waits, and the server's automatic end() writes it. The
+    // server cannot know that the client still reads, so frame 2 counts as unsent as well.
+    client.end();
+
+    expect(await unsent).to.deep.equal([{ n: 2 }]);
+    await waitFor(() => received.length === 2);
+    expect(received).to.deep.equal([{ n: 1 }, { n: 2 }]);
+    server.close();
+  });
+
   it("reports nothing when close() wrote every frame", async () => {
     const { connection, received, client, server } = await connectionPair(1024 * 1024, 200);
     const unsent = recordUnsent(connection);
