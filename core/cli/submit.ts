@@ -99,7 +99,7 @@ async function submit(options: SubmitOptions): Promise<number> {
       // here. close() reads until the server closed its side, so none of them is lost; later
       // ones the server keeps for the next login.
       await client.close();
-      printReceived(received, `${received.length} message(s) arrived before the connection closed:`);
+      printReceived(received, `${received.length} message(s) arrived before the connection closed (the next login may get them again):`);
       return 0;
     }
 
