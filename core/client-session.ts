@@ -58,8 +58,8 @@ export class ClientSession {
    */
   private heldEvents = new Map<string, object[]>();
   /**
-   * Set while plugins send the user's stored messages after login: live events wait here, so
-   * the stored ones, which are older, arrive first.
+   * Live events that wait while plugins send the user's stored messages after login, so the stored
+   * ones, which are older, arrive first. Undefined at other times.
    */
   private backlog: object[] | undefined;
   /** Callers of flushedEvents() waiting for every held event to be released. */
@@ -123,11 +123,11 @@ export class ClientSession {
     this.closed = true;
     this.host.sessions.remove(this.eventTarget);
 
-    const held = [...this.heldEvents.values()].flat().concat(this.backlog ?? []);
+    const neverSent = [...this.heldEvents.values()].flat().concat(this.backlog ?? []);
     this.heldEvents.clear();
     this.backlog = undefined;
     if (this.user !== undefined && !this.host.sessions.isOnline(this.user)) {
-      this.redeliver(this.user, [...unsent, ...held]);
+      this.redeliver(this.user, [...unsent, ...neverSent]);
     }
 
     for (const resolve of this.releaseWaiters.splice(0)) {

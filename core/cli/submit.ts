@@ -96,8 +96,8 @@ async function submit(options: SubmitOptions): Promise<number> {
       const jobID = await client.submit(options.type, data, { priority: options.priority });
       process.stdout.write(`${jobID}\n`);
       // A fast job may end before the connection closes, and the server then sends its messages
-      // here. close() reads until the server closed its side, so none of them is lost; later
-      // ones the server keeps for the next login.
+      // here. close() reads until the server closed its side, so none of them is lost. The server
+      // keeps later ones for the next login.
       await client.close();
       printReceived(received, `${received.length} message(s) arrived before the connection closed (the next login may get them again):`);
       return 0;

@@ -99,7 +99,7 @@ export interface LimitsConfig {
   maxBufferedBytes?: number;
   /**
    * Milliseconds a busy connection's output may wait so that it leaves in one write with the
-   * output that follows; default 1, 0 sends at the end of each event-loop turn.
+   * output that follows. Default 1. With 0, output leaves at the end of each event-loop turn.
    */
   outputCoalesceMs?: number;
   login?: {

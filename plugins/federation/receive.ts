@@ -149,13 +149,13 @@ export function tapBuiltinMessages(bester: Bester, pluginName: string, directory
    * subject's server whose last grant names `to`. For a handoff the peer must have signed that last
    * grant itself; for an output the peer is the server the last grant names. Returns the chain.
    */
-  function checkChain(grant: Grant | undefined, via: Grant[] | undefined, subject: string, peer: string, to: string, what: string): Grant[] {
+  function checkChain(grant: Grant | undefined, via: Grant[] | undefined, subject: string, peer: string, to: string, label: string): Grant[] {
     const origin = subject.slice(subject.indexOf("@") + 1);
     const chain = grant ? [...(via ?? []), grant] : [];
     const signer = grant && grant.to === to ? verifyChain(chain, subject, keyOf) : undefined;
     const signedBy = to === peer ? signer !== undefined : signer === peer;
     if (!signedBy) {
-      throw new BesterError("invalidOrigin", `The ${what} from ${peer} names origin ${origin}, not ${peer}, and carries no valid chain of handoff grants from ${origin}. A peer sends only outputs of its own jobs or of jobs handed off to it, and hands on only jobs handed off to it.`);
+      throw new BesterError("invalidOrigin", `The ${label} from ${peer} names origin ${origin}, not ${peer}, and carries no valid chain of handoff grants from ${origin}. A peer sends only outputs of its own jobs or of jobs handed off to it, and hands on only jobs handed off to it.`);
     }
     return chain;
   }

@@ -85,7 +85,7 @@ export async function serveHandler(options: ServeHandlerOptions, handle: Handler
 /**
  * Replies to a connection's jobs one at a time, in order. The daemon sends the next job only after a
  * reply, but a handler that closes after each reply may still see two. A function that returns its
- * reply directly is answered in the same turn, without a promise per job.
+ * reply directly gets it sent in the same turn, without a promise per job.
  */
 class ReplyQueue {
   private readonly waiting: Array<Record<string, unknown>> = [];

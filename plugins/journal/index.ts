@@ -74,7 +74,7 @@ export function journalPlugin(options: JournalOptions = {}): BesterPlugin {
           if (!bester.sessions.isOnline(job.user)) {
             // The offline submitter's notification is stored by a write made in this same turn of
             // the event loop, so it commits in the same transaction as this removal.
-            journal.delete(JOB_PREFIX + job.id).catch(() => undefined);
+            removeEnded(journal, job);
           }
           // For a live submitter the end is recorded in onJobDone, once the notification left the process.
         });
@@ -86,10 +86,17 @@ export function journalPlugin(options: JournalOptions = {}): BesterPlugin {
           const connections = bester.sessions.connectionsOf(job.user);
           if (connections.length === 0) {
             // The submitter went offline between onJobEnd and the notification, which was stored offline.
-            journal.delete(JOB_PREFIX + job.id).catch(() => undefined);
+            removeEnded(journal, job);
             return;
           }
           recordEndAfterFlush(journal, endMarkers, job, connections);
+        });
+      }
+
+      /** Removes an ended job without waiting for the commit. A failed removal runs the job again after the next start. */
+      function removeEnded(journal: GroupCommitWriter, job: Job): void {
+        journal.delete(JOB_PREFIX + job.id).catch((failure: unknown) => {
+          log.error({ err: failure, jobId: job.id }, "removing an ended job from the journal failed; it runs again after the next start");
         });
       }
 
@@ -127,7 +134,7 @@ export function journalPlugin(options: JournalOptions = {}): BesterPlugin {
             // Every connection closed with the notification unsent. The closing session passed the
             // job's unsent output and notification to the offline messages in this same turn, so
             // this removal commits with them.
-            journal.delete(JOB_PREFIX + job.id).catch(() => undefined);
+            removeEnded(journal, job);
             return;
           }
           // The submitter logged in again on a connection that never got the output: run the job again.

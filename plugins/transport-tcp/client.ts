@@ -45,7 +45,6 @@ export interface ClientOptions {
   rememberNotifications?: number;
 }
 
-
 interface Pending {
   resolve: (reply: Record<string, unknown>) => void;
   reject: (error: Error) => void;
@@ -305,7 +304,7 @@ export class BesterClient extends EventEmitter<ClientEvents> {
     });
   }
 
-  /** Remembers the job id and tells whether this is its first notification; jobIDs are unique per server. */
+  /** Remembers the job id and returns whether this is its first notification. Job ids are unique per server. */
   private firstNotification(event: JobNotificationEvent): boolean {
     if (this.notified.has(event.jobID)) {
       return false;

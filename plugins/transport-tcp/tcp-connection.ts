@@ -15,7 +15,7 @@ export interface TcpConnectionOptions {
   maxBufferedBytes: number;
   /** Milliseconds a connection may stay unauthenticated. */
   authTimeoutMs: number;
-  /** Milliseconds output may wait after the previous write to leave with later output; 0 writes at the end of each turn. */
+  /** Milliseconds output may wait after the previous write to leave with later output. With 0 it leaves at the end of each turn. */
   outputCoalesceMs: number;
 }
 
@@ -33,7 +33,7 @@ export class TcpConnection implements Connection {
   private flushWaiters: Array<(error?: Error) => void> = [];
   /** Messages written since the socket's buffer was last empty; on close they go back to the session. */
   private unflushed: object[] = [];
-  /** Set once the peer closed its side; see the `end` handler. */
+  /** Whether the peer closed its side of the connection, as the `end` handler describes. */
   private peerEnded = false;
   private waitingForDrain = false;
   private authTimer: NodeJS.Timeout | undefined;
@@ -78,7 +78,7 @@ export class TcpConnection implements Connection {
       this.closed = true;
       clearTimeout(this.authTimer);
       // The session first passes the unsent messages on, then the flush waiters learn they failed.
-      // A destroyed socket reports no buffered bytes, so the corked and drain states tell instead.
+      // A destroyed socket reports no buffered bytes, so the corked and drain states show what waits.
       const unsent = this.peerEnded || this.corked || this.waitingForDrain || this.socket.writableLength > 0 ? this.unflushed : [];
       this.unflushed = [];
       this.session.closedByTransport(unsent);

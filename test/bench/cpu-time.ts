@@ -4,10 +4,10 @@
 
 import { readdirSync, readFileSync } from "node:fs";
 
-/** Linux reports utime and stime in clock ticks of 1/100 s on every common configuration (getconf CLK_TCK). */
+/** Clock ticks per second of utime and stime (USER_HZ). `getconf CLK_TCK` prints 100 on the bench machine, the usual Linux value. */
 const TICKS_PER_SECOND = 100;
 
-/** User plus system CPU seconds of one process, all its threads included; 0 once it exited. */
+/** Returns the user plus system CPU seconds of one process, all its threads included, or 0 once it exited. */
 export function cpuSeconds(pid: number): number {
   let stat: string;
   try {

@@ -49,8 +49,8 @@ describe("messages unsent at close", () => {
     expect(notification.job).to.deep.equal({ status: "completed", jobID });
     expect(again).to.equal("none");
     expect(server.logs.filter((entry) => /running the job again/.test(String(entry.msg)))).to.deep.equal([]);
-    const kept = server.logs.find((entry) => entry.msg === "connection closed with messages unsent; keeping them for the user's next login");
-    expect(kept?.messages).to.equal(2);
+    const keptLine = server.logs.find((entry) => entry.msg === "connection closed with messages unsent; keeping them for the user's next login");
+    expect(keptLine?.messages).to.equal(2);
     second.close();
   });
 });
