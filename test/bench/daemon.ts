@@ -47,6 +47,8 @@ function benchTokenAuth(token: string): BesterPlugin {
   };
 }
 
+// With --profile the handler process writes its own CPU profile next to the daemon's.
+const handlerProfile = process.env.BENCH_PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
 const plugins = process.env.BENCH_TOKEN ? [benchTokenAuth(process.env.BENCH_TOKEN)] : [];
 const config = resolveConfig(
   {
@@ -56,7 +58,7 @@ const config = resolveConfig(
     registration: true,
     handlers: {
       upper: {
-        command: [process.execPath, "--import", "tsx", path.join(here, "upper-handler.ts")],
+        command: [process.execPath, ...handlerProfile, "--import", "tsx", path.join(here, "upper-handler.ts")],
         cwd: root,
         socket: path.join(dataDir, "upper.sock"),
         connections: 4,

@@ -10,8 +10,14 @@ import { connectLoopback, startGearmanWorker } from "./gearman-wire.js";
 
 type System = "bester" | "relay" | "gearman";
 
-/** Throughput clients log in as this user; the daemon's accounts plugin checks the password with scrypt. */
-const LOAD_LOGIN = { username: "bench", password: "bench-password-for-loopback-only", register: true };
+/**
+ * Throughput client `n` logs in as `bench-n`; the daemon's accounts plugin checks the password with
+ * scrypt. One user per connection, because a user's outputs go to every connection the user has
+ * open, and a Gearman client gets only the results of its own jobs.
+ */
+function loadLogin(index: number) {
+  return { username: `bench-${index}`, password: "bench-password-for-loopback-only", register: true };
+}
 const IDLE_USER = "bench-idle";
 const OPEN_BATCH = 200;
 
@@ -26,11 +32,11 @@ export interface ThroughputResult {
   clientCpuSeconds: number;
 }
 
-function openLink(system: System, port: number): Promise<JobLink> {
+function openLink(system: System, port: number, index: number): Promise<JobLink> {
   if (system === "gearman") {
     return GearmanLink.open(port);
   }
-  return BesterLink.open(port, system === "bester" ? LOAD_LOGIN : undefined);
+  return BesterLink.open(port, system === "bester" ? loadLogin(index) : undefined);
 }
 
 /**
@@ -38,7 +44,7 @@ function openLink(system: System, port: number): Promise<JobLink> {
  * starts after the deadline; a second deadline ends the run even if outputs are still missing.
  */
 async function throughput(system: System, port: number, clients: number, window: number, total: number, payloadBytes: number, deadlineMs: number): Promise<ThroughputResult> {
-  const links = await Promise.all(Array.from({ length: clients }, () => openLink(system, port)));
+  const links = await Promise.all(Array.from({ length: clients }, (_, index) => openLink(system, port, index)));
   const payload = "x".repeat(payloadBytes);
   const quota = Math.floor(total / clients);
   const latencies: number[] = [];

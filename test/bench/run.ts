@@ -1,7 +1,7 @@
 // `npm run bench`: runs one workload through gearmand, the naive relay and Bester NG (memory and
 // sqlite stores), each in its own processes on 127.0.0.1, and prints a table with the ratios.
 // Options: --jobs N (default 36000), --repeat N (throughput runs per row, median kept; default 3), --only a,b (gearmand, relay, memory, sqlite),
-// --skip-idle, --skip-large, --profile DIR (CPU profile of each Bester daemon), --json FILE.
+// --skip-idle, --skip-large, --profile DIR (CPU profiles of each Bester daemon and its handler process), --json FILE.
 // Besides latency it reports the CPU time per job of the server, its handler processes and the
 // load generator, because on a machine with few cores all of them compete for the same CPUs.
 

@@ -38,7 +38,7 @@ export interface SystemDefinition {
 export interface StartOptions {
   /** Shared secret for the idle test's logins. */
   token: string;
-  /** When set, the Bester daemon writes a V8 CPU profile into this folder. */
+  /** When set, the Bester daemon and its handler process write V8 CPU profiles into this folder. */
   profileDir?: string;
 }
 
@@ -104,7 +104,7 @@ function besterDaemon(store: "memory" | "sqlite"): SystemDefinition {
       const dataDir = await mkdtemp(path.join(os.tmpdir(), `bester-bench-${store}-`));
       const profile = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
       const command = [process.execPath, ...profile, "--import", "tsx", path.join(here, "daemon.ts"), store, dataDir];
-      const server = startChild(`Bester NG daemon (${store})`, command, { BENCH_TOKEN: token });
+      const server = startChild(`Bester NG daemon (${store})`, command, { BENCH_TOKEN: token, ...(profileDir ? { BENCH_PROFILE_DIR: profileDir } : {}) });
       try {
         const port = Number((await server.waitForLine("ready", START_TIMEOUT_MS)).split(" ")[1]);
         // The handler bridge spawns the handler process, so every process below the daemon is a handler.
