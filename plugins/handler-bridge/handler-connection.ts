@@ -129,10 +129,14 @@ export class HandlerConnection implements HandlerWorker {
         }, this.options.timeoutMs);
       }
 
+      // The frame waits for the check phase, so the jobs for all connections freed in one poll are
+      // written back to back and the handler process wakes once for them, not once per job.
+      socket.cork();
       socket.write(encodeFrame({
         payload: rawOr(job, "data"),
         job: { jobID: job.id, type: job.type, from: formatAddress(job.user, job.origin), priority: job.priority },
       }));
+      setImmediate(uncork, socket);
     });
   }
 
@@ -211,4 +215,8 @@ export class HandlerConnection implements HandlerWorker {
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
     this.reconnectTimer.unref();
   }
+}
+
+function uncork(socket: net.Socket): void {
+  socket.uncork();
 }

@@ -11,9 +11,9 @@ import { connectLoopback, startGearmanWorker } from "./gearman-wire.js";
 type System = "bester" | "relay" | "gearman";
 
 /**
- * Throughput client `n` logs in as `bench-n`; the daemon's accounts plugin checks the password with
- * scrypt. One user per connection, because a user's outputs go to every connection the user has
- * open, and a Gearman client gets only the results of its own jobs.
+ * Returns the login of throughput client `n`, the user `bench-n`, whose password the accounts plugin
+ * checks with scrypt. Each connection is its own user because a user's outputs go to every
+ * connection the user has open, while a Gearman client gets only the results of its own jobs.
  */
 function loadLogin(index: number) {
   return { username: `bench-${index}`, password: "bench-password-for-loopback-only", register: true };
