@@ -62,12 +62,13 @@ export class SqliteJournalBackend implements JournalBackend {
         const keys = removals.slice(index, index + ROWS_PER_STATEMENT);
         await this.run(`DELETE FROM ${TABLE} WHERE key IN (${keys.map(() => "?").join(", ")})`, keys);
       }
+      await this.run("COMMIT");
     } catch (error) {
-      // A failed statement leaves the transaction open; roll it back so none of the batch is kept.
+      // A failed statement or COMMIT can leave the transaction open. Rolling it back keeps none of
+      // the batch and lets the next batch begin its own transaction.
       await this.run("ROLLBACK").catch(() => undefined);
       throw error;
     }
-    await this.run("COMMIT");
   }
 
   scan(prefix: string): Promise<JournalEntry[]> {

@@ -2,7 +2,17 @@ import { expect } from "chai";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import sqlite3 from "sqlite3";
 import { SqliteJournalBackend } from "../../plugins/journal/sqlite-backend.js";
+
+/** Runs `sql` on a second connection to the journal's file, as another program would. */
+async function execOn(file: string, sql: string): Promise<void> {
+  const db = await new Promise<sqlite3.Database>((resolve, reject) => {
+    const opened = new sqlite3.Database(file, (error) => (error ? reject(error) : resolve(opened)));
+  });
+  await new Promise<void>((resolve, reject) => db.exec(sql, (error) => (error ? reject(error) : resolve())));
+  await new Promise<void>((resolve) => db.close(() => resolve()));
+}
 
 describe("sqlite journal batch statements (unit)", () => {
   let dir: string;
@@ -38,6 +48,33 @@ describe("sqlite journal batch statements (unit)", () => {
     await backend.write(new Map([["c", null]]));
 
     expect(await backend.scan("")).to.deep.equal([{ key: "a", value: "it's \"quoted\" ü 🚀" }, { key: "b", value: "" }]);
+  });
+
+  it("keeps keys and values with NUL characters", async () => {
+    await backend.write(new Map([["nul\0key", "a\0b"], ["plain", "it's"]]));
+
+    expect(await backend.scan("")).to.deep.equal([{ key: "nul\0key", value: "a\0b" }, { key: "plain", value: "it's" }]);
+  });
+
+  it("applies a batch larger than 1 MiB", async () => {
+    const big = "x".repeat(700 * 1024);
+    await backend.write(new Map([["a", big], ["b", `${big}'`]]));
+
+    const entries = await backend.scan("");
+    expect(entries.map((entry) => entry.key)).to.deep.equal(["a", "b"]);
+    expect(entries[0]!.value).to.equal(big);
+    expect(entries[1]!.value).to.equal(`${big}'`);
+  });
+
+  it("writes nothing from a batch SQLite rejects", async () => {
+    await backend.write(new Map([["keep", "1"], ["gone", "1"]]));
+    await execOn(path.join(dir, "journal.sqlite"), "CREATE TRIGGER reject_bad BEFORE INSERT ON bester_journal WHEN NEW.key = 'bad' BEGIN SELECT RAISE(ABORT, 'rejected by the test'); END;");
+
+    const error = await backend.write(new Map([["gone", null], ["keep", "2"], ["bad", "x"]])).then(() => undefined, (caught: unknown) => caught);
+    await backend.write(new Map([["after", "1"]]));
+
+    expect((error as Error).message).to.include("rejected by the test");
+    expect(await backend.scan("")).to.deep.equal([{ key: "after", value: "1" }, { key: "gone", value: "1" }, { key: "keep", value: "1" }]);
   });
 
   it("writes nothing from a batch that fails", async () => {
