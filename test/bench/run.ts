@@ -1,6 +1,7 @@
 // `npm run bench`: runs one workload through gearmand, the naive relay and Bester NG (memory and
 // sqlite stores), each in its own processes on 127.0.0.1, and prints a table with the ratios.
-// Options: --jobs N (default 36000), --repeat N (throughput runs per row, median kept; default 3), --only a,b (gearmand, relay, memory, sqlite),
+// Options: --jobs N (default 36000), --repeat N (rounds, each running every system once; default 3),
+// --only a,b (gearmand, relay, memory, sqlite),
 // --skip-idle, --skip-large, --profile DIR (CPU profiles of each Bester daemon and its handler process), --json FILE.
 // Besides latency it reports the CPU time per job of the server, its handler processes and the
 // load generator, because on a machine with few cores all of them compete for the same CPUs.
@@ -49,7 +50,8 @@ interface Measured extends ThroughputResult {
 interface Row {
   name: string;
   skipped?: string;
-  throughput?: Measured;
+  /** One throughput run per round, in round order. */
+  runs: Measured[];
   largeP50ms?: number;
   idle?: { held: number; rssBeforeMiB: number; rssMiB: number };
 }
@@ -63,62 +65,57 @@ function fail(message: string): never {
   throw new Error(message);
 }
 
-async function measure(system: SystemDefinition): Promise<Row> {
-  const skip = system.unavailable();
-  if (skip) {
-    process.stderr.write(`${skip}\n`);
-    return { name: system.name, skipped: skip };
-  }
-  const row: Row = { name: system.name };
-  const loadArgs = (clients: number, window: number, jobs: number, bytes: number, deadlineMs: number, port: number) =>
-    ["throughput", system.protocol, String(port), String(clients), String(window), String(jobs), String(bytes), String(deadlineMs)];
+function loadArgs(system: SystemDefinition, port: number, clients: number, window: number, jobs: number, bytes: number, deadlineMs: number): string[] {
+  return ["throughput", system.protocol, String(port), String(clients), String(window), String(jobs), String(bytes), String(deadlineMs)];
+}
 
+/** Starts the system, warms it up, runs one throughput load (and the 1 MiB load when asked), and stops it. */
+async function throughputRound(system: SystemDefinition, row: Row, round: number, withLarge: boolean): Promise<void> {
   const running = await system.start({ token, profileDir: values.profile });
   try {
-    progress.step(`${system.name}: warm-up, ${WARMUP_JOBS} jobs`);
-    await runLoad(loadArgs(WORKLOAD.clients, WORKLOAD.window, WARMUP_JOBS, WORKLOAD.payloadBytes, WORKLOAD.deadlineMs, running.port), WORKLOAD.deadlineMs + 30_000);
+    progress.step(`${system.name}: warm-up, ${WARMUP_JOBS} jobs (round ${round} of ${REPEAT})`);
+    await runLoad(loadArgs(system, running.port, WORKLOAD.clients, WORKLOAD.window, WARMUP_JOBS, WORKLOAD.payloadBytes, WORKLOAD.deadlineMs), WORKLOAD.deadlineMs + 30_000);
 
-    // On a shared machine single runs swing widely; the run with the median jobs/s is kept.
-    const runs: Measured[] = [];
-    for (let attempt = 1; attempt <= REPEAT; attempt += 1) {
-      progress.step(`${system.name}: ${WORKLOAD.jobs} jobs of ${WORKLOAD.payloadBytes} bytes, ${WORKLOAD.clients}×${WORKLOAD.window} in flight (run ${attempt} of ${REPEAT})`);
-      const serverBefore = totalCpuSeconds(running.serverPids());
-      const handlersBefore = totalCpuSeconds(running.handlerPids());
-      const result = await runLoad<ThroughputResult>(loadArgs(WORKLOAD.clients, WORKLOAD.window, WORKLOAD.jobs, WORKLOAD.payloadBytes, WORKLOAD.deadlineMs, running.port), WORKLOAD.deadlineMs + 30_000);
-      const perJob = (seconds: number) => Math.round((seconds / result.jobs) * 1e6);
-      const server = perJob(totalCpuSeconds(running.serverPids()) - serverBefore);
-      const handlers = perJob(totalCpuSeconds(running.handlerPids()) - handlersBefore);
-      const client = perJob(result.clientCpuSeconds);
-      runs.push({ ...result, cpu: { server, handlers, client, total: server + handlers + client } });
-    }
-    runs.sort((a, b) => a.jobsPerSec - b.jobsPerSec);
-    row.throughput = runs[Math.floor(runs.length / 2)];
+    progress.step(`${system.name}: ${WORKLOAD.jobs} jobs of ${WORKLOAD.payloadBytes} bytes, ${WORKLOAD.clients}×${WORKLOAD.window} in flight (round ${round} of ${REPEAT})`);
+    const serverBefore = totalCpuSeconds(running.serverPids());
+    const handlersBefore = totalCpuSeconds(running.handlerPids());
+    const result = await runLoad<ThroughputResult>(loadArgs(system, running.port, WORKLOAD.clients, WORKLOAD.window, WORKLOAD.jobs, WORKLOAD.payloadBytes, WORKLOAD.deadlineMs), WORKLOAD.deadlineMs + 30_000);
+    const perJob = (seconds: number) => Math.round((seconds / result.jobs) * 1e6);
+    const server = perJob(totalCpuSeconds(running.serverPids()) - serverBefore);
+    const handlers = perJob(totalCpuSeconds(running.handlerPids()) - handlersBefore);
+    const client = perJob(result.clientCpuSeconds);
+    row.runs.push({ ...result, cpu: { server, handlers, client, total: server + handlers + client } });
 
-    if (!values["skip-large"]) {
+    if (withLarge) {
       progress.step(`${system.name}: ${LARGE.jobs} round trips of 1 MiB`);
-      const large = await runLoad<ThroughputResult>(loadArgs(1, 1, LARGE.jobs, LARGE.payloadBytes, LARGE.deadlineMs, running.port), LARGE.deadlineMs + 30_000);
+      const large = await runLoad<ThroughputResult>(loadArgs(system, running.port, 1, 1, LARGE.jobs, LARGE.payloadBytes, LARGE.deadlineMs), LARGE.deadlineMs + 30_000);
       row.largeP50ms = large.p50ms;
     }
   } finally {
     await running.stop();
   }
+}
 
-  if (!values["skip-idle"]) {
-    // A fresh daemon, so the figure is what idle connections cost and not what the load left behind.
-    const fresh = await system.start({ token });
-    try {
-      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-      const rssBeforeMiB = rssMiB(fresh.pid);
-      progress.step(`${system.name}: opening ${IDLE.connections} idle ${system.protocol === "gearman" ? "" : "authenticated "}connections`);
-      const holder = await holdIdle(["idle", system.protocol, String(fresh.port), String(IDLE.connections), String(IDLE.deadlineMs)], IDLE.deadlineMs + 30_000, { BENCH_TOKEN: token });
-      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-      row.idle = { held: holder.held, rssBeforeMiB, rssMiB: rssMiB(fresh.pid) };
-      await holder.stop();
-    } finally {
-      await fresh.stop();
-    }
+/** Measures the daemon's memory with 10 000 idle connections, on a fresh daemon so the figure is what they cost and not what the load left behind. */
+async function measureIdle(system: SystemDefinition, row: Row): Promise<void> {
+  const fresh = await system.start({ token });
+  try {
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    const rssBeforeMiB = rssMiB(fresh.pid);
+    progress.step(`${system.name}: opening ${IDLE.connections} idle ${system.protocol === "gearman" ? "" : "authenticated "}connections`);
+    const holder = await holdIdle(["idle", system.protocol, String(fresh.port), String(IDLE.connections), String(IDLE.deadlineMs)], IDLE.deadlineMs + 30_000, { BENCH_TOKEN: token });
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    row.idle = { held: holder.held, rssBeforeMiB, rssMiB: rssMiB(fresh.pid) };
+    await holder.stop();
+  } finally {
+    await fresh.stop();
   }
-  return row;
+}
+
+/** The run with the median jobs/s. */
+function median(runs: Measured[]): Measured | undefined {
+  const sorted = [...runs].sort((a, b) => a.jobsPerSec - b.jobsPerSec);
+  return sorted[Math.floor(sorted.length / 2)];
 }
 
 function ratio(a: number | undefined, b: number | undefined): string {
@@ -131,11 +128,11 @@ function table(rows: Row[]): string {
     "|---|---:|---:|---:|---:|---:|---:|",
   ];
   for (const row of rows) {
-    if (row.skipped) {
+    const t = median(row.runs);
+    if (row.skipped || !t) {
       lines.push(`| ${row.name} | skipped | | | | | |`);
       continue;
     }
-    const t = row.throughput!;
     const idle = row.idle ? `${row.idle.rssMiB} (${row.idle.held} open, ${row.idle.rssBeforeMiB} before)` : "not run";
     const cpu = `${t.cpu.server} + ${t.cpu.handlers} + ${t.cpu.client} = ${t.cpu.total}`;
     lines.push(`| ${row.name}${t.timedOut ? " (hit time limit)" : ""} | ${t.jobsPerSec} | ${t.p50ms} | ${t.p99ms} | ${cpu} | ${row.largeP50ms ?? "not run"} | ${idle} |`);
@@ -143,35 +140,69 @@ function table(rows: Row[]): string {
   return lines.join("\n");
 }
 
+/**
+ * Describes `pick(a) / pick(b)` from the runs of the same round: each ratio, then their median.
+ * Runs of one round are minutes apart at most, so they share the machine's conditions.
+ */
+function pairedRatio(a: Row | undefined, b: Row | undefined, pick: (run: Measured) => number): string {
+  if (!a || !b) {
+    return "n/a";
+  }
+  const ratios = a.runs.map((run, index) => (b.runs[index] ? pick(run) / pick(b.runs[index]!) : NaN)).filter((value) => Number.isFinite(value));
+  if (ratios.length === 0) {
+    return "n/a";
+  }
+  const middle = [...ratios].sort((x, y) => x - y)[Math.floor(ratios.length / 2)]!;
+  return ratios.length === 1 ? `${middle.toFixed(2)}×` : `${middle.toFixed(2)}× (rounds: ${ratios.map((value) => value.toFixed(2)).join(", ")})`;
+}
+
 function ratios(rows: Row[]): string {
-  const find = (name: string) => rows.find((row) => row.name === name && !row.skipped);
+  const find = (name: string) => rows.find((row) => row.name === name && !row.skipped && row.runs.length > 0);
   const memory = find(besterMemory.name);
   const sqlite = find(besterSqlite.name);
   const gear = find(gearmand.name);
   const naive = find(relay.name);
+  const jobsPerSec = (run: Measured) => run.jobsPerSec;
   const lines: string[] = [];
   for (const bester of [memory, sqlite]) {
     if (!bester) {
       continue;
     }
-    const t = bester.throughput!;
-    lines.push(`${bester.name}: jobs/s ${ratio(t.jobsPerSec, gear?.throughput?.jobsPerSec)} gearmand, ${ratio(t.jobsPerSec, naive?.throughput?.jobsPerSec)} relay; p99 ${ratio(t.p99ms, gear?.throughput?.p99ms)} gearmand's; CPU per job ${ratio(t.cpu.total, gear?.throughput?.cpu.total)} gearmand's`);
+    lines.push(`${bester.name}:`);
+    lines.push(`  jobs/s vs gearmand ${pairedRatio(bester, gear, jobsPerSec)}, vs relay ${pairedRatio(bester, naive, jobsPerSec)}`);
+    lines.push(`  p99 vs gearmand's ${pairedRatio(bester, gear, (run) => run.p99ms)}; CPU per job vs gearmand's ${pairedRatio(bester, gear, (run) => run.cpu.total)}`);
   }
   if (memory && sqlite) {
-    lines.push(`sqlite store: ${ratio(sqlite.throughput!.jobsPerSec, memory.throughput!.jobsPerSec)} of the memory store's jobs/s`);
+    lines.push(`sqlite store: jobs/s vs the memory store ${pairedRatio(sqlite, memory, jobsPerSec)}`);
   }
   return lines.join("\n");
 }
 
-const rows: Row[] = [];
-for (const system of selected) {
-  rows.push(await measure(system));
+const rows: Row[] = selected.map((system) => ({ name: system.name, skipped: system.unavailable(), runs: [] }));
+for (const row of rows.filter((candidate) => candidate.skipped)) {
+  process.stderr.write(`${row.skipped}\n`);
+}
+// Rounds go through every system in turn, so a slow minute on a shared machine hits all of them
+// alike, and the ratios of one round compare runs made minutes apart at most.
+for (let round = 1; round <= REPEAT; round += 1) {
+  for (const [index, system] of selected.entries()) {
+    if (!rows[index]!.skipped) {
+      await throughputRound(system, rows[index]!, round, round === 1 && !values["skip-large"]);
+    }
+  }
+}
+if (!values["skip-idle"]) {
+  for (const [index, system] of selected.entries()) {
+    if (!rows[index]!.skipped) {
+      await measureIdle(system, rows[index]!);
+    }
+  }
 }
 progress.succeed("benchmark finished");
 
 const cpu = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown";
 process.stdout.write(`\nMachine: ${os.cpus().length} CPUs (${cpu}), ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}; children run with ulimit -n ${childFileLimit()}\n`);
-process.stdout.write(`Workload: ${WORKLOAD.clients} clients × ${WORKLOAD.window} in flight, 4 handler connections, ${WORKLOAD.payloadBytes}-byte payloads, ${WORKLOAD.jobs} jobs after ${WARMUP_JOBS} warm-up jobs, median of ${REPEAT} runs\n\n`);
+process.stdout.write(`Workload: ${WORKLOAD.clients} clients × ${WORKLOAD.window} in flight, 4 handler connections, ${WORKLOAD.payloadBytes}-byte payloads, ${WORKLOAD.jobs} jobs after ${WARMUP_JOBS} warm-up jobs, ${REPEAT} rounds, the table shows each system's median run\n\n`);
 process.stdout.write(`${table(rows)}\n\n${ratios(rows)}\n`);
 if (values.json) {
   writeFileSync(values.json, `${JSON.stringify(rows, null, 2)}\n`);
