@@ -50,7 +50,9 @@ async function start(options: StartOptions): Promise<void> {
   }
 
   const types = bester.scheduler.typeNames();
-  progress.succeed(`listening on ${addresses.join(", ")} as ${bester.serverName}`);
+  // The server name differs from the listening address when server.name is set, as behind NAT.
+  const named = addresses.includes(bester.serverName) ? "" : ` as ${bester.serverName}`;
+  progress.succeed(`listening on ${addresses.join(", ")}${named}`);
   process.stderr.write(`handlers: ${types.join(", ") || "(none)"}; store: ${bester.store.description}; logs: ${logTarget}\n`);
   const disconnected = bester.scheduler.stats().filter((entry) => entry.workers === 0).map((entry) => entry.type);
   if (disconnected.length > 0) {

@@ -102,8 +102,9 @@ export class HandlerSupervisor {
         this.log.warn({ type: this.type, pid: child.pid }, "handler process ignored SIGTERM; killing it");
         child.kill("SIGKILL");
       }, STOP_GRACE_MS);
-      child.once("exit", () => {
+      child.once("exit", (code, signal) => {
         clearTimeout(timer);
+        this.log.info({ type: this.type, pid: child.pid, code, signal }, "handler process stopped");
         resolve();
       });
       child.kill("SIGTERM");

@@ -112,7 +112,7 @@ async function measureIdle(system: SystemDefinition, row: Row): Promise<void> {
   }
 }
 
-/** The run with the median jobs/s. */
+/** Returns the run with the median jobs/s. */
 function median(runs: Measured[]): Measured | undefined {
   const sorted = [...runs].sort((a, b) => a.jobsPerSec - b.jobsPerSec);
   return sorted[Math.floor(sorted.length / 2)];
@@ -168,9 +168,15 @@ function ratios(rows: Row[]): string {
     if (!bester) {
       continue;
     }
-    lines.push(`${bester.name}:`);
-    lines.push(`  jobs/s vs gearmand ${pairedRatio(bester, gear, jobsPerSec)}, vs relay ${pairedRatio(bester, naive, jobsPerSec)}`);
-    lines.push(`  p99 vs gearmand's ${pairedRatio(bester, gear, (run) => run.p99ms)}; CPU per job vs gearmand's ${pairedRatio(bester, gear, (run) => run.cpu.total)}`);
+    // Only the systems this run measured are compared.
+    const versus = [gear && `jobs/s vs gearmand ${pairedRatio(bester, gear, jobsPerSec)}`, naive && `jobs/s vs relay ${pairedRatio(bester, naive, jobsPerSec)}`];
+    if (gear) {
+      versus.push(`p99 vs gearmand's ${pairedRatio(bester, gear, (run) => run.p99ms)}`, `CPU per job vs gearmand's ${pairedRatio(bester, gear, (run) => run.cpu.total)}`);
+    }
+    const parts = versus.filter((part): part is string => typeof part === "string");
+    if (parts.length > 0) {
+      lines.push(`${bester.name}:`, ...parts.map((part) => `  ${part}`));
+    }
   }
   if (memory && sqlite) {
     lines.push(`sqlite store: jobs/s vs the memory store ${pairedRatio(sqlite, memory, jobsPerSec)}`);
@@ -202,7 +208,7 @@ progress.succeed("benchmark finished");
 
 const cpu = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown";
 process.stdout.write(`\nMachine: ${os.cpus().length} CPUs (${cpu}), ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}; children run with ulimit -n ${childFileLimit()}\n`);
-process.stdout.write(`Workload: ${WORKLOAD.clients} clients × ${WORKLOAD.window} in flight, 4 handler connections, ${WORKLOAD.payloadBytes}-byte payloads, ${WORKLOAD.jobs} jobs after ${WARMUP_JOBS} warm-up jobs, ${REPEAT} rounds, the table shows each system's median run\n\n`);
+process.stdout.write(`Workload: ${WORKLOAD.clients} clients × ${WORKLOAD.window} in flight, 4 handler connections, ${WORKLOAD.payloadBytes}-byte payloads, ${WORKLOAD.jobs} jobs after ${WARMUP_JOBS} warm-up jobs, ${REPEAT} round${REPEAT === 1 ? "" : "s"}, the table shows each system's median run\n\n`);
 process.stdout.write(`${table(rows)}\n\n${ratios(rows)}\n`);
 if (values.json) {
   writeFileSync(values.json, `${JSON.stringify(rows, null, 2)}\n`);

@@ -30,7 +30,7 @@ describe("bester start and submit as child processes", () => {
     });
 
     daemon = spawnCli(["start", "--config", config, "--log", path.join(folder, "bester.log")]);
-    const [, address] = await waitForOutput(daemon.stderr!, /listening on (127\.0\.0\.1:\d+) as (127\.0\.0\.1:\d+)/);
+    const [, address] = await waitForOutput(daemon.stderr!, /listening on (127\.0\.0\.1:\d+)\n/);
     server = address!;
   });
 
@@ -70,6 +70,26 @@ describe("bester start and submit as child processes", () => {
 
     expect(signal).to.equal(null);
     expect(code).to.equal(0);
+  });
+});
+
+describe("bester start with server.name set", () => {
+  it("prints the name after the listening address", async () => {
+    const folder = await makeTempDir("bester-cli-named-");
+    const config = path.join(folder, "bester.config.mjs");
+    await writeModuleConfig(config, { listen: { host: "127.0.0.1", port: 0 }, server: { name: "jobs.example.net:2222" }, store: "memory", dataDir: path.join(folder, "data") });
+    const named = spawnCli(["start", "--config", config, "--log", path.join(folder, "bester.log")]);
+
+    try {
+      const [, address, name] = await waitForOutput(named.stderr!, /listening on (127\.0\.0\.1:\d+) as (\S+)/);
+
+      expect(address).to.match(/^127\.0\.0\.1:[1-9]\d*$/);
+      expect(name).to.equal("jobs.example.net:2222");
+    } finally {
+      named.kill("SIGTERM");
+      await once(named, "exit");
+      await rm(folder, { recursive: true, force: true });
+    }
   });
 });
 
