@@ -118,10 +118,6 @@ function median(runs: Measured[]): Measured | undefined {
   return sorted[Math.floor(sorted.length / 2)];
 }
 
-function ratio(a: number | undefined, b: number | undefined): string {
-  return a !== undefined && b !== undefined && b > 0 ? `${(a / b).toFixed(2)}×` : "n/a";
-}
-
 function table(rows: Row[]): string {
   const lines = [
     "| system | jobs/s | p50 ms | p99 ms | CPU µs/job: server + handlers + client = total | 1 MiB p50 ms | RSS, 10 000 idle (MiB) |",
