@@ -20,7 +20,8 @@ export interface WebSocketTransportOptions {
   /**
    * Largest message accepted, in bytes; default the server's maxFrameBytes.
    * NOTE: ws closes the connection with status 1009 on a larger message, without sending the
-   * `frameTooLarge` error reply that the TCP transport sends first.
+   * `frameTooLarge` error reply that the TCP transport sends first. ws closes by design and has
+   * no hook to reply before the close.
    */
   maxMessageBytes?: number;
   /** Milliseconds a connection may stay unauthenticated; default 30000. */
