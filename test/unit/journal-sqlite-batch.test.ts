@@ -56,6 +56,17 @@ describe("sqlite journal batch statements (unit)", () => {
     expect(await backend.scan("")).to.deep.equal([{ key: "nul\0key", value: "a\0b" }, { key: "plain", value: "it's" }]);
   });
 
+  it("applies a large batch with bound values", async () => {
+    // The NUL key keeps the batch off the SQL-script path, so 1000 rows take three bound INSERTs.
+    const keys = Array.from({ length: 1000 }, (_, index) => `bound:${String(index).padStart(4, "0")}`);
+    await backend.write(new Map([...keys.map((key) => [key, `v ${key}'`] as [string, string]), ["bound:\0", "nul"]]));
+    await backend.write(new Map(keys.filter((_, index) => index % 2 === 0).map((key) => [key, null] as [string, null]).concat([["bound:\0", null]])));
+
+    const entries = await backend.scan("bound:");
+    expect(entries).to.have.length(500);
+    expect(entries[0]).to.deep.equal({ key: "bound:0001", value: "v bound:0001'" });
+  });
+
   it("applies a batch larger than 1 MiB", async () => {
     const big = "x".repeat(700 * 1024);
     await backend.write(new Map([["a", big], ["b", `${big}'`]]));

@@ -1,0 +1,83 @@
+import { expect } from "chai";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { pino } from "pino";
+import type { JournalBatch } from "../../plugins/journal/backend.js";
+import { GroupCommitWriter } from "../../plugins/journal/group-commit.js";
+import { SqliteJournalBackend } from "../../plugins/journal/sqlite-backend.js";
+
+/** The SQLite journal, recording the keys of each batch. Its first batch waits until `release` is called. */
+class GatedBackend extends SqliteJournalBackend {
+  readonly batches: string[][] = [];
+  private gate: Promise<void> | undefined;
+  release!: () => void;
+
+  constructor(file: string) {
+    super(file);
+    this.gate = new Promise<void>((resolve) => (this.release = resolve));
+  }
+
+  override async write(batch: JournalBatch): Promise<void> {
+    this.batches.push([...batch.keys()]);
+    const gate = this.gate;
+    this.gate = undefined;
+    await gate;
+    await super.write(batch);
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe("group commit batching (unit)", () => {
+  let dir: string;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), "bester-group-commit-"));
+  });
+
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("gathers writes during and after a commit", async () => {
+    const backend = new GatedBackend(path.join(dir, "journal.sqlite"));
+    await backend.open();
+    const writer = new GroupCommitWriter(backend, pino({ level: "silent" }), { commitDelayMs: 100 });
+
+    const first = writer.put("k1", "1");
+    await sleep(150);
+    const during = [writer.put("k2", "2"), writer.delete("k1")];
+    backend.release();
+    await first;
+    // Arrives after the first commit ended, within the delay of the batch that follows it.
+    await sleep(20);
+    const after = writer.put("k3", "3");
+    await Promise.all([...during, after]);
+    await writer.close();
+
+    expect(backend.batches).to.deep.equal([["k1"], ["k2", "k1", "k3"]]);
+    const reopened = new SqliteJournalBackend(path.join(dir, "journal.sqlite"));
+    await reopened.open();
+    expect(await reopened.scan("")).to.deep.equal([{ key: "k2", value: "2" }, { key: "k3", value: "3" }]);
+    await reopened.close();
+  });
+
+  it("commits a full batch at once", async () => {
+    const backend = new GatedBackend(path.join(dir, "journal.sqlite"));
+    await backend.open();
+    const writer = new GroupCommitWriter(backend, pino({ level: "silent" }), { commitDelayMs: 10_000, maxBatch: 2 });
+
+    const first = [writer.put("a", "1"), writer.put("b", "2")];
+    await sleep(10);
+    const second = [writer.put("c", "3"), writer.put("d", "4")];
+    backend.release();
+    const started = Date.now();
+    await Promise.all([...first, ...second]);
+    const waitedMs = Date.now() - started;
+    await writer.close();
+
+    expect(backend.batches).to.deep.equal([["a", "b"], ["c", "d"]]);
+    expect(waitedMs).to.be.below(5000);
+  });
+});
