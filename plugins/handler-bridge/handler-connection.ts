@@ -118,6 +118,18 @@ export class HandlerConnection implements HandlerWorker {
       return Promise.reject(new HandlerLinkError("handlerFailed", `Handler connection ${this.name} is not ready.`));
     }
 
+    let frame: Buffer;
+    try {
+      frame = encodeFrame({
+        payload: rawOr(job, "data"),
+        job: { jobID: job.id, type: job.type, from: formatAddress(job.user, job.origin), priority: job.priority },
+      });
+    } catch (error) {
+      // Only data a plugin put into the job can fail to encode, such as a BigInt or a cycle. No job
+      // is in flight yet, so the connection stays usable.
+      return Promise.reject(new BesterError("handlerFailed", `Job ${job.id} could not be sent to handler "${job.type}" because its data is not valid JSON (${(error as Error).message}). Check the plugins that change job data.`));
+    }
+
     return new Promise((resolve, reject) => {
       const inFlight: InFlight = { job, resolve, reject, onProgress, answered: false };
       this.inFlight = inFlight;
@@ -132,10 +144,7 @@ export class HandlerConnection implements HandlerWorker {
       // The frame waits for the check phase, so the jobs for all connections freed in one poll are
       // written back to back and the handler process wakes once for them, not once per job.
       socket.cork();
-      socket.write(encodeFrame({
-        payload: rawOr(job, "data"),
-        job: { jobID: job.id, type: job.type, from: formatAddress(job.user, job.origin), priority: job.priority },
-      }));
+      socket.write(frame);
       setImmediate(uncork, socket);
     });
   }

@@ -28,6 +28,8 @@ export class GroupCommitWriter {
   private waiters: Waiter[] = [];
   private timer: NodeJS.Timeout | undefined;
   private writing = false;
+  /** Set by flush() during a commit, so the next batch commits without waiting the delay. */
+  private flushRequested = false;
   private closed = false;
   private readonly commitDelayMs: number;
   private readonly maxBatch: number;
@@ -62,6 +64,7 @@ export class GroupCommitWriter {
     }
     await new Promise<void>((resolve, reject) => {
       this.waiters.push({ resolve, reject });
+      this.flushRequested = true;
       this.schedule(0);
     });
   }
@@ -110,6 +113,7 @@ export class GroupCommitWriter {
     this.pending = new Map();
     this.waiters = [];
     this.writing = true;
+    this.flushRequested = false;
 
     try {
       if (batch.size > 0) {
@@ -129,7 +133,7 @@ export class GroupCommitWriter {
         // Writes that arrived during this commit form the next batch, which waits the delay too.
         // Under load fewer, larger batches then commit, and a commit costs far more CPU time than
         // a row in it.
-        this.schedule(this.pending.size >= this.maxBatch ? 0 : this.commitDelayMs);
+        this.schedule(this.flushRequested || this.pending.size >= this.maxBatch ? 0 : this.commitDelayMs);
       }
     }
   }

@@ -63,6 +63,26 @@ describe("group commit batching (unit)", () => {
     await reopened.close();
   });
 
+  it("commits at once after a flush", async () => {
+    const backend = new GatedBackend(path.join(dir, "journal.sqlite"));
+    await backend.open();
+    const writer = new GroupCommitWriter(backend, pino({ level: "silent" }), { commitDelayMs: 2000 });
+
+    const first = writer.put("k1", "1");
+    void writer.flush();
+    await sleep(20);
+    const second = writer.put("k2", "2");
+    const flushed = writer.flush();
+    backend.release();
+    const started = Date.now();
+    await Promise.all([first, second, flushed]);
+    const waitedMs = Date.now() - started;
+    await writer.close();
+
+    expect(backend.batches).to.deep.equal([["k1"], ["k2"]]);
+    expect(waitedMs).to.be.below(1500);
+  });
+
   it("commits a full batch at once", async () => {
     const backend = new GatedBackend(path.join(dir, "journal.sqlite"));
     await backend.open();

@@ -67,6 +67,20 @@ describe("handler connection writes (unit)", () => {
     connection.stop();
   });
 
+  it("rejects data JSON cannot encode", async () => {
+    const connection = await open(path.join(dir, "echo.sock"), 3);
+
+    const error = await connection.run(job("bad", { count: 1n }), () => undefined).then(() => undefined, (caught: unknown) => caught);
+    const socket = (connection as unknown as { socket: net.Socket }).socket;
+    const reply = await connection.run(job("good", "after"), () => undefined);
+
+    expect((error as { code?: string }).code).to.equal("handlerFailed");
+    expect((error as Error).message).to.include("not valid JSON");
+    expect(socket.writableCorked).to.equal(0);
+    expect(reply.payload).to.equal("after");
+    connection.stop();
+  });
+
   it("holds frames until the turn ends", async () => {
     const connections = await Promise.all([open(path.join(dir, "echo.sock"), 1), open(path.join(dir, "echo.sock"), 2)]);
     seen.length = 0;
