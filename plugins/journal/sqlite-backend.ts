@@ -133,14 +133,15 @@ export class SqliteJournalBackend implements JournalBackend {
 
 /**
  * Builds the batch's whole transaction as one SQL script with the keys and values as string
- * literals. Returns undefined, for the bound path, when the batch is over MAX_INLINE_CHARS or holds
- * a value that is not a string. A NUL character also returns undefined, because sqlite3_exec reads
- * the script as a C string and would stop at it.
+ * literals. Returns undefined, for the bound path, when the batch is over MAX_INLINE_CHARS or
+ * contains a value that is not a string. A NUL character also returns undefined, because
+ * sqlite3_exec reads the script as a C string and would stop at it.
  */
-function inlineScript(puts: unknown[], removals: string[]): string | undefined {
+function inlineScript(puts: string[], removals: string[]): string | undefined {
   let chars = 0;
   for (const list of [puts, removals]) {
     for (const text of list) {
+      // A caller in plain JavaScript can pass other values, and the bound path rejects those.
       if (typeof text !== "string" || text.includes("\0")) {
         return undefined;
       }
@@ -155,7 +156,7 @@ function inlineScript(puts: unknown[], removals: string[]): string | undefined {
   if (puts.length > 0) {
     const rows: string[] = [];
     for (let index = 0; index < puts.length; index += 2) {
-      rows.push(`(${literal(puts[index] as string)}, ${literal(puts[index + 1] as string)})`);
+      rows.push(`(${literal(puts[index]!)}, ${literal(puts[index + 1]!)})`);
     }
     statements.push(`${INSERT_ROWS} ${rows.join(", ")} ${ON_CONFLICT};`);
   }

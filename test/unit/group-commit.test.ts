@@ -1,11 +1,11 @@
 import { expect } from "chai";
-import { mkdtemp, rm } from "node:fs/promises";
-import os from "node:os";
+import { rm } from "node:fs/promises";
 import path from "node:path";
 import { pino } from "pino";
 import type { JournalBatch } from "../../plugins/journal/backend.js";
 import { GroupCommitWriter } from "../../plugins/journal/group-commit.js";
 import { SqliteJournalBackend } from "../../plugins/journal/sqlite-backend.js";
+import { makeTempDir } from "../helper.js";
 
 /** The SQLite journal, recording the keys of each batch. Its first batch waits until `release` is called. */
 class GatedBackend extends SqliteJournalBackend {
@@ -33,7 +33,7 @@ describe("group commit batching (unit)", () => {
   let dir: string;
 
   beforeEach(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), "bester-group-commit-"));
+    dir = await makeTempDir("bester-group-commit-");
   });
 
   afterEach(async () => {

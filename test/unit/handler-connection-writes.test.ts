@@ -1,12 +1,12 @@
 import { expect } from "chai";
-import { mkdtemp, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import type net from "node:net";
-import os from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import type { Job } from "../../core/jobs/job.js";
 import { HandlerConnection } from "../../plugins/handler-bridge/handler-connection.js";
 import { deliverTo, serveHandler } from "../../plugins/handler-bridge/serve-handler.js";
+import { makeTempDir } from "../helper.js";
 
 function job(id: string, data: unknown): Job {
   return { id, type: "echo", data, priority: 0, user: "alice", origin: "127.0.0.1:2222", notify: true, chainLength: 0, attempts: 0, acceptedAt: Date.now() };
@@ -44,7 +44,7 @@ describe("handler connection writes (unit)", () => {
   const seen: string[] = [];
 
   before(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), "bester-handler-writes-"));
+    dir = await makeTempDir("bester-handler-writes-");
     server = await serveHandler({ type: "echo", socket: path.join(dir, "echo.sock") }, (payload, handlerJob) => {
       seen.push(handlerJob.jobID);
       return { payload, director: deliverTo(handlerJob.from) };
