@@ -1,12 +1,13 @@
 // The load generator, run as its own process so it does not share an event loop with the system
 // under test. Prints one JSON line with the result on stdout. Modes:
-//   throughput <bester|relay|gearman> <port> <clients> <window> <total> <payloadBytes> <deadlineMs>
+//   throughput <bester|relay|gearman> <port> <clients> <window> <warmup> <total> <payloadBytes> <deadlineMs>
 //   idle <bester|relay|gearman> <port> <count> <deadlineMs>     (prints "ready", holds until SIGTERM)
 //   gearman-workers <port> <count>                              (prints "ready", holds until SIGTERM)
 
 import type net from "node:net";
 import { BesterLink, GearmanLink, type JobLink } from "./job-links.js";
 import { connectLoopback, startGearmanWorker } from "./gearman-wire.js";
+import { totalCpuSeconds } from "./cpu-time.js";
 
 type System = "bester" | "relay" | "gearman";
 
@@ -28,8 +29,12 @@ export interface ThroughputResult {
   p50ms: number;
   p99ms: number;
   timedOut: boolean;
-  /** CPU seconds this load generator used during the run. */
+  /** CPU seconds this load generator used during the measured phase. */
   clientCpuSeconds: number;
+  /** CPU seconds of the server processes during the measured phase. */
+  serverCpuSeconds: number;
+  /** CPU seconds of the handler processes during the measured phase. */
+  handlerCpuSeconds: number;
 }
 
 function openLink(system: System, port: number, index: number): Promise<JobLink> {
@@ -40,19 +45,18 @@ function openLink(system: System, port: number, index: number): Promise<JobLink>
 }
 
 /**
- * Each link keeps `window` jobs in flight until it completed its share of `total`. No new job
- * starts after the deadline; a second deadline ends the run even if outputs are still missing.
+ * Runs `total` jobs over the open links, each keeping `window` jobs in flight until it completed its
+ * share. No new job starts after the deadline, and a second deadline ends the phase even if outputs are
+ * still missing.
  */
-async function throughput(system: System, port: number, clients: number, window: number, total: number, payloadBytes: number, deadlineMs: number): Promise<ThroughputResult> {
-  const links = await Promise.all(Array.from({ length: clients }, (_, index) => openLink(system, port, index)));
+async function phase(links: JobLink[], window: number, total: number, payloadBytes: number, deadlineMs: number): Promise<{ latencies: number[]; seconds: number; timedOut: boolean }> {
   const payload = "x".repeat(payloadBytes);
-  const quota = Math.floor(total / clients);
+  const quota = Math.floor(total / links.length);
   const latencies: number[] = [];
   let stopped = false;
   let timedOut = false;
 
   const started = process.hrtime.bigint();
-  const cpuAtStart = process.cpuUsage();
   const stopTimer = setTimeout(() => (stopped = true), deadlineMs);
   const runs = links.map(
     (link) =>
@@ -85,25 +89,53 @@ async function throughput(system: System, port: number, clients: number, window:
     }, deadlineMs + 10_000);
   });
   await Promise.race([Promise.all(runs), hardStop]);
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  const cpuUsed = process.cpuUsage(cpuAtStart);
   clearTimeout(stopTimer);
   clearTimeout(hardTimer);
+  return { latencies, seconds: Number(process.hrtime.bigint() - started) / 1e9, timedOut: timedOut || stopped };
+}
+
+/**
+ * Warms up with `warmup` jobs, then measures `total` jobs on the same connections in the same
+ * process, so the load generator's own code is compiled and warm when the measured phase starts.
+ * The CPU time of the server and handler processes (ids in BENCH_SERVER_PIDS and
+ * BENCH_HANDLER_PIDS) is read right around the measured phase.
+ */
+async function throughput(system: System, port: number, clients: number, window: number, warmup: number, total: number, payloadBytes: number, deadlineMs: number): Promise<ThroughputResult> {
+  const links = await Promise.all(Array.from({ length: clients }, (_, index) => openLink(system, port, index)));
+  if (warmup > 0) {
+    await phase(links, window, warmup, payloadBytes, deadlineMs);
+  }
+
+  const serverPids = pidList(process.env.BENCH_SERVER_PIDS);
+  const handlerPids = pidList(process.env.BENCH_HANDLER_PIDS);
+  const serverBefore = totalCpuSeconds(serverPids);
+  const handlersBefore = totalCpuSeconds(handlerPids);
+  const cpuAtStart = process.cpuUsage();
+  const measured = await phase(links, window, total, payloadBytes, deadlineMs);
+  const cpuUsed = process.cpuUsage(cpuAtStart);
+  const serverCpuSeconds = totalCpuSeconds(serverPids) - serverBefore;
+  const handlerCpuSeconds = totalCpuSeconds(handlerPids) - handlersBefore;
   for (const link of links) {
     link.close();
   }
 
-  latencies.sort((a, b) => a - b);
+  const latencies = measured.latencies.sort((a, b) => a - b);
   const quantile = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
   return {
     jobs: latencies.length,
-    seconds: round(seconds),
-    jobsPerSec: Math.round(latencies.length / seconds),
+    seconds: round(measured.seconds),
+    jobsPerSec: Math.round(latencies.length / measured.seconds),
     p50ms: round(quantile(0.5)),
     p99ms: round(quantile(0.99)),
-    timedOut: timedOut || stopped,
+    timedOut: measured.timedOut,
     clientCpuSeconds: round((cpuUsed.user + cpuUsed.system) / 1e6),
+    serverCpuSeconds: round(serverCpuSeconds),
+    handlerCpuSeconds: round(handlerCpuSeconds),
   };
+}
+
+function pidList(text: string | undefined): number[] {
+  return (text ?? "").split(",").filter((entry) => entry.length > 0).map(Number);
 }
 
 /** Opens `count` connections (logged in, except for gearmand) in batches and holds them. */
@@ -136,8 +168,8 @@ function holdUntilTerminated(): void {
 const [mode, ...args] = process.argv.slice(2);
 const numbers = args.slice(1).map(Number);
 if (mode === "throughput") {
-  const [port, clients, window, total, payloadBytes, deadlineMs] = numbers as [number, number, number, number, number, number];
-  const result = await throughput(args[0] as System, port, clients, window, total, payloadBytes, deadlineMs);
+  const [port, clients, window, warmup, total, payloadBytes, deadlineMs] = numbers as [number, number, number, number, number, number, number];
+  const result = await throughput(args[0] as System, port, clients, window, warmup, total, payloadBytes, deadlineMs);
   process.stdout.write(`${JSON.stringify(result)}\n`);
   process.exit(0);
 } else if (mode === "idle") {

@@ -11,7 +11,6 @@ import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { parseArgs } from "node:util";
 import { createProgress } from "../../core/cli/spinner.js";
-import { totalCpuSeconds } from "./cpu-time.js";
 import { childFileLimit, rssMiB } from "./processes.js";
 import { besterMemory, besterSqlite, gearmand, holdIdle, relay, runLoad, type SystemDefinition } from "./systems.js";
 import type { ThroughputResult } from "./load.js";
@@ -31,7 +30,7 @@ const { values } = parseArgs({
 const WORKLOAD = { clients: 4, window: 32, payloadBytes: 64, jobs: Number(values.jobs), deadlineMs: 60_000 };
 const WARMUP_JOBS = 4000;
 const REPEAT = Math.max(1, Number(values.repeat));
-const LARGE = { payloadBytes: 1024 * 1024, jobs: 40, deadlineMs: 60_000 };
+const LARGE = { payloadBytes: 1024 * 1024, warmup: 4, jobs: 40, deadlineMs: 60_000 };
 const IDLE = { connections: 10_000, deadlineMs: 180_000 };
 const SETTLE_MS = 1500;
 
@@ -65,30 +64,26 @@ function fail(message: string): never {
   throw new Error(message);
 }
 
-function loadArgs(system: SystemDefinition, port: number, clients: number, window: number, jobs: number, bytes: number, deadlineMs: number): string[] {
-  return ["throughput", system.protocol, String(port), String(clients), String(window), String(jobs), String(bytes), String(deadlineMs)];
+function loadArgs(system: SystemDefinition, port: number, clients: number, window: number, warmup: number, jobs: number, bytes: number, deadlineMs: number): string[] {
+  return ["throughput", system.protocol, String(port), String(clients), String(window), String(warmup), String(jobs), String(bytes), String(deadlineMs)];
 }
 
-/** Starts the system, warms it up, runs one throughput load (and the 1 MiB load when asked), and stops it. */
+/** Starts the system, runs one warmed-up throughput load (and the 1 MiB load when asked), and stops it. */
 async function throughputRound(system: SystemDefinition, row: Row, round: number, withLarge: boolean): Promise<void> {
   const running = await system.start({ token, profileDir: values.profile });
   try {
-    progress.step(`${system.name}: warm-up, ${WARMUP_JOBS} jobs (round ${round} of ${REPEAT})`);
-    await runLoad(loadArgs(system, running.port, WORKLOAD.clients, WORKLOAD.window, WARMUP_JOBS, WORKLOAD.payloadBytes, WORKLOAD.deadlineMs), WORKLOAD.deadlineMs + 30_000);
-
-    progress.step(`${system.name}: ${WORKLOAD.jobs} jobs of ${WORKLOAD.payloadBytes} bytes, ${WORKLOAD.clients}×${WORKLOAD.window} in flight (round ${round} of ${REPEAT})`);
-    const serverBefore = totalCpuSeconds(running.serverPids());
-    const handlersBefore = totalCpuSeconds(running.handlerPids());
-    const result = await runLoad<ThroughputResult>(loadArgs(system, running.port, WORKLOAD.clients, WORKLOAD.window, WORKLOAD.jobs, WORKLOAD.payloadBytes, WORKLOAD.deadlineMs), WORKLOAD.deadlineMs + 30_000);
+    progress.step(`${system.name}: ${WARMUP_JOBS} warm-up jobs, then ${WORKLOAD.jobs} jobs of ${WORKLOAD.payloadBytes} bytes, ${WORKLOAD.clients}×${WORKLOAD.window} in flight (round ${round} of ${REPEAT})`);
+    const pids = { BENCH_SERVER_PIDS: running.serverPids().join(","), BENCH_HANDLER_PIDS: running.handlerPids().join(",") };
+    const result = await runLoad<ThroughputResult>(loadArgs(system, running.port, WORKLOAD.clients, WORKLOAD.window, WARMUP_JOBS, WORKLOAD.jobs, WORKLOAD.payloadBytes, WORKLOAD.deadlineMs), 2 * WORKLOAD.deadlineMs + 30_000, pids);
     const perJob = (seconds: number) => Math.round((seconds / result.jobs) * 1e6);
-    const server = perJob(totalCpuSeconds(running.serverPids()) - serverBefore);
-    const handlers = perJob(totalCpuSeconds(running.handlerPids()) - handlersBefore);
+    const server = perJob(result.serverCpuSeconds);
+    const handlers = perJob(result.handlerCpuSeconds);
     const client = perJob(result.clientCpuSeconds);
     row.runs.push({ ...result, cpu: { server, handlers, client, total: server + handlers + client } });
 
     if (withLarge) {
       progress.step(`${system.name}: ${LARGE.jobs} round trips of 1 MiB`);
-      const large = await runLoad<ThroughputResult>(loadArgs(system, running.port, 1, 1, LARGE.jobs, LARGE.payloadBytes, LARGE.deadlineMs), LARGE.deadlineMs + 30_000);
+      const large = await runLoad<ThroughputResult>(loadArgs(system, running.port, 1, 1, LARGE.warmup, LARGE.jobs, LARGE.payloadBytes, LARGE.deadlineMs), LARGE.deadlineMs + 30_000);
       row.largeP50ms = large.p50ms;
     }
   } finally {
