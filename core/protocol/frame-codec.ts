@@ -1,7 +1,7 @@
 // Frame codec shared by every link: a 4-byte unsigned little-endian length, then that many bytes
 // of UTF-8 JSON holding exactly one object. Pure Buffer in, objects out: no sockets here.
 
-import { isUtf8 } from "node:buffer";
+import { isAscii, isUtf8 } from "node:buffer";
 import { randomBytes } from "node:crypto";
 import type { WireError } from "../errors.js";
 import { rememberFrameBody, stringifyCollectingRaw } from "./raw-json.js";
@@ -57,15 +57,23 @@ function spliceFrame(json: string, raws: Buffer[]): Buffer {
  * as `invalidJson`. The caller keeps the connection, because the frame boundary is still known.
  */
 export function parseFrameBody(body: Uint8Array): DecodedFrame {
-  // isUtf8 + toString checks and decodes several times faster than a fatal TextDecoder.
-  if (!isUtf8(body)) {
-    return invalidJson("The frame is not valid UTF-8 JSON (The encoded data was not valid for encoding utf-8). Send one JSON object per frame.");
-  }
-  let value: unknown;
-  try {
+  let text: string;
+  if (isAscii(body)) {
+    // ASCII is valid UTF-8, and the ASCII decoder is about twice as fast as the UTF-8 one for a large frame.
+    text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("ascii");
+  } else {
+    // isUtf8 + toString checks and decodes several times faster than a fatal TextDecoder.
+    if (!isUtf8(body)) {
+      return invalidJson("The frame is not valid UTF-8 JSON (The encoded data was not valid for encoding utf-8). Send one JSON object per frame.");
+    }
     // A leading byte-order mark is skipped, as TextDecoder does.
     const start = hasByteOrderMark(body) ? 3 : 0;
-    value = JSON.parse(Buffer.from(body.buffer, body.byteOffset + start, body.byteLength - start).toString("utf8"));
+    text = Buffer.from(body.buffer, body.byteOffset + start, body.byteLength - start).toString("utf8");
+  }
+
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     return invalidJson(`The frame is not valid UTF-8 JSON (${reason}). Send one JSON object per frame.`);

@@ -16,7 +16,12 @@ const BACKSLASH = 0x5c;
 export class RawJson {
   private parsed: { value: unknown } | undefined;
 
-  constructor(readonly bytes: Buffer) {}
+  /** `bytes` is the JSON text. Pass `value` when the caller already has it parsed, to save decoding it again. */
+  constructor(readonly bytes: Buffer, ...value: [] | [unknown]) {
+    if (value.length > 0) {
+      this.parsed = { value: value[0] };
+    }
+  }
 
   /** The parsed value, decoded once on first use. */
   get value(): unknown {

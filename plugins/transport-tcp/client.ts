@@ -7,6 +7,7 @@ import net from "node:net";
 import tls from "node:tls";
 import { setTimeout as sleep } from "node:timers/promises";
 import { encodeFrame, FrameDecoder } from "../../core/protocol/frame-codec.js";
+import { encodeLongString } from "../../core/protocol/long-string.js";
 import type { WireError } from "../../core/errors.js";
 import type { ServerStatus } from "../../core/status.js";
 import { BesterClientError } from "./client-error.js";
@@ -114,7 +115,7 @@ export class BesterClient extends EventEmitter<ClientEvents> {
 
   /** Submits a job and resolves with its id once accepted; rejects with the rejection code. */
   async submit(type: string, data: unknown, options: { priority?: number; tag?: string } = {}): Promise<string> {
-    const job: Record<string, unknown> = { payload: { type, data } };
+    const job: Record<string, unknown> = { payload: { type, data: encodeLongString(data) } };
     if (options.priority !== undefined) {
       job.priority = options.priority;
     }

@@ -4,6 +4,7 @@
 
 import type net from "node:net";
 import { encodeFrame, FrameDecoder } from "../../core/protocol/frame-codec.js";
+import { encodeLongString } from "../../core/protocol/long-string.js";
 import { connectLoopback, GearmanPacket, gearmanPacket, readGearmanPackets } from "./gearman-wire.js";
 
 export interface JobLink {
@@ -71,7 +72,8 @@ export class BesterLink implements JobLink {
         this.waitingOutput.set(submission.jobID, done);
       }
     });
-    this.socket.write(encodeFrame({ request: "newJob", job: { payload: { type: "upper", data: payload } } }));
+    // The same encoding as BesterClient.submit, which pre-encodes a long string payload.
+    this.socket.write(encodeFrame({ request: "newJob", job: { payload: { type: "upper", data: encodeLongString(payload) } } }));
   }
 
   close(): void {

@@ -50,6 +50,19 @@ describe("client SDK BesterClient", () => {
     expect(entry.deliverTo("bob")).to.deep.equal({ type: "userDelivery", users: ["bob"] });
   });
 
+  it("run returns long strings unchanged through serveHandler", async () => {
+    const client = await loggedIn(server.port, "alice");
+    const ascii = "base64+/=".repeat(120_000);
+    const unicode = `${"ü".repeat(70_000)}"\\\n`;
+
+    const asciiResult = await client.run("echo", ascii);
+    const unicodeResult = await client.run("echo", unicode);
+
+    expect(asciiResult.outputs[0]?.payload.data).to.equal(ascii);
+    expect(unicodeResult.outputs[0]?.payload.data).to.equal(unicode);
+    await client.close();
+  });
+
   it("run resolves with outputs and notification", async () => {
     const client = await loggedIn(server.port, "alice");
 
