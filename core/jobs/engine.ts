@@ -137,11 +137,15 @@ export class JobEngine {
     // Releasing the connection here saves holding it through delivery and through onJobDone taps,
     // such as a journal waiting for its commit, so the next job starts at once.
     this.completing += 1;
-    void this.complete(job, reply)
-      .catch((error: unknown) => this.log.error({ err: error, jobId: job.id }, "completing the job failed"))
-      .finally(() => {
-        this.completing -= 1;
-      });
+    // One then() with both callbacks instead of catch() plus finally(): two promises fewer per job.
+    this.complete(job, reply).then(this.completed, (error: unknown) => {
+      this.completed();
+      this.log.error({ err: error, jobId: job.id }, "completing the job failed");
+    });
+  };
+
+  private readonly completed = (): void => {
+    this.completing -= 1;
   };
 
   /** Jobs whose handler replied and whose director or end is still running; shutdown waits for them. */
@@ -172,10 +176,20 @@ export class JobEngine {
   };
 
   /** Sends a message to a local user, or hands it to onUndelivered when the user is offline. */
-  async deliverToUser(user: string, message: Record<string, unknown>): Promise<void> {
-    if (this.sessions.sendToUser(user, message) > 0) {
-      return;
+  deliverToUser(user: string, message: Record<string, unknown>): Promise<void> {
+    try {
+      if (this.sessions.sendToUser(user, message) > 0) {
+        // A shared settled promise: an online recipient, the usual case, costs no promise of its own.
+        return DELIVERED;
+      }
+    } catch (error) {
+      // Callers expect a failure as a rejection, not as an exception.
+      return Promise.reject(error);
     }
+    return this.deliverOffline(user, message);
+  }
+
+  private async deliverOffline(user: string, message: Record<string, unknown>): Promise<void> {
     if (this.hooks.onUndelivered.isUsed()) {
       const stored = await this.hooks.onUndelivered.promise(user, message);
       if (stored) {
@@ -296,6 +310,8 @@ export class JobEngine {
     }
   }
 }
+
+const DELIVERED: Promise<void> = Promise.resolve();
 
 function coded(code: WireErrorCode, message: string): BesterError {
   return new BesterError(code, message);

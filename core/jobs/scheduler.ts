@@ -202,13 +202,15 @@ export class Scheduler {
       const job = entry.queue.shift()!;
       entry.running += 1;
 
-      void this.execute(job, worker).finally(() => {
+      const release = () => {
         entry.running -= 1;
         if (entry.workers.has(worker)) {
           entry.idle.push(worker);
         }
         this.pump(type, entry);
-      });
+      };
+      // then(release, release) instead of finally(): finally allocates two more closures and a promise per job.
+      void this.execute(job, worker).then(release, release);
     }
   }
 
