@@ -38,7 +38,7 @@ export function encodeFrame(message: unknown): Buffer {
 }
 
 /** Builds a frame from JSON text whose markers stand for `raws`, in order. */
-function spliceFrame(json: string, raws: Buffer[]): Buffer {
+function spliceFrame(json: string, raws: readonly Buffer[]): Buffer {
   const texts = json.split(QUOTED_RAW_MARKER);
   const parts: Buffer[] = [Buffer.alloc(FRAME_HEADER_BYTES)];
   texts.forEach((text, index) => {

@@ -30,28 +30,37 @@ export class RawJson {
   }
 
   toJSON(): unknown {
-    if (collecting) {
-      collecting.push(this.bytes);
-      return collecting.marker;
+    if (collectingMarker !== undefined) {
+      (collected ??= []).push(this.bytes);
+      return collectingMarker;
     }
     return this.value;
   }
 }
 
-/** Set while encodeFrame stringifies a message, so RawJson values leave a marker instead of their value. */
-let collecting: (Buffer[] & { marker: string }) | undefined;
+/** Set while encodeFrame stringifies a message, so RawJson values leave this marker instead of their value. */
+let collectingMarker: string | undefined;
+/** The bytes of the RawJson values met while collecting, in order. Created on the first one. */
+let collected: Buffer[] | undefined;
+const NONE: readonly Buffer[] = Object.freeze([]);
 
 /**
  * Stringifies `message`; RawJson values inside it become `marker` strings and their bytes are
  * returned in order. An empty list means the message held none.
  */
-export function stringifyCollectingRaw(message: unknown, marker: string): { json: string; raws: Buffer[] } {
-  const raws = Object.assign([] as Buffer[], { marker });
-  collecting = raws;
+export function stringifyCollectingRaw(message: unknown, marker: string): { json: string; raws: readonly Buffer[] } {
+  // Saved and restored, so a toJSON that encodes a frame of its own keeps the two lists apart.
+  const outerMarker = collectingMarker;
+  const outerCollected = collected;
+  collectingMarker = marker;
+  collected = undefined;
   try {
-    return { json: JSON.stringify(message), raws };
+    const json = JSON.stringify(message);
+    // Most frames contain no RawJson and share one empty list instead of allocating their own.
+    return { json, raws: collected ?? NONE };
   } finally {
-    collecting = undefined;
+    collectingMarker = outerMarker;
+    collected = outerCollected;
   }
 }
 

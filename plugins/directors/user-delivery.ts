@@ -16,7 +16,8 @@ export function userDeliveryDirector(): BesterPlugin {
       bester.hooks.onDirector.for("userDelivery").tapPromise(PLUGIN_NAME, async ({ job, output, director }) => {
         const users = director.users as string[];
         const local: string[] = [];
-        const remote = new Map<string, string[]>();
+        // Created on the first remote recipient, because most outputs go to local users only.
+        let remote: Map<string, string[]> | undefined;
 
         for (const recipient of users) {
           const parsed = parseRecipient(recipient, bester.serverName);
@@ -26,6 +27,7 @@ export function userDeliveryDirector(): BesterPlugin {
           if (parsed.local) {
             local.push(parsed.user);
           } else {
+            remote ??= new Map();
             remote.set(parsed.server, [...(remote.get(parsed.server) ?? []), parsed.user]);
           }
         }
@@ -42,11 +44,12 @@ export function userDeliveryDirector(): BesterPlugin {
         }
 
         const message = bester.engine.outputMessage(job, output);
-        for (const user of new Set(local)) {
+        // One recipient, the usual case, needs no Set to drop repeated names.
+        for (const user of local.length === 1 ? local : new Set(local)) {
           await bester.engine.deliverToUser(user, message);
         }
 
-        for (const [server, names] of remote) {
+        for (const [server, names] of remote ?? []) {
           const envelope = {
             peer: server,
             job,

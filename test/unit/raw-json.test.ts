@@ -59,6 +59,22 @@ describe("raw JSON pass-through (unit)", () => {
     );
   });
 
+  it("keeps raw values apart when a toJSON encodes a frame", () => {
+    const inner = new RawJson(Buffer.from('"inner"'));
+    const nested = { toJSON: () => encodeFrame({ x: inner }).subarray(4).toString("utf8") };
+    const message = { a: new RawJson(Buffer.from('"first"')), b: nested, c: new RawJson(Buffer.from("[3]")) };
+
+    expect(decodeOne(encodeFrame(message))).to.deep.equal({ a: "first", b: '{"x":"inner"}', c: [3] });
+  });
+
+  it("encodes frames without raw values after frames with them", () => {
+    const withRaw = encodeFrame({ a: new RawJson(Buffer.from("[1]")) });
+    const plain = encodeFrame({ b: 2 });
+
+    expect(decodeOne(withRaw)).to.deep.equal({ a: [1] });
+    expect(plain.subarray(4).toString("utf8")).to.equal('{"b":2}');
+  });
+
   it("serialises RawJson as its value outside encodeFrame, as a store would", () => {
     const raw = new RawJson(Buffer.from('{"b": [1, "ü"]}'));
 
