@@ -163,7 +163,8 @@ export class ClientSession {
     }
 
     const isBarrier = name === "auth" || name === "register";
-    const run = () => this.process(name, message).then((handled) => ({ ...handled, reply: withTag(handled.reply, tag) }));
+    // An untagged request, the usual case, skips the extra promise that adds the tag.
+    const run = tag === undefined ? () => this.process(name, message) : () => this.process(name, message).then((handled) => ({ ...handled, reply: withTag(handled.reply, tag) }));
     const promise = isBarrier
       ? Promise.allSettled(this.slots.map((slot) => slot.promise)).then(run)
       : this.barrier.then(run);
@@ -352,19 +353,26 @@ export class ClientSession {
   /** Adds a reply slot in request order and sends every finished reply at the head. */
   private enqueue(handled: Promise<HandledRequest>): void {
     const slot: Slot = { done: false, promise: Promise.resolve() };
+    const settle = () => {
+      slot.done = true;
+      this.flush();
+    };
+    // Both callbacks settle the slot themselves: a finally() would cost two more closures and a promise per request.
     slot.promise = handled.then(
       (result) => {
         slot.reply = result.reply;
         slot.after = result.after;
+        settle();
       },
       (error: unknown) => {
-        this.host.log.error({ err: error, connection: this.connection.id }, "request failed unexpectedly");
-        slot.reply = errorReply(toWireError(error));
+        try {
+          this.host.log.error({ err: error, connection: this.connection.id }, "request failed unexpectedly");
+          slot.reply = errorReply(toWireError(error));
+        } finally {
+          settle();
+        }
       },
-    ).finally(() => {
-      slot.done = true;
-      this.flush();
-    });
+    );
     this.slots.push(slot);
   }
 
