@@ -133,13 +133,34 @@ class ReplyQueue {
   }
 
   private send(reply: unknown): void {
-    if (!this.connection.destroyed) {
-      this.connection.write(encodeFrame(withLongPayload(reply)));
+    if (this.connection.destroyed) {
+      return;
     }
+    let frame: Buffer;
+    try {
+      frame = encodeFrame(withLongPayload(reply));
+    } catch (error) {
+      // A reply JSON cannot hold (a BigInt, a cycle, nesting too deep to serialise) fails its job
+      // with the reason, instead of throwing out of the socket callback and ending the process.
+      frame = encodeFrame(failure(new Error(`The handler's reply could not be encoded as JSON (${(error as Error).message}).`)));
+    }
+    this.connection.write(frame);
   }
 
   private tools(): HandlerTools {
-    return { progress: (progress) => this.send({ progress }) };
+    return {
+      progress: (progress) => {
+        if (this.connection.destroyed) {
+          return;
+        }
+        try {
+          this.connection.write(encodeFrame({ progress }));
+        } catch (error) {
+          // Progress is informational: one that cannot be encoded is left out and the job goes on.
+          console.error(`Progress report left out: it could not be encoded as JSON (${(error as Error).message}).`);
+        }
+      },
+    };
   }
 }
 

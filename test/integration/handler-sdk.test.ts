@@ -73,6 +73,26 @@ describe("handler SDK serveHandler", () => {
     return socket;
   }
 
+  it("fails a job whose reply cannot be encoded and keeps serving", async () => {
+    const socket = await serve((payload: string, job, tools) => {
+      if (payload === "bigint") {
+        tools.progress(10n);
+        return { payload: 10n, director: deliverTo(job.from) };
+      }
+      return { payload: payload.toUpperCase(), director: deliverTo(job.from) };
+    });
+    const link = await HandlerLink.open(socket);
+
+    link.sendJob("bigint", "job1");
+    const failed = await link.next();
+    link.sendJob("next", "job2");
+    const next = await link.next();
+
+    expect(failed).to.have.nested.property("error.message").that.matches(/^The handler's reply could not be encoded as JSON \(.*BigInt.*\)\.$/);
+    expect(next).to.deep.equal({ payload: "NEXT", director: { type: "userDelivery", users: ["alice@127.0.0.1:2222"] } });
+    link.close();
+  });
+
   it("replies with payload and director", async () => {
     const socket = await serve((payload: string, job) => ({ payload: payload.toUpperCase(), director: deliverTo(job.from) }));
     const link = await HandlerLink.open(socket);
