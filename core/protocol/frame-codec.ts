@@ -2,9 +2,8 @@
 // of UTF-8 JSON holding exactly one object. Pure Buffer in, objects out: no sockets here.
 
 import { isAscii, isUtf8 } from "node:buffer";
-import { randomBytes } from "node:crypto";
 import type { WireError } from "../errors.js";
-import { rememberFrameBody, stringifyCollectingRaw } from "./raw-json.js";
+import { QUOTED_RAW_MARKER, RAW_MARKER, rememberFrameBody, stringifyCollectingRaw } from "./raw-json.js";
 
 export const FRAME_HEADER_BYTES = 4;
 
@@ -17,9 +16,6 @@ export type DecodedFrame =
   | { kind: "error"; error: WireError; fatal: boolean };
 
 
-/** Stands in for a RawJson value while stringifying; random per process, so no payload can contain it by chance. */
-const RAW_MARKER = `raw-json-${randomBytes(16).toString("hex")}`;
-const QUOTED_RAW_MARKER = JSON.stringify(RAW_MARKER);
 
 /**
  * Encodes one message as a length-prefixed frame in a single allocation. RawJson values inside the

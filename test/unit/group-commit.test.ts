@@ -100,4 +100,38 @@ describe("group commit batching (unit)", () => {
     expect(backend.batches).to.deep.equal([["a", "b"], ["c", "d"]]);
     expect(waitedMs).to.be.below(5000);
   });
+
+  it("commits a large value at once, with the writes of its turn", async () => {
+    const backend = new GatedBackend(path.join(dir, "journal.sqlite"));
+    await backend.open();
+    backend.release();
+    const writer = new GroupCommitWriter(backend, pino({ level: "silent" }), { commitDelayMs: 10_000 });
+    const large = "x".repeat(256 * 1024);
+
+    const started = Date.now();
+    await Promise.all([writer.put("small", "1"), writer.put("large", large), writer.put("after", "2")]);
+    const waitedMs = Date.now() - started;
+    await writer.close();
+
+    expect(backend.batches).to.deep.equal([["small", "large", "after"]]);
+    expect(waitedMs).to.be.below(5000);
+    const reopened = new SqliteJournalBackend(path.join(dir, "journal.sqlite"));
+    await reopened.open();
+    expect((await reopened.scan("large"))[0]?.value).to.equal(large);
+    await reopened.close();
+  });
+
+  it("lets a value just under the large size wait for the delay", async () => {
+    const backend = new GatedBackend(path.join(dir, "journal.sqlite"));
+    await backend.open();
+    backend.release();
+    const writer = new GroupCommitWriter(backend, pino({ level: "silent" }), { commitDelayMs: 10_000 });
+
+    void writer.put("almost", "x".repeat(256 * 1024 - 1));
+    await sleep(200);
+
+    expect(backend.batches).to.deep.equal([]);
+    await writer.close();
+    expect(backend.batches).to.deep.equal([["almost"]]);
+  });
 });

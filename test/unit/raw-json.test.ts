@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import fc from "fast-check";
 import { encodeFrame, FrameDecoder, parseFrameBody } from "../../core/protocol/frame-codec.js";
-import { locateValue, RAW_MIN_FRAME_BYTES, rawOr, RawJson, rawValueAt, rememberRaw } from "../../core/protocol/raw-json.js";
+import { locateValue, RAW_MIN_FRAME_BYTES, rawOr, RawJson, rawValueAt, rememberRaw, stringifyWithRaw } from "../../core/protocol/raw-json.js";
 
 function decodeOne(frame: Buffer): unknown {
   const [decoded] = new FrameDecoder(64 * 1024 * 1024).push(frame);
@@ -73,6 +73,23 @@ describe("raw JSON pass-through (unit)", () => {
 
     expect(decodeOne(withRaw)).to.deep.equal({ a: [1] });
     expect(plain.subarray(4).toString("utf8")).to.equal('{"b":2}');
+  });
+
+  it("stringifies with raw text copied in", () => {
+    const ascii = new RawJson(Buffer.from('{ "a" : [1, 2] }'));
+    const unicode = new RawJson(Buffer.from('"Grüße \\u00fc 🚀"'));
+    const value = { first: ascii, middle: "plain", last: unicode };
+
+    const text = stringifyWithRaw(value);
+
+    expect(text).to.equal('{"first":{ "a" : [1, 2] },"middle":"plain","last":"Grüße \\u00fc 🚀"}');
+    expect(JSON.parse(text)).to.deep.equal({ first: { a: [1, 2] }, middle: "plain", last: "Grüße ü 🚀" });
+  });
+
+  it("stringifies values without RawJson as JSON.stringify does", () => {
+    const value = { id: "j1", data: ["x", 1, null, { nested: true }], text: 'quote " and \\' };
+
+    expect(stringifyWithRaw(value)).to.equal(JSON.stringify(value));
   });
 
   it("serialises RawJson as its value outside encodeFrame, as a store would", () => {
