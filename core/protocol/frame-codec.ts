@@ -2,8 +2,9 @@
 // of UTF-8 JSON holding exactly one object. Pure Buffer in, objects out: no sockets here.
 
 import { isAscii, isUtf8 } from "node:buffer";
+import { randomBytes } from "node:crypto";
 import type { WireError } from "../errors.js";
-import { QUOTED_RAW_MARKER, RAW_MARKER, rememberFrameBody, stringifyCollectingRaw } from "./raw-json.js";
+import { rememberFrameBody, stringifyCollectingRaw } from "./raw-json.js";
 
 export const FRAME_HEADER_BYTES = 4;
 
@@ -15,7 +16,9 @@ export type DecodedFrame =
   | { kind: "frame"; message: Record<string, unknown> }
   | { kind: "error"; error: WireError; fatal: boolean };
 
-
+/** Stands in for a RawJson value while stringifying; random per process, so no payload can contain it by chance. */
+const RAW_MARKER = `raw-json-${randomBytes(16).toString("hex")}`;
+const QUOTED_RAW_MARKER = JSON.stringify(RAW_MARKER);
 
 /**
  * Encodes one message as a length-prefixed frame in a single allocation. RawJson values inside the
@@ -31,6 +34,20 @@ export function encodeFrame(message: unknown): Buffer {
   frame.writeUInt32LE(length, 0);
   frame.write(json, FRAME_HEADER_BYTES, "utf8");
   return frame;
+}
+
+/**
+ * Returns the JSON text of `value` with each RawJson inside copied in as its original text, as
+ * encodeFrame does for a frame. JSON.parse reads it back to the same value.
+ */
+export function stringifyWithRaw(value: unknown): string {
+  const { json, raws } = stringifyCollectingRaw(value, RAW_MARKER);
+  if (raws.length === 0) {
+    return json;
+  }
+  const body = spliceFrame(json, raws).subarray(FRAME_HEADER_BYTES);
+  // ASCII decodes about twice as fast with the ASCII decoder, and means the same text.
+  return body.toString(isAscii(body) ? "ascii" : "utf8");
 }
 
 /** Builds a frame from JSON text whose markers stand for `raws`, in order. */

@@ -2,18 +2,11 @@
 // changes it. So it keeps the payload's original JSON bytes and splices them into the frames for
 // the handler and the recipient, instead of serialising the parsed value again.
 
-import { isAscii } from "node:buffer";
-import { randomBytes } from "node:crypto";
-
 /** Frames at least this large keep their body for splicing; below it re-serialising is cheaper than the scan. */
 export const RAW_MIN_FRAME_BYTES = 8 * 1024;
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
-
-/** Stands in for a RawJson value while stringifying; random per process, so no payload can contain it by chance. */
-export const RAW_MARKER = `raw-json-${randomBytes(16).toString("hex")}`;
-export const QUOTED_RAW_MARKER = JSON.stringify(RAW_MARKER);
 
 /**
  * The original JSON bytes of one value. encodeFrame copies the bytes into the frame unchanged.
@@ -69,26 +62,6 @@ export function stringifyCollectingRaw(message: unknown, marker: string): { json
     collectingMarker = outerMarker;
     collected = outerCollected;
   }
-}
-
-/**
- * Returns the JSON text of `value` with each RawJson inside copied in as its original text, which
- * saves serialising a large payload again. JSON.parse reads it back to the same value.
- */
-export function stringifyWithRaw(value: unknown): string {
-  const { json, raws } = stringifyCollectingRaw(value, RAW_MARKER);
-  if (raws.length === 0) {
-    return json;
-  }
-
-  const texts = json.split(QUOTED_RAW_MARKER);
-  let text = texts[0]!;
-  for (let index = 0; index < raws.length; index += 1) {
-    const bytes = raws[index]!;
-    // ASCII decodes about twice as fast with the ASCII decoder, and means the same text.
-    text += bytes.toString(isAscii(bytes) ? "ascii" : "utf8") + texts[index + 1]!;
-  }
-  return text;
 }
 
 const frameBodies = new WeakMap<object, Uint8Array>();

@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import fc from "fast-check";
-import { encodeFrame, FrameDecoder, parseFrameBody } from "../../core/protocol/frame-codec.js";
-import { locateValue, RAW_MIN_FRAME_BYTES, rawOr, RawJson, rawValueAt, rememberRaw, stringifyWithRaw } from "../../core/protocol/raw-json.js";
+import { encodeFrame, FrameDecoder, parseFrameBody, stringifyWithRaw } from "../../core/protocol/frame-codec.js";
+import { locateValue, RAW_MIN_FRAME_BYTES, rawOr, RawJson, rawValueAt, rememberRaw } from "../../core/protocol/raw-json.js";
 
 function decodeOne(frame: Buffer): unknown {
   const [decoded] = new FrameDecoder(64 * 1024 * 1024).push(frame);
@@ -59,7 +59,7 @@ describe("raw JSON pass-through (unit)", () => {
     );
   });
 
-  it("keeps raw values apart when a toJSON encodes a frame", () => {
+  it("keeps nested encodings' raw values apart", () => {
     const inner = new RawJson(Buffer.from('"inner"'));
     const nested = { toJSON: () => encodeFrame({ x: inner }).subarray(4).toString("utf8") };
     const message = { a: new RawJson(Buffer.from('"first"')), b: nested, c: new RawJson(Buffer.from("[3]")) };
@@ -67,7 +67,7 @@ describe("raw JSON pass-through (unit)", () => {
     expect(decodeOne(encodeFrame(message))).to.deep.equal({ a: "first", b: '{"x":"inner"}', c: [3] });
   });
 
-  it("encodes frames without raw values after frames with them", () => {
+  it("encodes plain frames after raw ones", () => {
     const withRaw = encodeFrame({ a: new RawJson(Buffer.from("[1]")) });
     const plain = encodeFrame({ b: 2 });
 
@@ -86,7 +86,7 @@ describe("raw JSON pass-through (unit)", () => {
     expect(JSON.parse(text)).to.deep.equal({ first: { a: [1, 2] }, middle: "plain", last: "Grüße ü 🚀" });
   });
 
-  it("stringifies values without RawJson as JSON.stringify does", () => {
+  it("stringifies plain values as JSON.stringify", () => {
     const value = { id: "j1", data: ["x", 1, null, { nested: true }], text: 'quote " and \\' };
 
     expect(stringifyWithRaw(value)).to.equal(JSON.stringify(value));
