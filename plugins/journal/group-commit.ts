@@ -99,8 +99,13 @@ export class GroupCommitWriter {
     if (value !== null && value.length >= LARGE_VALUE_CHARS) {
       this.commitAtOnce = true;
     }
-    this.schedule(this.commitAtOnce || this.pending.size >= this.maxBatch ? 0 : this.commitDelayMs);
+    this.schedule(this.pendingDelayMs());
     return promise;
+  }
+
+  /** Returns how long the pending batch waits: none after a flush, a large value or a full batch. */
+  private pendingDelayMs(): number {
+    return this.commitAtOnce || this.pending.size >= this.maxBatch ? 0 : this.commitDelayMs;
   }
 
   private schedule(delayMs: number): void {
@@ -142,7 +147,7 @@ export class GroupCommitWriter {
         // Writes that arrived during this commit form the next batch, which waits the delay too.
         // Under load fewer, larger batches then commit, and a commit costs far more CPU time than
         // a row in it.
-        this.schedule(this.commitAtOnce || this.pending.size >= this.maxBatch ? 0 : this.commitDelayMs);
+        this.schedule(this.pendingDelayMs());
       }
     }
   }
