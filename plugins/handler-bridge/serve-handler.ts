@@ -107,9 +107,10 @@ class ReplyQueue {
   private drain(): void {
     while (this.waiting.length > 0) {
       const message = this.waiting.shift()!;
+      const job = message.job as HandlerJob;
       let result: HandlerReply | Promise<HandlerReply> | { error: { message: string } };
       try {
-        result = this.handle(message.payload, message.job as HandlerJob, this.tools());
+        result = this.handle(message.payload, job, this.tools(job));
       } catch (error) {
         result = failure(error);
       }
@@ -117,22 +118,22 @@ class ReplyQueue {
       if (isPromise(result)) {
         this.busy = true;
         result.then(
-          (reply) => this.resume(reply),
-          (error: unknown) => this.resume(failure(error)),
+          (reply) => this.resume(reply, job),
+          (error: unknown) => this.resume(failure(error), job),
         );
         return;
       }
-      this.send(result);
+      this.send(result, job);
     }
   }
 
-  private resume(reply: unknown): void {
+  private resume(reply: unknown, job: HandlerJob | undefined): void {
     this.busy = false;
-    this.send(reply);
+    this.send(reply, job);
     this.drain();
   }
 
-  private send(reply: unknown): void {
+  private send(reply: unknown, job: HandlerJob | undefined): void {
     if (this.connection.destroyed) {
       return;
     }
@@ -142,12 +143,14 @@ class ReplyQueue {
     } catch (error) {
       // A reply JSON cannot hold (a BigInt, a cycle, nesting too deep to serialise) fails its job
       // with the reason, instead of throwing out of the socket callback and ending the process.
-      frame = encodeFrame(failure(new Error(`The handler's reply could not be encoded as JSON (${(error as Error).message}).`)));
+      const reason = `The handler's reply could not be encoded as JSON (${(error as Error).message}).`;
+      console.error(`Job ${job?.jobID ?? "(no id)"} failed: ${reason}`);
+      frame = encodeFrame(failure(new Error(reason)));
     }
     this.connection.write(frame);
   }
 
-  private tools(): HandlerTools {
+  private tools(job: HandlerJob | undefined): HandlerTools {
     return {
       progress: (progress) => {
         if (this.connection.destroyed) {
@@ -156,8 +159,8 @@ class ReplyQueue {
         try {
           this.connection.write(encodeFrame({ progress }));
         } catch (error) {
-          // Progress is informational: one that cannot be encoded is left out and the job goes on.
-          console.error(`Progress report left out: it could not be encoded as JSON (${(error as Error).message}).`);
+          // Progress is informational, so one that cannot be encoded is left out and the job goes on.
+          console.error(`Job ${job?.jobID ?? "(no id)"}: progress report left out, because it could not be encoded as JSON (${(error as Error).message}).`);
         }
       },
     };

@@ -73,7 +73,7 @@ describe("handler SDK serveHandler", () => {
     return socket;
   }
 
-  it("fails a job whose reply cannot be encoded and keeps serving", async () => {
+  it("fails unencodable replies and keeps serving", async () => {
     const socket = await serve((payload: string, job, tools) => {
       if (payload === "bigint") {
         tools.progress(10n);
