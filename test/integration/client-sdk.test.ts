@@ -50,7 +50,7 @@ describe("client SDK BesterClient", () => {
     expect(entry.deliverTo("bob")).to.deep.equal({ type: "userDelivery", users: ["bob"] });
   });
 
-  it("run returns long strings unchanged through serveHandler", async () => {
+  it("run returns long strings unchanged", async () => {
     const client = await loggedIn(server.port, "alice");
     const ascii = "base64+/=".repeat(120_000);
     const unicode = `${"ü".repeat(70_000)}"\\\n`;

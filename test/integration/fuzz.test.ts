@@ -118,7 +118,7 @@ describe("protocol fuzzing", function () {
     const reply = await probe.request({ request: "newJob", job: { payload: { type: "echo", data: "alive" } } });
     const submission = reply.submission as { status: string; jobID: string };
     expect(submission.status).to.equal("accepted");
-    // The fuzzing connection's user is the same, so the probe also sees notifications of earlier fuzz jobs.
+    // The fuzzing connection's user is the same, so the probe also receives notifications of earlier fuzz jobs.
     const notification = await probe.next((message) => message.reply === "jobNotification" && (message.job as { jobID: string }).jobID === submission.jobID);
     expect(notification.job).to.deep.include({ status: "completed" });
     probe.close();

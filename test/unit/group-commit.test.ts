@@ -101,7 +101,7 @@ describe("group commit batching (unit)", () => {
     expect(waitedMs).to.be.below(5000);
   });
 
-  it("commits a large value at once, with the writes of its turn", async () => {
+  it("commits a large value at once", async () => {
     const backend = new GatedBackend(path.join(dir, "journal.sqlite"));
     await backend.open();
     backend.release();
@@ -121,7 +121,7 @@ describe("group commit batching (unit)", () => {
     await reopened.close();
   });
 
-  it("lets a value just under the large size wait for the delay", async () => {
+  it("delays values below the large size", async () => {
     const backend = new GatedBackend(path.join(dir, "journal.sqlite"));
     await backend.open();
     backend.release();

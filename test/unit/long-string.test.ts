@@ -50,7 +50,7 @@ describe("long string encoding (unit)", () => {
     }
   });
 
-  it("returns short strings and other values unchanged", () => {
+  it("returns short strings and non-strings unchanged", () => {
     const short = "a".repeat(LONG_STRING_CHARS - 1);
     const object = { text: long() };
 
@@ -61,7 +61,7 @@ describe("long string encoding (unit)", () => {
     expect(encodeLongString(undefined)).to.equal(undefined);
   });
 
-  it("encodes any long string to the bytes JSON.stringify gives", () => {
+  it("matches JSON.stringify for generated strings", () => {
     const tail = fc.string({ unit: "binary", maxLength: 40 });
     fc.assert(
       fc.property(tail, fc.nat({ max: 64 }), (text, position) => {
@@ -90,7 +90,7 @@ describe("ASCII frame decoding (unit)", () => {
     expect(parseFrameBody(body)).to.deep.equal({ kind: "frame", message: { text: 'tab\t quote" snowman ☃ pair 🚀' } });
   });
 
-  it("reports invalid JSON in an ASCII frame as invalidJson", () => {
+  it("reports invalid ASCII JSON as invalidJson", () => {
     const decoded = parseFrameBody(Buffer.from('{"text":"a', "latin1"));
 
     expect(decoded.kind).to.equal("error");
@@ -98,7 +98,7 @@ describe("ASCII frame decoding (unit)", () => {
     expect((decoded as { error: { message: string } }).error.message).to.match(/^The frame is not valid UTF-8 JSON \(.+\)\. Send one JSON object per frame\.$/);
   });
 
-  it("decodes any JSON object the same as JSON.parse", () => {
+  it("matches JSON.parse for generated objects", () => {
     fc.assert(
       fc.property(fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 2 })), (message) => {
         expect(parseFrameBody(Buffer.from(JSON.stringify(message), "utf8"))).to.deep.equal({ kind: "frame", message: JSON.parse(JSON.stringify(message)) });
