@@ -53,10 +53,13 @@ export class ClientSession {
   /** Set after a fatal framing error: later frames are ignored and the connection closes after its last reply. */
   private closing = false;
   /**
-   * Events for jobs accepted on this connection whose jobSubmission reply is still waiting behind
-   * an earlier, slower request. They are sent right after that reply.
+   * Events for jobs submitted on this connection whose jobSubmission reply has not left yet,
+   * because the job's acceptance or an earlier, slower request is still pending. They are sent
+   * right after that reply.
    */
   private heldEvents = new Map<string, object[]>();
+  /** Events in heldEvents. Most entries stay empty, because a job sends nothing before its acceptance. */
+  private heldCount = 0;
   /**
    * Live events that wait while plugins send the user's stored messages after login, so the stored
    * ones, which are older, arrive first. Undefined at other times.
@@ -125,6 +128,7 @@ export class ClientSession {
 
     const neverSent = [...this.heldEvents.values()].flat().concat(this.backlog ?? []);
     this.heldEvents.clear();
+    this.heldCount = 0;
     this.backlog = undefined;
     if (this.user !== undefined && !this.host.sessions.isOnline(this.user)) {
       this.redeliver(this.user, [...unsent, ...neverSent]);
@@ -249,6 +253,7 @@ export class ClientSession {
 
   private async newJob(message: Record<string, unknown>): Promise<HandledRequest> {
     const job = message.job as { payload: { type: string; data: unknown }; priority?: number };
+    let queuedID: string | undefined;
     let accepted;
     try {
       accepted = await this.host.engine.submit({
@@ -257,20 +262,28 @@ export class ClientSession {
         data: job.payload.data,
         rawData: rawValueAt(message, ["job", "payload", "data"]),
         priority: job.priority,
+        // The job runs from here on, and its events must wait until the reply below has left.
+        onQueued: (queued) => {
+          queuedID = queued.id;
+          this.heldEvents.set(queued.id, []);
+        },
       });
     } catch (error) {
+      if (queuedID !== undefined) {
+        // A job whose acceptance failed sends nothing, so its entry is empty.
+        this.heldEvents.delete(queuedID);
+      }
       if (!(error instanceof BesterError)) {
         this.host.log.error({ err: error, type: job.payload.type }, "job submission failed");
       }
       return { reply: { reply: "jobSubmission", submission: { status: "rejected", error: toWireError(error) } } };
     }
 
-    // The job already runs, and its events must wait until this reply has left.
     const jobID = accepted.id;
-    this.heldEvents.set(jobID, []);
     const releaseEvents = () => {
       const held = this.heldEvents.get(jobID) ?? [];
       this.heldEvents.delete(jobID);
+      this.heldCount -= held.length;
       for (const event of held) {
         this.deliver(event);
       }
@@ -301,6 +314,7 @@ export class ClientSession {
     const held = jobID === undefined ? undefined : this.heldEvents.get(jobID);
     if (held) {
       held.push(message);
+      this.heldCount += 1;
       return;
     }
     this.deliver(message);
@@ -329,7 +343,7 @@ export class ClientSession {
   }
 
   private holdsEvents(): boolean {
-    return this.heldEvents.size > 0 || this.backlog !== undefined;
+    return this.heldCount > 0 || this.backlog !== undefined;
   }
 
   private settleReleaseWaiters(): void {

@@ -94,7 +94,12 @@ export function createHooks() {
     ),
     /** Sees each new job before it is queued; returns the job, possibly changed, or throws a BesterError to reject it. */
     onJobSubmit: new AsyncSeriesWaterfallHook<[Job]>(["job"]),
-    /** Runs after a job is accepted and before the submitter hears so; durable stores persist it here. */
+    /**
+     * Runs once a job passed onJobSubmit and the queue limit, and before the submitter receives
+     * `accepted`. Durable stores persist the job here. The job is queued and may run meanwhile,
+     * but its progress, outputs and notification wait for every tap. A tap that throws rejects
+     * the submission, and the job's result is discarded.
+     */
     onJobAccepted: new AsyncSeriesHook<[Job]>(["job"]),
     /** Runs when a `handler` director moves a job to its next step (new type and data); durable stores rewrite the job here. Does not delay the step. */
     onJobUpdated: new AsyncSeriesHook<[Job]>(["job"]),

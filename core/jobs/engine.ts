@@ -21,6 +21,12 @@ export interface SubmitOptions {
   notify?: boolean;
   /** The original JSON bytes of `data`, spliced into the handler frame instead of serialising it again. */
   rawData?: RawJson;
+  /**
+   * Called with the new job right before it is queued, so the caller can hold the job's events
+   * until its reply to the submitter has left. The job can run, but sends nothing, before
+   * submit() resolves.
+   */
+  onQueued?: (job: Job) => void;
 }
 
 export interface EngineOptions {
@@ -41,6 +47,11 @@ export class JobEngine {
   private accepting = true;
   private completing = 0;
   private unreadResends = new WeakMap<Job, number>();
+  /**
+   * Jobs whose onJobAccepted taps are still running (the promise) or failed (`false`). Such a job
+   * already runs, but its results wait for acceptance, and a failed acceptance discards them.
+   */
+  private acceptance = new WeakMap<Job, Promise<void> | false>();
 
   constructor(
     private readonly hooks: BesterHooks,
@@ -60,8 +71,8 @@ export class JobEngine {
   }
 
   /**
-   * Accepts a job: runs onJobSubmit, checks the type and queue limit, lets onJobAccepted persist
-   * it, then queues it. Resolves with the job once the submitter may receive `accepted`.
+   * Accepts a job: runs onJobSubmit, checks the type and queue limit, queues the job and lets
+   * onJobAccepted persist it. Resolves with the job once the submitter may receive `accepted`.
    */
   async submit(options: SubmitOptions): Promise<Job> {
     if (!this.accepting) {
@@ -84,17 +95,27 @@ export class JobEngine {
     if (this.hooks.onJobSubmit.isUsed()) {
       job = await this.hooks.onJobSubmit.promise(job);
     }
+    this.scheduler.checkCapacity(job.type);
 
-    // The place is reserved across onJobAccepted, which may wait for a store while others submit.
-    const release = this.scheduler.reserve(job.type);
-    try {
-      if (this.hooks.onJobAccepted.isUsed()) {
-        await this.hooks.onJobAccepted.promise(job);
-      }
-    } finally {
-      release();
+    if (!this.hooks.onJobAccepted.isUsed()) {
+      options.onQueued?.(job);
+      this.scheduler.enqueue(job);
+      return job;
     }
+
+    // The job runs on its handler while the taps persist it, so a store's commit adds nothing to
+    // the job's round trip. The taps start first: they see the job as submitted.
+    const accepted = this.hooks.onJobAccepted.promise(job);
+    this.acceptance.set(job, accepted);
+    options.onQueued?.(job);
     this.scheduler.enqueue(job);
+    try {
+      await accepted;
+    } catch (error) {
+      this.acceptance.set(job, false);
+      throw error;
+    }
+    this.acceptance.delete(job);
     return job;
   }
 
@@ -126,6 +147,11 @@ export class JobEngine {
    * free again, which is when the handler replied: the director and the job's end go on after.
    */
   readonly execute = async (job: Job, worker: HandlerWorker): Promise<void> => {
+    if (this.acceptance.get(job) === false) {
+      // Its acceptance failed and the submitter received `rejected`, so the job must not run.
+      return;
+    }
+
     let reply: Record<string, unknown>;
     try {
       reply = await worker.run(job, (progress) => this.reportProgress(job, progress));
@@ -155,6 +181,11 @@ export class JobEngine {
 
   /** Carries out the handler's reply: runs its director, then finishes the job. */
   private async complete(job: Job, reply: Record<string, unknown>): Promise<void> {
+    if (!(await this.isAccepted(job))) {
+      this.log.info({ jobId: job.id, type: job.type }, "the job's acceptance failed after it ran; its result is discarded");
+      return;
+    }
+
     try {
       const outcome = await this.direct(job, reply);
       if (outcome === "done") {
@@ -163,6 +194,26 @@ export class JobEngine {
     } catch (error) {
       await this.finish(job, { status: "failed", error: this.directingError(job, error) });
     }
+  }
+
+  /**
+   * Waits for the job's onJobAccepted taps; false when they failed. Nothing a job produces is sent
+   * before its acceptance is final, so a job whose submitter received `rejected` sends nothing.
+   */
+  private async isAccepted(job: Job): Promise<boolean> {
+    const pending = this.acceptance.get(job);
+    if (pending === undefined) {
+      return true;
+    }
+    if (pending !== false) {
+      try {
+        await pending;
+        return true;
+      } catch {
+        // submit() reports the failure to the submitter.
+      }
+    }
+    return false;
   }
 
   /** Fails jobs that waited for a worker longer than the type allows. */
@@ -277,6 +328,12 @@ export class JobEngine {
   }
 
   private reportProgress(job: Job, progress: unknown): void {
+    if (this.acceptance.has(job)) {
+      // Progress waits for the job's acceptance, as its output does.
+      void this.isAccepted(job).then((accepted) => accepted && this.reportProgress(job, progress));
+      return;
+    }
+
     const report = { job, progress };
     if (job.notify) {
       void this.deliverToUser(job.user, { reply: "jobProgress", job: { jobID: job.id, progress } });
@@ -288,6 +345,10 @@ export class JobEngine {
 
   /** Runs onJobEnd, sends the job's one notification and runs onJobDone. */
   async finish(job: Job, outcome: { status: "completed" } | { status: "failed"; error: WireError }): Promise<void> {
+    if (this.acceptance.has(job) && !(await this.isAccepted(job))) {
+      return;
+    }
+
     this.scheduler.recordOutcome(job.type, outcome.status);
     if (outcome.status === "failed") {
       this.log.warn({ jobId: job.id, type: job.type, user: job.user, code: outcome.error.code, reason: outcome.error.message }, "job failed");

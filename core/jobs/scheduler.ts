@@ -43,8 +43,6 @@ interface JobType {
   idle: HandlerWorker[];
   workers: Set<HandlerWorker>;
   running: number;
-  /** Jobs that passed the queue limit and are not queued yet, because onJobAccepted still runs. */
-  reserved: number;
   completed: number;
   failed: number;
   unavailableTimer?: NodeJS.Timeout;
@@ -75,7 +73,6 @@ export class Scheduler {
       idle: [],
       workers: new Set(),
       running: 0,
-      reserved: 0,
       completed: 0,
       failed: 0,
     });
@@ -96,27 +93,9 @@ export class Scheduler {
   /** Throws `noHandler` for an unknown type and `queueFull` when the type's queue is at its limit. */
   checkCapacity(type: string): void {
     const entry = this.require(type);
-    if (entry.queue.size + entry.reserved >= entry.options.maxQueued) {
+    if (entry.queue.size >= entry.options.maxQueued) {
       throw new BesterError("queueFull", `The queue for type "${type}" is full at its maximum of ${entry.options.maxQueued} jobs. Retry later, or raise handlers.${type}.maxQueued.`);
     }
-  }
-
-  /**
-   * Checks the limit like checkCapacity() and reserves a place in the queue until the returned
-   * function is called, so jobs accepted concurrently cannot together pass the limit.
-   */
-  reserve(type: string): () => void {
-    this.checkCapacity(type);
-    const entry = this.require(type);
-    entry.reserved += 1;
-
-    let released = false;
-    return () => {
-      if (!released) {
-        released = true;
-        entry.reserved -= 1;
-      }
-    };
   }
 
   /** Queues a job. The limit is checked at submission only, so chain steps and restored jobs always fit. */
