@@ -1,8 +1,6 @@
 // `npm run bench`: runs one workload through gearmand, the naive relay and Bester NG (memory and
 // sqlite stores), each in its own processes on 127.0.0.1, and prints a table with the ratios.
-// Options: --jobs N (default 36000), --repeat N (rounds, each running every system once; default 3),
-// --only a,b (gearmand, relay, memory, sqlite),
-// --skip-idle, --skip-large, --profile DIR (CPU profiles of each Bester daemon and its handler process), --json FILE.
+// `npm run bench -- --help` lists the options.
 // Besides latency it reports the CPU time per job of the server, its handler processes and the
 // load generator, because on a machine with few cores all of them compete for the same CPUs.
 
@@ -15,17 +13,28 @@ import { childFileLimit, rssMiB } from "./processes.js";
 import { besterMemory, besterSqlite, gearmand, holdIdle, relay, runLoad, type SystemDefinition } from "./systems.js";
 import type { ThroughputResult } from "./load.js";
 
-const { values } = parseArgs({
-  options: {
-    jobs: { type: "string", default: "36000" },
-    repeat: { type: "string", default: "3" },
-    only: { type: "string" },
-    "skip-idle": { type: "boolean", default: false },
-    "skip-large": { type: "boolean", default: false },
-    profile: { type: "string" },
-    json: { type: "string" },
-  },
-});
+const USAGE = `Usage: npm run bench -- [options]
+
+Runs one workload through gearmand, a naive Node.js relay and Bester NG (memory and sqlite stores)
+on 127.0.0.1 and prints jobs/s, p50 and p99 latency, CPU per job and the ratios between them.
+
+Options:
+  --jobs N        measured jobs per throughput run (default 36000)
+  --repeat N      rounds; each runs every system once (default 3)
+  --only LIST     comma-separated systems: gearmand, relay, memory, sqlite (default all)
+  --skip-idle     skip the 10 000 idle connections
+  --skip-large    skip the 1 MiB round trips
+  --profile DIR   write CPU profiles of each Bester NG daemon and its handler process to DIR
+  --json FILE     also write the rows as JSON to FILE
+  --help          print this text
+`;
+
+const values = parseOptions();
+
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 
 const WORKLOAD = { clients: 4, window: 32, payloadBytes: 64, jobs: Number(values.jobs), deadlineMs: 60_000 };
 const WARMUP_JOBS = 4000;
@@ -203,4 +212,25 @@ process.stdout.write(`Workload: ${WORKLOAD.clients} clients × ${WORKLOAD.window
 process.stdout.write(`${table(rows)}\n\n${ratios(rows)}\n`);
 if (values.json) {
   writeFileSync(values.json, `${JSON.stringify(rows, null, 2)}\n`);
+}
+
+/** Parses the command line; an unknown or malformed option prints its error and the usage, and exits with 2. */
+function parseOptions() {
+  try {
+    return parseArgs({
+      options: {
+        help: { type: "boolean", default: false },
+        jobs: { type: "string", default: "36000" },
+        repeat: { type: "string", default: "3" },
+        only: { type: "string" },
+        "skip-idle": { type: "boolean", default: false },
+        "skip-large": { type: "boolean", default: false },
+        profile: { type: "string" },
+        json: { type: "string" },
+      },
+    }).values;
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
 }
