@@ -1,4 +1,5 @@
-// `bester listen`: log in and print every job output sent to the user as it arrives, until Ctrl-C.
+// `bester listen`: log in and print every job output sent to the user, and every failed job of the
+// user's own, as it arrives, until Ctrl-C.
 
 import type { Command } from "commander";
 import type { BesterClient, JobNotificationEvent, JobOutputEvent, JobProgressEvent } from "../../plugins/transport-tcp/client.js";
@@ -17,7 +18,7 @@ export function registerListenCommand(program: Command): void {
       .command("listen")
       .description("Log in and print job outputs sent to the user as they arrive. Ctrl-C stops it and exits with status 0.")
       .option("--json", "print each message as one line of JSON, exactly as the server sent it")
-      .option("--all", "also print notifications and progress reports of the user's own jobs")
+      .option("--all", "also print the notifications of completed jobs and the progress reports of the user's own jobs (failed jobs are always printed)")
       .option("--no-reconnect", "exit with status 1 when the connection is lost instead of reconnecting"),
   ).action(async (options: ListenOptions) => {
     process.exitCode = await listen(options);
@@ -32,8 +33,13 @@ async function listen(options: ListenOptions): Promise<number> {
   };
   const attach = (client: BesterClient) => {
     client.on("output", (output) => print("jobOutput", output));
+    client.on("notification", (notification) => {
+      // A failed job usually sends no output, so its notification is the only sign of it.
+      if (options.all || notification.status === "failed") {
+        print("jobNotification", notification);
+      }
+    });
     if (options.all) {
-      client.on("notification", (notification) => print("jobNotification", notification));
       client.on("progress", (report) => print("jobProgress", report));
     }
   };

@@ -9,7 +9,7 @@ import { BesterClient } from "../../plugins/transport-tcp/client.js";
 import { spawnCli, waitForOutput } from "../cli-runner.js";
 import { fixtureHandler, startServer, type TestServer } from "../helper.js";
 
-describe("CLI listen across a server restart", () => {
+describe("CLI listen", () => {
   let folder: string;
   let store: string;
 
@@ -67,6 +67,37 @@ describe("CLI listen across a server restart", () => {
     }
   });
 
+  it("prints failed jobs without --all", async () => {
+    const server = await startServer({ handlers: { echo: fixtureHandler("echo"), throws: fixtureHandler("throws") } });
+    const accounts = new AccountStore(server.bester.store.namespace<AccountRecord>(ACCOUNTS_NAMESPACE));
+    await accounts.add("bob", "bob-pw");
+    const listener = spawnCli(["listen", "--server", `127.0.0.1:${server.port}`, "-u", "bob", "-p", "bob-pw", "--json"]);
+    let printed = "";
+    listener.stdout!.on("data", (chunk: Buffer) => (printed += chunk.toString("utf8")));
+
+    try {
+      await waitForOutput(listener.stderr!, /listening as bob@/);
+      const client = await BesterClient.connect({ port: server.port });
+      await client.auth("bob", "bob-pw");
+      const failedID = await client.submit("throws", { n: 1 });
+      const completed = await client.run("echo", "done");
+      await client.close();
+      // The completed job's notification follows its output at once, so it would be printed by now.
+      await waitUntilPrinted(() => printed.includes(`${completed.jobID}:bob@`) && printed.includes(failedID));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+
+      const messages = printed.trim().split("\n").map((line) => JSON.parse(line) as { reply: string; job: { jobID: string; status?: string; error?: { code: string } } });
+      const notifications = messages.filter((message) => message.reply === "jobNotification");
+      expect(notifications.map((message) => message.job.jobID)).to.deep.equal([failedID]);
+      expect(notifications[0]!.job.status).to.equal("failed");
+      expect(notifications[0]!.job.error?.code).to.equal("handlerFailed");
+      expect(messages.filter((message) => message.reply === "jobOutput").map((message) => message.job.jobID)).to.deep.equal([`${completed.jobID}:bob@${server.bester.serverName}`]);
+    } finally {
+      listener.kill("SIGKILL");
+      await server.stop();
+    }
+  });
+
   it("exits 1 with --no-reconnect when the server stops", async () => {
     const server = await startServer({ store, handlers: {} });
     const listener = spawnCli(["listen", "--server", `127.0.0.1:${server.port}`, "-u", "bob", "-p", "bob-pw", "--no-reconnect"]);
@@ -86,3 +117,13 @@ describe("CLI listen across a server restart", () => {
     }
   });
 });
+
+async function waitUntilPrinted(condition: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) {
+      throw new Error("The expected messages were not printed in time.");
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
