@@ -181,7 +181,8 @@ export class JobEngine {
 
   /** Carries out the handler's reply: runs its director, then finishes the job. */
   private async complete(job: Job, reply: Record<string, unknown>): Promise<void> {
-    if (!(await this.isAccepted(job))) {
+    // Checked first, so a job with no acceptance pending, the usual case, costs no extra promise.
+    if (this.acceptance.has(job) && !(await this.isAccepted(job))) {
       this.log.info({ jobId: job.id, type: job.type }, "the job's acceptance failed after it ran; its result is discarded");
       return;
     }
