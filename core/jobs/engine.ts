@@ -183,7 +183,7 @@ export class JobEngine {
   private async complete(job: Job, reply: Record<string, unknown>): Promise<void> {
     // Checked first, so a job with no acceptance pending, the usual case, costs no extra promise.
     if (this.acceptance.has(job) && !(await this.isAccepted(job))) {
-      this.log.info({ jobId: job.id, type: job.type }, "the job's acceptance failed after it ran; its result is discarded");
+      this.log.info({ jobId: job.id, type: job.type }, "the job's acceptance failed after its handler replied, so its result is discarded");
       return;
     }
 
@@ -198,23 +198,22 @@ export class JobEngine {
   }
 
   /**
-   * Waits for the job's onJobAccepted taps; false when they failed. Nothing a job produces is sent
-   * before its acceptance is final, so a job whose submitter received `rejected` sends nothing.
+   * Waits for the job's onJobAccepted taps and returns false when they failed. Nothing a job
+   * produces is sent before its acceptance is final, so a job whose submitter received `rejected`
+   * sends nothing.
    */
   private async isAccepted(job: Job): Promise<boolean> {
     const pending = this.acceptance.get(job);
-    if (pending === undefined) {
+    if (pending === false) {
+      return false;
+    }
+    try {
+      await pending;
       return true;
+    } catch {
+      // submit() reports the failure to the submitter.
+      return false;
     }
-    if (pending !== false) {
-      try {
-        await pending;
-        return true;
-      } catch {
-        // submit() reports the failure to the submitter.
-      }
-    }
-    return false;
   }
 
   /** Fails jobs that waited for a worker longer than the type allows. */
