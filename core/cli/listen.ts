@@ -1,5 +1,5 @@
-// `bester listen`: log in and print every job output sent to the user, and every failed job of the
-// user's own, as it arrives, until Ctrl-C.
+// `bester listen`: log in and print every job output sent to the user, and the notification of each
+// failed job the user submitted, as they arrive, until Ctrl-C.
 
 import type { Command } from "commander";
 import type { BesterClient, JobNotificationEvent, JobOutputEvent, JobProgressEvent } from "../../plugins/transport-tcp/client.js";
@@ -16,7 +16,7 @@ export function registerListenCommand(program: Command): void {
   addConnectOptions(
     program
       .command("listen")
-      .description("Log in and print job outputs sent to the user as they arrive. Ctrl-C stops it and exits with status 0.")
+      .description("Log in and print job outputs sent to the user, and the user's failed jobs, as they arrive. Ctrl-C stops it and exits with status 0.")
       .option("--json", "print each message as one line of JSON, exactly as the server sent it")
       .option("--all", "also print the notifications of completed jobs and the progress reports of the user's own jobs (failed jobs are always printed)")
       .option("--no-reconnect", "exit with status 1 when the connection is lost instead of reconnecting"),

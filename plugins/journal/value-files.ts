@@ -58,7 +58,7 @@ export class ValueFiles {
     return readFile(this.pathOf(reference), "utf8");
   }
 
-  /** Removes the files of references that are no longer stored. A file already gone is fine. */
+  /** Removes the files of references that are no longer stored. A file that is already missing is skipped. */
   async remove(references: Iterable<string>): Promise<void> {
     const removals: Array<Promise<void>> = [];
     for (const reference of references) {
