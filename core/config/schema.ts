@@ -154,6 +154,7 @@ export const CONFIG_SCHEMA: SchemaObject = {
       additionalProperties: false,
       properties: {
         commitDelayMs: { type: "integer", minimum: 0, maximum: 1000 },
+        commitIdleMs: { type: "integer", minimum: 0, maximum: 1000 },
         maxBatch: { type: "integer", minimum: 1 },
       },
     },
@@ -291,7 +292,8 @@ export function resolveConfig(config: unknown, root: string, file?: string): Res
     },
     offline: { maxMessages: config.offline?.maxMessages ?? 1000 },
     journal: {
-      commitDelayMs: config.journal?.commitDelayMs ?? 2,
+      commitDelayMs: config.journal?.commitDelayMs ?? 5,
+      commitIdleMs: config.journal?.commitIdleMs ?? 1,
       maxBatch: config.journal?.maxBatch ?? 512,
     },
     shutdown: { drainTimeoutMs: config.shutdown?.drainTimeoutMs ?? 10_000 },

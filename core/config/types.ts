@@ -79,8 +79,10 @@ export interface BesterConfig {
   };
   /** Group commit of the job journal (durable stores only). */
   journal?: {
-    /** Milliseconds a write waits for others to share its transaction; default 2. */
+    /** Longest time, in milliseconds, a batch's first write waits for others to share its transaction; default 5. */
     commitDelayMs?: number;
+    /** Milliseconds without a new write after which a batch commits before commitDelayMs is up; default 1. */
+    commitIdleMs?: number;
     /** Writes after which a transaction commits at once; default 512. */
     maxBatch?: number;
   };
@@ -169,7 +171,7 @@ export interface ResolvedConfig {
     login: { maxFailuresPerUser: number; maxFailuresPerAddress: number; windowMs: number };
   };
   offline: { maxMessages: number };
-  journal: { commitDelayMs: number; maxBatch: number };
+  journal: { commitDelayMs: number; commitIdleMs: number; maxBatch: number };
   shutdown: { drainTimeoutMs: number };
 }
 

@@ -5,16 +5,23 @@ import type { Logger } from "pino";
 import type { JournalBackend, JournalBatch, JournalEntry } from "./backend.js";
 
 export interface GroupCommitOptions {
-  /** Milliseconds a write waits for others to join its batch; default 2. */
+  /** Longest time, in milliseconds, a batch's first write waits for others to join it; default 5. */
   commitDelayMs?: number;
-  /** Writes after which a batch commits without waiting for the delay; default 512. */
+  /**
+   * Milliseconds without a new write after which a batch commits before commitDelayMs is up;
+   * default 1. A lone write then waits 1 ms, while under load the writers keep the batch open
+   * until they all wait on it, so one commit covers them all. 1 ms is the finest step Node.js
+   * timers take; 0 commits at the end of the event-loop turn.
+   */
+  commitIdleMs?: number;
+  /** Writes after which a batch commits without waiting; default 512. */
   maxBatch?: number;
 }
 
 /**
- * A value this long commits without waiting commitDelayMs, because writing it costs about as much
- * as the wait or more, so the wait would only add latency. In standalone tests 1 MiB took 4 ms as a
- * SQLite row and 1.2 ms to write and fsync as a file, which is how the SQLite backend stores it.
+ * A value this long commits without waiting, because writing it costs about as much as the wait
+ * or more, so the wait would only add latency. In standalone tests 1 MiB took 4 ms as a SQLite
+ * row and 1.2 ms to write and fsync as a file, which is how the SQLite backend stores it.
  */
 const LARGE_VALUE_CHARS = 256 * 1024;
 
@@ -26,19 +33,24 @@ interface Waiter {
 /**
  * Collects puts and deletes and commits them in batches, one transaction at a time, in order.
  *
- * A batch is only ever taken at the start of a timer callback, never inside a promise chain. So
- * every write made within one turn of the event loop, including its promise callbacks, lands in
- * the same transaction: a job's removal and its stored offline notification commit together.
+ * A batch is only ever taken at the start of a timer or immediate callback, never inside a promise
+ * chain. So every write made within one turn of the event loop, including its promise callbacks,
+ * lands in the same transaction: a job's removal and its stored offline notification commit together.
  */
 export class GroupCommitWriter {
   private pending: JournalBatch = new Map();
   private waiters: Waiter[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
+  /** performance.now() at the pending batch's first and latest write. */
+  private firstWriteAt = 0;
+  private lastWriteAt = 0;
   private writing = false;
-  /** Set by flush() or a large value, so the pending batch commits without waiting the delay. */
+  /** Set by flush() or a large value, so the pending batch commits without waiting. */
   private commitAtOnce = false;
   private closed = false;
   private readonly commitDelayMs: number;
+  private readonly commitIdleMs: number;
   private readonly maxBatch: number;
 
   constructor(
@@ -46,7 +58,8 @@ export class GroupCommitWriter {
     private readonly log: Logger,
     options: GroupCommitOptions = {},
   ) {
-    this.commitDelayMs = options.commitDelayMs ?? 2;
+    this.commitDelayMs = options.commitDelayMs ?? 5;
+    this.commitIdleMs = options.commitIdleMs ?? 1;
     this.maxBatch = options.maxBatch ?? 512;
   }
 
@@ -72,7 +85,7 @@ export class GroupCommitWriter {
     await new Promise<void>((resolve, reject) => {
       this.waiters.push({ resolve, reject });
       this.commitAtOnce = true;
-      this.schedule(0);
+      this.schedule();
     });
   }
 
@@ -93,36 +106,60 @@ export class GroupCommitWriter {
     if (this.closed) {
       return Promise.reject(new Error(`The journal at ${this.backend.description} is closed.`));
     }
+
+    const now = performance.now();
+    if (this.pending.size === 0) {
+      this.firstWriteAt = now;
+    }
+    this.lastWriteAt = now;
     // A later write to the same key replaces the earlier one in the batch: only the last one counts.
     this.pending.delete(key);
     this.pending.set(key, value);
+
     const promise = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     if (value !== null && value.length >= LARGE_VALUE_CHARS) {
       this.commitAtOnce = true;
     }
-    this.schedule(this.pendingDelayMs());
+    this.schedule();
     return promise;
   }
 
-  /** Returns how long the pending batch waits: none after a flush, a large value or a full batch. */
-  private pendingDelayMs(): number {
-    return this.commitAtOnce || this.pending.size >= this.maxBatch ? 0 : this.commitDelayMs;
+  /** Returns how many milliseconds the pending batch may still wait for more writes. */
+  private remainingWaitMs(): number {
+    if (this.commitAtOnce || this.pending.size >= this.maxBatch) {
+      return 0;
+    }
+    const due = Math.min(this.lastWriteAt + this.commitIdleMs, this.firstWriteAt + this.commitDelayMs);
+    return due - performance.now();
   }
 
-  private schedule(delayMs: number): void {
-    if (this.writing) {
-      // The running commit schedules the next batch when it ends.
+  /**
+   * Arms the commit of the pending batch. A timer that fires early finds the batch not yet due
+   * and re-arms itself, so a write costs no timer call of its own.
+   */
+  private schedule(): void {
+    if (this.writing || this.immediate) {
+      // The running commit schedules the next batch when it ends, or one is about to start.
       return;
     }
-    if (this.timer && delayMs > 0) {
-      return;
+    const waitMs = this.remainingWaitMs();
+    // Timers fire in whole milliseconds, so a batch due within a quarter of one commits now.
+    if (waitMs <= 0.25) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      this.immediate = setImmediate(this.commit);
+    } else if (!this.timer) {
+      this.timer = setTimeout(this.onTimer, waitMs);
     }
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.commit(), delayMs);
   }
 
-  private async commit(): Promise<void> {
+  private readonly onTimer = (): void => {
     this.timer = undefined;
+    this.schedule();
+  };
+
+  private readonly commit = async (): Promise<void> => {
+    this.immediate = undefined;
     const batch = this.pending;
     const waiters = this.waiters;
     this.pending = new Map();
@@ -145,11 +182,10 @@ export class GroupCommitWriter {
     } finally {
       this.writing = false;
       if (this.waiters.length > 0) {
-        // Writes that arrived during this commit form the next batch, which waits the delay too.
-        // Under load fewer, larger batches then commit, and a commit costs far more CPU time than
-        // a row in it.
-        this.schedule(this.pendingDelayMs());
+        // Writes that arrived during this commit form the next batch. Their wait counts from
+        // their own arrival, so the commit's time is part of it.
+        this.schedule();
       }
     }
-  }
+  };
 }

@@ -3,7 +3,7 @@ import { rm } from "node:fs/promises";
 import path from "node:path";
 import { pino } from "pino";
 import type { JournalBatch } from "../../plugins/journal/backend.js";
-import { GroupCommitWriter } from "../../plugins/journal/group-commit.js";
+import { GroupCommitWriter, type GroupCommitOptions } from "../../plugins/journal/group-commit.js";
 import { SqliteJournalBackend } from "../../plugins/journal/sqlite-backend.js";
 import { makeTempDir } from "../helper.js";
 
@@ -40,7 +40,7 @@ describe("group commit batching (unit)", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it("gathers writes during and after a commit", async () => {
+  it("gathers writes made during a commit into the next batch", async () => {
     const backend = new GatedBackend(path.join(dir, "journal.sqlite"));
     await backend.open();
     const writer = new GroupCommitWriter(backend, pino({ level: "silent" }), { commitDelayMs: 100 });
@@ -49,24 +49,70 @@ describe("group commit batching (unit)", () => {
     await sleep(150);
     const during = [writer.put("k2", "2"), writer.delete("k1")];
     backend.release();
-    await first;
-    // Arrives after the first commit ended, within the delay of the batch that follows it.
-    await sleep(20);
-    const after = writer.put("k3", "3");
-    await Promise.all([...during, after]);
+    await Promise.all([first, ...during]);
     await writer.close();
 
-    expect(backend.batches).to.deep.equal([["k1"], ["k2", "k1", "k3"]]);
+    expect(backend.batches).to.deep.equal([["k1"], ["k2", "k1"]]);
     const reopened = new SqliteJournalBackend(path.join(dir, "journal.sqlite"));
     await reopened.open();
-    expect(await reopened.scan("")).to.deep.equal([{ key: "k2", value: "2" }, { key: "k3", value: "3" }]);
+    expect(await reopened.scan("")).to.deep.equal([{ key: "k2", value: "2" }]);
     await reopened.close();
+  });
+
+  it("commits once no write joined the batch for commitIdleMs", async () => {
+    const backend = new GatedBackend(path.join(dir, "journal.sqlite"));
+    await backend.open();
+    backend.release();
+    const writer = new GroupCommitWriter(backend, pino({ level: "silent" }), { commitDelayMs: 10_000, commitIdleMs: 400 });
+
+    const started = Date.now();
+    const first = writer.put("k1", "1");
+    await sleep(200);
+    const second = writer.put("k2", "2");
+    // 450 ms after the first write but only 250 ms after the second: the batch is still open.
+    await sleep(250);
+    const openAfter = backend.batches.length;
+    await Promise.all([first, second]);
+    const waitedMs = Date.now() - started;
+    await writer.close();
+
+    expect(openAfter).to.equal(0);
+    expect(backend.batches).to.deep.equal([["k1", "k2"]]);
+    expect(waitedMs).to.be.below(5000);
+  });
+
+  it("keeps a batch open while writes arrive, until commitDelayMs", async () => {
+    const keys = Array.from({ length: 16 }, (_, index) => `k${String(index).padStart(2, "0")}`);
+    /** Puts the keys 50 ms apart through a writer with `options` and returns the batches it committed. */
+    const batchesOfStream = async (file: string, options: GroupCommitOptions): Promise<string[][]> => {
+      const backend = new GatedBackend(path.join(dir, file));
+      await backend.open();
+      backend.release();
+      const writer = new GroupCommitWriter(backend, pino({ level: "silent" }), options);
+
+      const writes: Array<Promise<void>> = [];
+      for (const key of keys) {
+        writes.push(writer.put(key, key));
+        await sleep(50);
+      }
+      await Promise.all(writes);
+      await writer.close();
+      return backend.batches;
+    };
+
+    const uncapped = await batchesOfStream("uncapped.sqlite", { commitDelayMs: 60_000, commitIdleMs: 250 });
+    const capped = await batchesOfStream("capped.sqlite", { commitDelayMs: 200, commitIdleMs: 250 });
+
+    // 16 writes 50 ms apart never leave the batch idle for 250 ms, so only commitDelayMs ends it.
+    expect(uncapped).to.deep.equal([keys]);
+    expect(capped.flat()).to.deep.equal(keys);
+    expect(capped.length).to.be.within(3, 8);
   });
 
   it("commits at once after a flush", async () => {
     const backend = new GatedBackend(path.join(dir, "journal.sqlite"));
     await backend.open();
-    const writer = new GroupCommitWriter(backend, pino({ level: "silent" }), { commitDelayMs: 2000 });
+    const writer = new GroupCommitWriter(backend, pino({ level: "silent" }), { commitDelayMs: 2000, commitIdleMs: 2000 });
 
     const first = writer.put("k1", "1");
     void writer.flush();
@@ -86,7 +132,7 @@ describe("group commit batching (unit)", () => {
   it("commits a full batch at once", async () => {
     const backend = new GatedBackend(path.join(dir, "journal.sqlite"));
     await backend.open();
-    const writer = new GroupCommitWriter(backend, pino({ level: "silent" }), { commitDelayMs: 10_000, maxBatch: 2 });
+    const writer = new GroupCommitWriter(backend, pino({ level: "silent" }), { commitDelayMs: 10_000, commitIdleMs: 10_000, maxBatch: 2 });
 
     const first = [writer.put("a", "1"), writer.put("b", "2")];
     await sleep(10);
@@ -105,7 +151,7 @@ describe("group commit batching (unit)", () => {
     const backend = new GatedBackend(path.join(dir, "journal.sqlite"));
     await backend.open();
     backend.release();
-    const writer = new GroupCommitWriter(backend, pino({ level: "silent" }), { commitDelayMs: 10_000 });
+    const writer = new GroupCommitWriter(backend, pino({ level: "silent" }), { commitDelayMs: 10_000, commitIdleMs: 10_000 });
     const large = "x".repeat(256 * 1024);
 
     const started = Date.now();
@@ -125,7 +171,7 @@ describe("group commit batching (unit)", () => {
     const backend = new GatedBackend(path.join(dir, "journal.sqlite"));
     await backend.open();
     backend.release();
-    const writer = new GroupCommitWriter(backend, pino({ level: "silent" }), { commitDelayMs: 10_000 });
+    const writer = new GroupCommitWriter(backend, pino({ level: "silent" }), { commitDelayMs: 10_000, commitIdleMs: 10_000 });
 
     void writer.put("almost", "x".repeat(256 * 1024 - 1));
     await sleep(200);
