@@ -42,14 +42,21 @@ export class ValueFiles {
    */
   async write(value: string): Promise<string> {
     const name = `${Date.now().toString(36)}-${randomBytes(8).toString("hex")}`;
-    const file = await open(path.join(this.folder, name), "wx");
+    const target = path.join(this.folder, name);
+    const file = await open(target, "wx");
     try {
-      await file.writeFile(value, "utf8");
-      await file.datasync();
-    } finally {
-      await file.close();
+      try {
+        await file.writeFile(value, "utf8");
+        await file.datasync();
+      } finally {
+        await file.close();
+      }
+      await this.syncFolder();
+    } catch (error) {
+      // A full disk or a file size limit leaves part of the value behind; nothing refers to it.
+      await unlink(target).catch(() => undefined);
+      throw error;
     }
-    await this.syncFolder();
     return REFERENCE_PREFIX + name;
   }
 

@@ -1,11 +1,14 @@
 import { expect } from "chai";
+import { execFile } from "node:child_process";
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
 import sqlite3 from "sqlite3";
 import { SqliteJournalBackend } from "../../plugins/journal/sqlite-backend.js";
 import { FILE_VALUE_CHARS } from "../../plugins/journal/value-files.js";
+import { REPO_ROOT } from "../helper.js";
 
 /** Runs `sql` on a second connection to the journal's file and returns its rows, as another program would. */
 async function queryOn(file: string, sql: string): Promise<Array<Record<string, unknown>>> {
@@ -121,5 +124,20 @@ describe("sqlite journal value files (unit)", () => {
 
     expect((error as Error).message).to.include('journal key "job/a"');
     expect((error as Error).message).to.include("Restore the file, or delete the key");
+  });
+
+  it("leaves no value file behind when one of a batch's file writes fails", async () => {
+    // `ulimit -f 1024` caps every file the child writes at 1 MiB; Node.js ignores SIGXFSZ, so a
+    // write past the cap fails with EFBIG instead of killing the process.
+    const script = path.join(REPO_ROOT, "test", "fixtures", "journal", "write-two-large-values.ts");
+    const command = `ulimit -f 1024 && exec "$0" --import tsx "$@"`;
+    const limited = path.join(dir, "limited.sqlite");
+    const { stdout } = await promisify(execFile)("bash", ["-c", command, process.execPath, script, limited, String(FILE_VALUE_CHARS), String(2 * 1024 * 1024)], { cwd: REPO_ROOT });
+
+    const result = JSON.parse(stdout) as { errorCode: string; filesAfterFailure: string[]; keysAfterFailure: string[]; keysAfterNext: string[] };
+    expect(result.errorCode).to.equal("EFBIG");
+    expect(result.filesAfterFailure, "neither the file that was written nor the partial one is left").to.deep.equal([]);
+    expect(result.keysAfterFailure).to.deep.equal([]);
+    expect(result.keysAfterNext).to.deep.equal(["job/next"]);
   });
 });
