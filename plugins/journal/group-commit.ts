@@ -10,8 +10,8 @@ export interface GroupCommitOptions {
   /**
    * Milliseconds without a new write after which a batch commits before commitDelayMs is up;
    * default 1. A lone write then waits 1 ms, while under load the writers keep the batch open
-   * until they all wait on it, so one commit covers them all. 1 ms is the finest step Node.js
-   * timers take; 0 commits at the end of the event-loop turn.
+   * until most of them wait on it, so one commit covers them. 1 ms is the finest step Node.js
+   * timers take; 0 commits in the next check phase of the event loop.
    */
   commitIdleMs?: number;
   /** Writes after which a batch commits without waiting; default 512. */
@@ -33,8 +33,7 @@ interface Waiter {
 /**
  * Collects puts and deletes and commits them in batches, one transaction at a time, in order.
  *
- * A batch is only ever taken at the start of a timer or immediate callback, never inside a promise
- * chain. So every write made within one turn of the event loop, including its promise callbacks,
+ * A batch is only ever taken at the start of an immediate callback, never inside a promise chain. So every write made within one turn of the event loop, including its promise callbacks,
  * lands in the same transaction: a job's removal and its stored offline notification commit together.
  */
 export class GroupCommitWriter {
@@ -97,7 +96,10 @@ export class GroupCommitWriter {
 
   /** Commits what is pending, then closes the backend. */
   async close(): Promise<void> {
-    await this.flush();
+    // Writes can arrive while the last batch commits; a stopping server makes few, so this ends.
+    do {
+      await this.flush();
+    } while (this.pending.size > 0 || this.writing);
     this.closed = true;
     await this.backend.close();
   }

@@ -27,6 +27,19 @@ class GatedBackend extends SqliteJournalBackend {
   }
 }
 
+/** The SQLite journal, recording the keys of each batch. Its first batch fails. */
+class FailOnceBackend extends SqliteJournalBackend {
+  readonly batches: string[][] = [];
+
+  override async write(batch: JournalBatch): Promise<void> {
+    this.batches.push([...batch.keys()]);
+    if (this.batches.length === 1) {
+      throw new Error("injected failure");
+    }
+    await super.write(batch);
+  }
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("group commit batching (unit)", () => {
@@ -179,5 +192,61 @@ describe("group commit batching (unit)", () => {
     expect(backend.batches).to.deep.equal([]);
     await writer.close();
     expect(backend.batches).to.deep.equal([["almost"]]);
+  });
+
+  it("commits the next batch after a failed commit", async () => {
+    const backend = new FailOnceBackend(path.join(dir, "journal.sqlite"));
+    await backend.open();
+    const writer = new GroupCommitWriter(backend, pino({ level: "silent" }), { commitDelayMs: 0 });
+
+    const failed = writer.put("k1", "1").then(() => undefined, (error: Error) => error);
+    await sleep(1);
+    const later = writer.put("k2", "2");
+    const failure = await failed;
+    await later;
+    await writer.close();
+
+    expect(failure?.message).to.equal("injected failure");
+    expect(backend.batches).to.deep.equal([["k1"], ["k2"]]);
+  });
+
+  it("commits at once with a zero wait", async () => {
+    const cases: GroupCommitOptions[] = [
+      { commitIdleMs: 0, commitDelayMs: 10_000 },
+      { commitIdleMs: 10_000, commitDelayMs: 0 },
+      { commitIdleMs: 10_000, commitDelayMs: 10_000, maxBatch: 1 },
+    ];
+    for (const [index, options] of cases.entries()) {
+      const backend = new GatedBackend(path.join(dir, `zero-${index}.sqlite`));
+      await backend.open();
+      backend.release();
+      const writer = new GroupCommitWriter(backend, pino({ level: "silent" }), options);
+
+      const started = Date.now();
+      await Promise.all([writer.put("a", "1"), writer.put("b", "2")]);
+      const waitedMs = Date.now() - started;
+      await writer.close();
+
+      expect(backend.batches, JSON.stringify(options)).to.deep.equal([["a", "b"]]);
+      expect(waitedMs, JSON.stringify(options)).to.be.below(5000);
+    }
+  });
+
+  it("settles writes made while close commits", async () => {
+    const backend = new GatedBackend(path.join(dir, "journal.sqlite"));
+    await backend.open();
+    const writer = new GroupCommitWriter(backend, pino({ level: "silent" }));
+
+    const first = writer.put("k1", "1");
+    const closed = writer.close();
+    await sleep(20);
+    // The write comes before close() resolves, while close's last batch is committing.
+    const during = writer.put("k2", "2").then(() => "committed", (error: Error) => error.message);
+    backend.release();
+    await Promise.all([first, closed]);
+
+    // A write accepted before close() returned is committed, not left for a closed backend.
+    expect(await during).to.equal("committed");
+    expect(backend.batches).to.deep.equal([["k1"], ["k2"]]);
   });
 });
