@@ -1,11 +1,12 @@
 // The ajv schema for bester.config.* and the step that applies defaults and resolves paths.
 
 import path from "node:path";
-import type { ErrorObject, SchemaObject } from "ajv";
+import type { SchemaObject } from "ajv";
 import { BesterError } from "../errors.js";
 import { compileSchema } from "../protocol/schemas.js";
 import { DEFAULT_MAX_FRAME_BYTES } from "../protocol/frame-codec.js";
 import { assertPlugin } from "../plugin.js";
+import { describeConfigError } from "./config-errors.js";
 import type { BesterConfig, FederationConfig, ResolvedConfig, ResolvedFederationConfig, ResolvedHandlerConfig } from "./types.js";
 
 export const DEFAULT_PORT = 2222;
@@ -168,67 +169,11 @@ export const CONFIG_SCHEMA: SchemaObject = {
 
 const validateConfig = compileSchema<BesterConfig>(CONFIG_SCHEMA);
 
-/** Describes the first schema mistake with its key, value and fix, in words a config author can act on. */
-function describeConfigError(source: string): string {
-  const error = mostSpecificError(validateConfig.errors ?? []);
-  if (!error) {
-    return `Invalid config in ${source}.`;
-  }
-  const key = error.instancePath.replace(/^\//, "").replaceAll("/", ".") || "(top level)";
-  if (error.propertyName !== undefined) {
-    return `Invalid config in ${source}: ${key} has an invalid key "${error.propertyName}", which ${error.message ?? "is invalid"}. Rename it.`;
-  }
-  if (error.keyword === "additionalProperties") {
-    const extra = String(error.params.additionalProperty);
-    return `Invalid config in ${source}: unknown key "${key === "(top level)" ? extra : `${key}.${extra}`}". Remove it or check its spelling against docs/configuration.md.`;
-  }
-  const value = JSON.stringify(lookup(error.instancePath));
-  return `Invalid config in ${source}: ${key} = ${value ?? "undefined"} ${error.message ?? "is invalid"}. Fix ${key} and start again.`;
-
-  function lookup(pointer: string): unknown {
-    let value: unknown = lastChecked;
-    for (const part of pointer.split("/").slice(1)) {
-      value = (value as Record<string, unknown> | undefined)?.[part];
-    }
-    return value;
-  }
-}
-
-/**
- * Picks the most specific error: the deepest path, and at equal depth one that is not a type
- * mismatch. For a key that allows several forms (`listen`, `command`), ajv lists a
- * type mismatch per form first, such as "listen must be object" for a bad port in a listen array.
- */
-function mostSpecificError(errors: ErrorObject[]): ErrorObject | undefined {
-  let best: ErrorObject | undefined;
-  for (const error of errors) {
-    if (error.keyword === "anyOf" || error.keyword === "propertyNames") {
-      continue;
-    }
-    if (!best || isMoreSpecific(error, best)) {
-      best = error;
-    }
-  }
-  return best ?? errors[0];
-}
-
-function isMoreSpecific(error: ErrorObject, than: ErrorObject): boolean {
-  const depth = error.instancePath.split("/").length;
-  const thanDepth = than.instancePath.split("/").length;
-  if (depth !== thanDepth) {
-    return depth > thanDepth;
-  }
-  return than.keyword === "type" && error.keyword !== "type";
-}
-
-let lastChecked: unknown;
-
 /** Validates a config object, applies defaults and resolves paths against `root`. */
 export function resolveConfig(config: unknown, root: string, file?: string): ResolvedConfig {
   const source = file ?? "the config object";
-  lastChecked = config;
   if (!validateConfig(config)) {
-    throw new BesterError("invalidConfig", describeConfigError(source));
+    throw new BesterError("invalidConfig", describeConfigError(validateConfig.errors ?? [], config, CONFIG_SCHEMA, source));
   }
 
   const plugins = config.plugins ?? [];

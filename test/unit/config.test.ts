@@ -116,6 +116,18 @@ describe("config validation", () => {
     expect(error.message).to.include("integer");
   });
 
+  it("gives the whole allowed range of a number out of bounds", () => {
+    const error = configError({ journal: { commitIdleMs: -1 } });
+
+    expect(error.message).to.include("journal.commitIdleMs = -1 must be an integer from 0 to 1000.");
+  });
+
+  it("writes NaN and Infinity as the author did, not as JSON's null", () => {
+    expect(configError({ journal: { commitDelayMs: Number.NaN } }).message).to.include("journal.commitDelayMs = NaN must be an integer.");
+    expect(configError({ journal: { commitDelayMs: Number.POSITIVE_INFINITY } }).message).to.include("journal.commitDelayMs = Infinity must be an integer.");
+    expect(configError({ journal: { commitIdleMs: "5" } }).message).to.include('journal.commitIdleMs = "5" must be an integer.');
+  });
+
   it("names the problem of an empty command array", () => {
     const error = configError({ handlers: { wc: { command: [] } } });
 

@@ -1,0 +1,95 @@
+// Turns ajv's errors for a config into one sentence that names the key, the value the author wrote
+// and what the key accepts, so the author can fix the file without reading the schema.
+
+import type { ErrorObject, SchemaObject } from "ajv";
+
+/** Describes the most specific schema mistake in `config` with its key, value and fix. */
+export function describeConfigError(errors: ErrorObject[], config: unknown, schema: SchemaObject, source: string): string {
+  const error = mostSpecificError(errors);
+  if (!error) {
+    return `Invalid config in ${source}.`;
+  }
+
+  const key = error.instancePath.replace(/^\//, "").replaceAll("/", ".") || "(top level)";
+  if (error.propertyName !== undefined) {
+    return `Invalid config in ${source}: ${key} has an invalid key "${error.propertyName}", which ${error.message ?? "is invalid"}. Rename it.`;
+  }
+  if (error.keyword === "additionalProperties") {
+    const extra = String(error.params.additionalProperty);
+    return `Invalid config in ${source}: unknown key "${key === "(top level)" ? extra : `${key}.${extra}`}". Remove it or check its spelling against docs/configuration.md.`;
+  }
+
+  const value = describeValue(valueAt(config, error.instancePath));
+  return `Invalid config in ${source}: ${key} = ${value} ${describeProblem(error, schema)}. Fix ${key} and start again.`;
+}
+
+/**
+ * Picks the most specific error: the deepest path, and at equal depth one that is not a type
+ * mismatch. For a key that allows several forms (`listen`, `command`), ajv lists a
+ * type mismatch per form first, such as "listen must be object" for a bad port in a listen array.
+ */
+function mostSpecificError(errors: ErrorObject[]): ErrorObject | undefined {
+  let best: ErrorObject | undefined;
+  for (const error of errors) {
+    if (error.keyword === "anyOf" || error.keyword === "propertyNames") {
+      continue;
+    }
+    if (!best || isMoreSpecific(error, best)) {
+      best = error;
+    }
+  }
+  return best ?? errors[0];
+}
+
+function isMoreSpecific(error: ErrorObject, than: ErrorObject): boolean {
+  const depth = error.instancePath.split("/").length;
+  const thanDepth = than.instancePath.split("/").length;
+  if (depth !== thanDepth) {
+    return depth > thanDepth;
+  }
+  return than.keyword === "type" && error.keyword !== "type";
+}
+
+/** Says what the key accepts: "must be an integer from 0 to 1000" rather than ajv's "must be >= 0". */
+function describeProblem(error: ErrorObject, schema: SchemaObject): string {
+  if (error.keyword === "type") {
+    const types = String(error.params.type).split(",");
+    return `must be ${types.map(withArticle).join(" or ")}`;
+  }
+  if (error.keyword === "minimum" || error.keyword === "maximum") {
+    const rule = schemaAt(schema, error.schemaPath.split("/").slice(1, -1));
+    if (typeof rule?.minimum === "number" && typeof rule.maximum === "number") {
+      return `must be ${withArticle(rule.type === "integer" ? "integer" : "number")} from ${rule.minimum} to ${rule.maximum}`;
+    }
+  }
+  return error.message ?? "is invalid";
+}
+
+function withArticle(type: string): string {
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+/** Writes the value as the author would have: NaN and Infinity, which JSON shows as null, by name. */
+function describeValue(value: unknown): string {
+  if (value === undefined || (typeof value === "number" && !Number.isFinite(value))) {
+    return String(value);
+  }
+  return JSON.stringify(value);
+}
+
+function valueAt(config: unknown, pointer: string): unknown {
+  let value = config;
+  for (const part of pointer.split("/").slice(1)) {
+    value = (value as Record<string, unknown> | undefined)?.[part];
+  }
+  return value;
+}
+
+/** Follows a schema path such as ["properties", "journal", "properties", "commitIdleMs"]. */
+function schemaAt(schema: SchemaObject, parts: string[]): SchemaObject | undefined {
+  let node: unknown = schema;
+  for (const part of parts) {
+    node = (node as Record<string, unknown> | undefined)?.[decodeURIComponent(part.replaceAll("~1", "/").replaceAll("~0", "~"))];
+  }
+  return node as SchemaObject | undefined;
+}
