@@ -33,8 +33,9 @@ interface Waiter {
 /**
  * Collects puts and deletes and commits them in batches, one transaction at a time, in order.
  *
- * A batch is only ever taken at the start of an immediate callback, never inside a promise chain. So every write made within one turn of the event loop, including its promise callbacks,
- * lands in the same transaction: a job's removal and its stored offline notification commit together.
+ * A batch is only ever taken at the start of an immediate callback, never inside a promise chain.
+ * So every write made within one turn of the event loop, including its promise callbacks, lands in
+ * the same transaction: a job's removal and its stored offline notification commit together.
  */
 export class GroupCommitWriter {
   private pending: JournalBatch = new Map();
@@ -136,8 +137,8 @@ export class GroupCommitWriter {
   }
 
   /**
-   * Arms the commit of the pending batch. A timer that fires early finds the batch not yet due
-   * and re-arms itself, so a write costs no timer call of its own.
+   * Arms the commit of the pending batch. Later writes move the batch's due time without touching
+   * the timer, which re-arms itself when it fires too early, so a write costs no timer call.
    */
   private schedule(): void {
     if (this.writing || this.immediate) {
