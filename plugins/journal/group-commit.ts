@@ -25,9 +25,24 @@ export interface GroupCommitOptions {
  */
 const LARGE_VALUE_CHARS = 256 * 1024;
 
-interface Waiter {
+/**
+ * The promise every write and flush of one batch returns, settled once when the batch commits or
+ * fails. One promise per batch instead of one per write saves a promise, a closure and a waiter
+ * object on each job's put and delete.
+ */
+interface BatchOutcome {
+  promise: Promise<void>;
   resolve: () => void;
   reject: (error: unknown) => void;
+}
+
+function newBatchOutcome(): BatchOutcome {
+  const outcome = {} as BatchOutcome;
+  outcome.promise = new Promise<void>((resolve, reject) => {
+    outcome.resolve = resolve;
+    outcome.reject = reject;
+  });
+  return outcome;
 }
 
 /**
@@ -39,7 +54,8 @@ interface Waiter {
  */
 export class GroupCommitWriter {
   private pending: JournalBatch = new Map();
-  private waiters: Waiter[] = [];
+  /** Outcome of the pending batch, made by its first write or flush; one promise for all of them. */
+  private outcome: BatchOutcome | undefined;
   private timer: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
   /** performance.now() at the pending batch's first and latest write. */
@@ -82,11 +98,10 @@ export class GroupCommitWriter {
     if (this.pending.size === 0 && !this.writing) {
       return;
     }
-    await new Promise<void>((resolve, reject) => {
-      this.waiters.push({ resolve, reject });
-      this.commitAtOnce = true;
-      this.schedule();
-    });
+    this.outcome ??= newBatchOutcome();
+    this.commitAtOnce = true;
+    this.schedule();
+    await this.outcome.promise;
   }
 
   /** Reads entries after committing pending writes, so a scan returns every write made before it. */
@@ -119,7 +134,8 @@ export class GroupCommitWriter {
     this.pending.delete(key);
     this.pending.set(key, value);
 
-    const promise = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    this.outcome ??= newBatchOutcome();
+    const promise = this.outcome.promise;
     if (value !== null && value.length >= LARGE_VALUE_CHARS) {
       this.commitAtOnce = true;
     }
@@ -164,9 +180,9 @@ export class GroupCommitWriter {
   private readonly commit = async (): Promise<void> => {
     this.immediate = undefined;
     const batch = this.pending;
-    const waiters = this.waiters;
+    const outcome = this.outcome;
     this.pending = new Map();
-    this.waiters = [];
+    this.outcome = undefined;
     this.writing = true;
     this.commitAtOnce = false;
 
@@ -174,17 +190,13 @@ export class GroupCommitWriter {
       if (batch.size > 0) {
         await this.backend.write(batch);
       }
-      for (const waiter of waiters) {
-        waiter.resolve();
-      }
+      outcome?.resolve();
     } catch (error) {
       this.log.error({ err: error, writes: batch.size, journal: this.backend.description }, "journal commit failed");
-      for (const waiter of waiters) {
-        waiter.reject(error);
-      }
+      outcome?.reject(error);
     } finally {
       this.writing = false;
-      if (this.waiters.length > 0) {
+      if (this.outcome) {
         // Writes that arrived during this commit form the next batch. Their wait counts from
         // their own arrival, so the commit's time is part of it.
         this.schedule();

@@ -194,20 +194,20 @@ describe("group commit batching (unit)", () => {
     expect(backend.batches).to.deep.equal([["almost"]]);
   });
 
-  it("commits the next batch after a failed commit", async () => {
+  it("rejects every write and flush of a failed batch, then commits the next one", async () => {
     const backend = new FailOnceBackend(path.join(dir, "journal.sqlite"));
     await backend.open();
     const writer = new GroupCommitWriter(backend, pino({ level: "silent" }), { commitDelayMs: 0 });
+    const outcome = (promise: Promise<void>) => promise.then(() => "committed", (error: Error) => error.message);
 
-    const failed = writer.put("k1", "1").then(() => undefined, (error: Error) => error);
+    const failed = [outcome(writer.put("k1", "1")), outcome(writer.delete("k0")), outcome(writer.flush())];
     await sleep(1);
-    const later = writer.put("k2", "2");
-    const failure = await failed;
-    await later;
+    const later = outcome(writer.put("k2", "2"));
+    const results = await Promise.all([...failed, later]);
     await writer.close();
 
-    expect(failure?.message).to.equal("injected failure");
-    expect(backend.batches).to.deep.equal([["k1"], ["k2"]]);
+    expect(results).to.deep.equal(["injected failure", "injected failure", "injected failure", "committed"]);
+    expect(backend.batches).to.deep.equal([["k1", "k0"], ["k2"]]);
   });
 
   it("commits at once with a zero wait", async () => {
