@@ -1,7 +1,6 @@
 // Shared by the client commands: where the server is and how to log in.
 
 import type { Command } from "commander";
-import { loadConfig } from "../config/loader.js";
 import { BesterClient, BesterClientError, type ClientOptions } from "../../plugins/transport-tcp/client.js";
 
 export interface ConnectOptions {
@@ -33,6 +32,8 @@ async function resolveServer(options: ConnectOptions): Promise<{ host: string; p
     return { host: options.server.slice(0, colon).replace(/^\[|\]$/g, ""), port };
   }
   try {
+    // Loaded only here: the config loader takes about 100 ms to load, which --server skips.
+    const { loadConfig } = await import("../config/loader.js");
     const config = await loadConfig({ file: options.config });
     const first = config.listen[0]!;
     // A wildcard listener accepts local connections on the matching loopback address.

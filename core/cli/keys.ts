@@ -3,8 +3,6 @@
 
 import path from "node:path";
 import type { Command } from "commander";
-import { loadConfig } from "../config/loader.js";
-import { loadOrCreateServerKey } from "../../plugins/federation/keys.js";
 
 interface KeysOptions {
   config?: string;
@@ -16,6 +14,8 @@ export function registerKeysCommand(program: Command): void {
     .description("Print this server's federation public key (the last line of stdout), creating the key file if it is missing.")
     .option("-c, --config <file>", "config file to load instead of searching for bester.config.*")
     .action(async (options: KeysOptions) => {
+      // Loaded when the command runs, so other commands do not pay for them.
+      const [{ loadConfig }, { loadOrCreateServerKey }] = await Promise.all([import("../config/loader.js"), import("../../plugins/federation/keys.js")]);
       const config = await loadConfig({ file: options.config });
       const keyFile = config.federation?.keyFile ?? path.join(config.dataDir, "server.key");
       const key = await loadOrCreateServerKey(keyFile);

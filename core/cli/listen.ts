@@ -26,7 +26,7 @@ export function registerListenCommand(program: Command): void {
 }
 
 async function listen(options: ListenOptions): Promise<number> {
-  const progress = createProgress();
+  const progress = await createProgress();
   progress.step("connecting");
   const print = (reply: string, job: JobOutputEvent | JobNotificationEvent | JobProgressEvent) => {
     process.stdout.write(options.json ? `${JSON.stringify({ reply, job })}\n` : formatHuman(reply, job));

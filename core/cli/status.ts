@@ -17,7 +17,7 @@ export function registerStatusCommand(program: Command): void {
       .description("Show a running server's job queues, handler connections, connected users and plugin sections. Needs an admin account (bester user add NAME --admin, or bester user admin NAME).")
       .option("--json", "print the status report as JSON instead of tables"),
   ).action(async (options: StatusOptions) => {
-    const progress = createProgress(options.json);
+    const progress = await createProgress(options.json);
     progress.step("reading status");
     const { client } = await connectAndLogin(options);
     try {

@@ -103,7 +103,7 @@ async function submit(options: SubmitOptions): Promise<number> {
       return 0;
     }
 
-    const progress = createProgress();
+    const progress = await createProgress();
     progress.step(`running ${options.type} job as ${address}`);
     const result = await client.run(options.type, data, {
       priority: options.priority,

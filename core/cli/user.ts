@@ -2,11 +2,8 @@
 // they work whether or not the server runs (SQLite allows several processes).
 
 import type { Command } from "commander";
-import { loadConfig } from "../config/loader.js";
 import { BesterError } from "../errors.js";
-import { AccountStore, type AccountRecord } from "../../plugins/accounts/account-store.js";
-import { ACCOUNTS_NAMESPACE } from "../../plugins/accounts/index.js";
-import { createStoreProvider } from "../../plugins/store/index.js";
+import type { AccountStore, AccountRecord } from "../../plugins/accounts/account-store.js";
 import { readPassword } from "./password-prompt.js";
 
 interface StoreOptions {
@@ -70,7 +67,15 @@ export function registerUserCommands(program: Command): void {
 }
 
 async function withAccounts<T>(options: StoreOptions, action: (accounts: AccountStore) => Promise<T>): Promise<T> {
+  // Loaded here, not at the top: the config loader and the store drivers take about 200 ms to
+  // load, which every other command would pay.
+  const { loadConfig } = await import("../config/loader.js");
   const config = await loadConfig({ file: options.config });
+  const [{ AccountStore }, { ACCOUNTS_NAMESPACE }, { createStoreProvider }] = await Promise.all([
+    import("../../plugins/accounts/account-store.js"),
+    import("../../plugins/accounts/index.js"),
+    import("../../plugins/store/index.js"),
+  ]);
   const provider = createStoreProvider(config.store);
   await provider.open?.();
   try {

@@ -67,7 +67,7 @@ interface Row {
 const keys: Record<string, SystemDefinition> = { gearmand, relay, memory: besterMemory, sqlite: besterSqlite };
 const selected = values.only ? values.only.split(",").map((key) => keys[key.trim()] ?? fail(`Unknown --only entry "${key}". Use ${Object.keys(keys).join(", ")}.`)) : Object.values(keys);
 const token = randomBytes(32).toString("hex");
-const progress = createProgress();
+const progress = await createProgress();
 
 function fail(message: string): never {
   throw new Error(message);

@@ -1,0 +1,88 @@
+// The work behind `bester start`: load the config, start the server with a spinner over the
+// start-up steps, and stop cleanly on SIGINT or SIGTERM. The start command imports this file only
+// when it runs, so other commands do not load the whole server.
+
+import path from "node:path";
+import { pino } from "pino";
+import { createBester } from "../config/builtins.js";
+import { loadConfig } from "../config/loader.js";
+import type { ResolvedConfig } from "../config/types.js";
+import { createLogger, type Logger } from "../log.js";
+import { createProgress } from "./spinner.js";
+
+export interface StartOptions {
+  config?: string;
+  log?: string;
+}
+
+export async function start(options: StartOptions): Promise<void> {
+  const progress = await createProgress();
+  progress.step("loading config");
+  let config: ResolvedConfig;
+  try {
+    config = await loadConfig({ file: options.config });
+  } catch (error) {
+    progress.fail("loading config failed");
+    throw error;
+  }
+
+  const { log, logTarget } = openLog(config, options.log);
+  const bester = await createBester(config, { log });
+
+  let addresses: string[];
+  try {
+    addresses = await bester.start((step) => progress.step(step));
+  } catch (error) {
+    progress.fail("start-up failed");
+    await bester.stop().catch(() => undefined);
+    throw error;
+  }
+
+  const types = bester.scheduler.typeNames();
+  // The server name differs from the listening address when server.name is set, as behind NAT.
+  const named = addresses.includes(bester.serverName) ? "" : ` as ${bester.serverName}`;
+  progress.succeed(`listening on ${addresses.join(", ")}${named}`);
+  process.stderr.write(`handlers: ${types.join(", ") || "(none)"}; store: ${bester.store.description}; logs: ${logTarget}\n`);
+  const disconnected = bester.scheduler.stats().filter((entry) => entry.workers === 0).map((entry) => entry.type);
+  if (disconnected.length > 0) {
+    // Their jobs wait rather than fail, so warn here; otherwise the first sign is a handlerUnavailable job.
+    process.stderr.write(`warning: no connection yet to handler${disconnected.length === 1 ? "" : "s"} ${disconnected.join(", ")}; check the command and socket in the config and the log\n`);
+  }
+  process.stderr.write("Press Ctrl-C to stop.\n");
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      return;
+    }
+    stopping = true;
+    process.stderr.write(`${signal} received; stopping\n`);
+    bester
+      .stop()
+      .then(() => process.exit(0))
+      .catch((error: unknown) => {
+        log.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      });
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+}
+
+/** JSON log lines go to stdout for services; on a terminal they go to a file so the console stays readable. */
+function openLog(config: ResolvedConfig, destination: string | undefined): { log: Logger; logTarget: string } {
+  const target = destination ?? (process.stdout.isTTY ? path.join(config.dataDir, "bester.log") : "stdout");
+  if (target === "stdout") {
+    return { log: createLogger({ level: config.logLevel }), logTarget: "stdout" };
+  }
+
+  const file = pino.destination({ dest: path.resolve(target), sync: false, mkdir: true });
+  // On a terminal, warnings and errors also go to stderr so problems are seen at once.
+  const stream = process.stdout.isTTY
+    ? pino.multistream([
+        { level: "trace", stream: file },
+        { level: "warn", stream: pino.destination({ dest: 2, sync: false }) },
+      ])
+    : file;
+  return { log: createLogger({ level: config.logLevel, stream }), logTarget: path.relative(process.cwd(), target) || target };
+}
