@@ -41,6 +41,7 @@ export const HOST_ERROR_CODES = {
   invalidPlugin: "A plugin has no name or no apply function.",
   pluginFailed: "A plugin's tap raised an error.",
   storeFailed: "The store could not be opened or written.",
+  dataDirInUse: "Another running server uses the data folder.",
 } as const;
 
 export type HostErrorCode = keyof typeof HOST_ERROR_CODES;

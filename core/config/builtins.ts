@@ -15,12 +15,14 @@ import { journalPlugin } from "../../plugins/journal/index.js";
 import { offlinePlugin } from "../../plugins/offline/index.js";
 import { handlerBridge } from "../../plugins/handler-bridge/index.js";
 import { storePlugin } from "../../plugins/store/index.js";
+import { dataDirLock } from "../../plugins/data-dir-lock/index.js";
 import { transportTcp } from "../../plugins/transport-tcp/index.js";
 
 /** Lists the built-in plugins a config implies, in the order they are applied. */
 export function builtinPlugins(config: ResolvedConfig): BesterPlugin[] {
   const nameFromListener = config.serverName.endsWith(":0");
   const plugins: BesterPlugin[] = [
+    dataDirLock(),
     storePlugin({ url: config.store }),
     journalPlugin(config.journal),
     offlinePlugin(config.offline),

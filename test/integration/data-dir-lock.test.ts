@@ -1,0 +1,77 @@
+import { expect } from "chai";
+import { existsSync } from "node:fs";
+import { readFile, rm } from "node:fs/promises";
+import path from "node:path";
+import { startDaemon, stopDaemon, writeDaemonConfig, type DaemonProcess } from "../daemon-process.js";
+import { fixtureHandler } from "../helper.js";
+import { BesterClient } from "../../plugins/transport-tcp/client.js";
+
+describe("one server per data folder", function () {
+  this.timeout(60_000);
+  let folder: string;
+  const daemons: DaemonProcess[] = [];
+
+  afterEach(async () => {
+    for (const daemon of daemons.splice(0)) {
+      if (daemon.child.exitCode === null && daemon.child.signalCode === null) {
+        await stopDaemon(daemon, "SIGKILL");
+      }
+    }
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  it("refuses a second server and leaves the running one's sockets and jobs alone", async () => {
+    const config = await writeDaemonConfig({ registration: true, handlers: { echo: fixtureHandler("delay-echo", { env: { DELAY_MS: "1500" } }) } });
+    folder = config.folder;
+    const dataDir = path.join(folder, "data");
+    const first = await startDaemon(config.file);
+    daemons.push(first);
+    const client = await BesterClient.connect({ port: first.port });
+    await client.register("alice", "secret-pass");
+    await client.auth("alice", "secret-pass");
+    // In the journal while the second server starts, which must not run it as well.
+    const running = client.run("echo", "once");
+
+    const refusal = await startDaemon(config.file).then(
+      (second) => {
+        daemons.push(second);
+        return "started";
+      },
+      (error: Error) => error.message,
+    );
+
+    expect(refusal).to.include("[dataDirInUse]");
+    expect(refusal).to.include(`process ${first.child.pid}`);
+    expect(existsSync(path.join(dataDir, "sockets", "echo.sock")), "the first server's handler socket").to.equal(true);
+    expect((await readFile(path.join(dataDir, "bester.pid"), "utf8")).trim()).to.equal(String(first.child.pid));
+    const result = await running;
+    expect(result.outputs.map((output) => output.payload.data)).to.deep.equal(["once"]);
+    expect(result.notification.status).to.equal("completed");
+    await client.close();
+
+    // A second server that had resumed the stored job would have stored its output for alice.
+    const later = await BesterClient.connect({ port: first.port });
+    const stored: unknown[] = [];
+    later.on("output", (event) => stored.push(event.payload.data));
+    await later.auth("alice", "secret-pass");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await later.close();
+    expect(stored).to.deep.equal([]);
+  });
+
+  it("starts after a server that was killed left its pid file", async () => {
+    const config = await writeDaemonConfig({});
+    folder = config.folder;
+    const pidFile = path.join(folder, "data", "bester.pid");
+    const killed = await startDaemon(config.file);
+    await stopDaemon(killed, "SIGKILL");
+    expect(existsSync(pidFile), "a killed server cannot remove its pid file").to.equal(true);
+
+    const next = await startDaemon(config.file);
+    daemons.push(next);
+    expect((await readFile(pidFile, "utf8")).trim()).to.equal(String(next.child.pid));
+
+    await stopDaemon(next, "SIGTERM");
+    expect(existsSync(pidFile), "a stopped server removes its pid file").to.equal(false);
+  });
+});
