@@ -16,7 +16,7 @@ export function addConnectOptions(command: Command): Command {
   return command
     .option("-s, --server <host:port>", "server to connect to (default: the first listener in bester.config.*, else 127.0.0.1:2222)")
     .option("-c, --config <file>", "config file whose listener to use when --server is not given")
-    .requiredOption("-u, --user <name>", "username to log in as")
+    .requiredOption("-u, --user <name>", "username to log in as (required)")
     .option("-p, --password <password>", "password (default: the BESTER_PASSWORD environment variable)")
     .option("--register", "create the account first when the server allows registration; an existing account is fine");
 }

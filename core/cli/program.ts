@@ -21,7 +21,10 @@ export function createProgram(): Command {
   const program = new Command()
     .name("bester")
     .description("Bester NG: a modular job-routing network. Run `bester <command> --help` for details.")
-    .showHelpAfterError()
+    // Usage mistakes print in the same one-line form as every other failure, with a pointer to
+    // the help instead of the whole help text. Subcommands copy these settings when created.
+    .configureOutput({ outputError: (text, write) => write(`bester: ${text.replace(/^error: /, "").trimEnd()} [invalidArgument]\n`) })
+    .showHelpAfterError("(add --help for the command's options)")
     .addHelpText("after", EXIT_CODES_HELP);
 
   registerStartCommand(program);

@@ -22,7 +22,7 @@ export function registerSubmitCommand(program: Command): void {
     program
       .command("submit")
       .description("Submit a job and print its outputs and notification. Data comes from --data, --text, --file or stdin.")
-      .requiredOption("-t, --type <type>", "handler type to run, e.g. wordcount")
+      .requiredOption("-t, --type <type>", "handler type to run, e.g. wordcount (required)")
       .option("-d, --data <json>", "job data as JSON text, e.g. '{\"text\":\"hi\"}'")
       .option("--text <string>", "job data as a plain string")
       .option("-f, --file <path>", "read the job data from a file, as a string (or as JSON with --json)")
@@ -57,7 +57,11 @@ async function readData(options: SubmitOptions): Promise<unknown> {
 
   let contents: string;
   if (options.file) {
-    contents = await readFile(options.file, "utf8");
+    try {
+      contents = await readFile(options.file, "utf8");
+    } catch (error) {
+      throw new BesterClientError("invalidArgument", `Reading --file ${options.file} failed: ${(error as Error).message}. Check the path.`);
+    }
   } else if (!process.stdin.isTTY) {
     const chunks: Buffer[] = [];
     for await (const chunk of process.stdin) {

@@ -159,3 +159,21 @@ describe("bester submit --register with registration off", () => {
     expect(result.stderr).to.include("[registrationDisabled]");
   });
 });
+
+describe("bester usage mistakes", () => {
+  it("reports a missing required option in one line with a code", async () => {
+    const result = await runCli(["submit", "--type", "echo", "--text", "hi"]);
+
+    expect(result.code).to.equal(1);
+    expect(result.stderr).to.equal("bester: required option '-u, --user <name>' not specified [invalidArgument]\n(add --help for the command's options)\n");
+  });
+
+  it("reports an unreadable --file as invalidArgument, naming the path", async () => {
+    const missing = path.join(await makeTempDir("bester-cli-file-"), "missing.txt");
+
+    const result = await runCli(["submit", "--server", "127.0.0.1:1", "-u", "a", "-p", "b", "-t", "echo", "--file", missing]);
+
+    expect(result.code).to.equal(1);
+    expect(result.stderr).to.match(new RegExp(`^bester: Reading --file ${missing.replaceAll("/", "\\/")} failed: ENOENT.*\\[invalidArgument\\]\\n$`));
+  });
+});
