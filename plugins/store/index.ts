@@ -109,17 +109,23 @@ export function storePlugin(options: { url: string }): BesterPlugin {
       const provider = createStoreProvider(options.url);
       bester.store = provider;
 
+      let opened = false;
       bester.hooks.initialize.tapPromise({ name: PLUGIN_NAME, stage: -100 }, async () => {
         try {
           await provider.open?.();
         } catch (error) {
           throw new BesterError("storeFailed", `Opening the store ${provider.description} failed: ${(error as Error).message}. Check the path or server in "store".`, { cause: error });
         }
+        opened = true;
         log.info({ store: provider.description }, "store open");
       });
 
       bester.hooks.close.tapPromise({ name: PLUGIN_NAME, stage: 100 }, async () => {
         await provider.close();
+        if (!opened) {
+          // Start-up failed before the store opened, for example on a data folder another server uses.
+          return;
+        }
         log.info({ store: provider.description }, "store closed");
       });
     },
