@@ -69,7 +69,7 @@ function acquire(file: string): void {
     if (owner !== undefined && isRunning(owner) && (owner !== process.pid || heldHere.has(file))) {
       throw new BesterError(
         "dataDirInUse",
-        `Another server (process ${owner}) uses the data folder ${path.dirname(file)}. Stop it first, or give this server its own dataDir.`,
+        `Another server (process ${owner}) uses the data folder ${path.dirname(file)}. Stop it first, or give this server its own dataDir. If process ${owner} is not a Bester NG server, delete ${file}.`,
       );
     }
     // Left by a server that stopped without removing it, such as after a crash.
