@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import type { JournalBackend, JournalBatch, JournalEntry } from "./backend.js";
 
 export interface GroupCommitOptions {
-  /** Longest time, in milliseconds, a batch's first write waits for others to join it; default 5. */
+  /** Maximum time, in milliseconds, that a batch's first write waits for others to join it; default 5. */
   commitDelayMs?: number;
   /**
    * Milliseconds without a new write after which a batch commits before commitDelayMs is up;
@@ -139,29 +139,30 @@ export class GroupCommitWriter {
     if (value !== null && value.length >= LARGE_VALUE_CHARS) {
       this.commitAtOnce = true;
     }
-    this.schedule();
+    this.schedule(now);
     return promise;
   }
 
   /** Returns how many milliseconds the pending batch may still wait for more writes. */
-  private remainingWaitMs(): number {
+  private remainingWaitMs(now = performance.now()): number {
     if (this.commitAtOnce || this.pending.size >= this.maxBatch) {
       return 0;
     }
     const due = Math.min(this.lastWriteAt + this.commitIdleMs, this.firstWriteAt + this.commitDelayMs);
-    return due - performance.now();
+    return due - now;
   }
 
   /**
    * Arms the commit of the pending batch. Later writes move the batch's due time without touching
    * the timer, which re-arms itself when it fires too early, so a write costs no timer call.
+   * A write passes the time it already read as `now`.
    */
-  private schedule(): void {
+  private schedule(now?: number): void {
     if (this.writing || this.immediate) {
       // The running commit schedules the next batch when it ends, or one is about to start.
       return;
     }
-    const waitMs = this.remainingWaitMs();
+    const waitMs = this.remainingWaitMs(now);
     // Timers fire in whole milliseconds, so a batch due within a quarter of one commits now.
     if (waitMs <= 0.25) {
       clearTimeout(this.timer);
