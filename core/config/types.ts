@@ -79,7 +79,7 @@ export interface BesterConfig {
   };
   /** Group commit of the job journal (durable stores only). */
   journal?: {
-    /** Longest time, in milliseconds, a batch's first write waits for others to share its transaction; default 5. */
+    /** Maximum time, in milliseconds, that a batch's first write waits for others to share its transaction; default 5. */
     commitDelayMs?: number;
     /** Milliseconds without a new write after which a batch commits before commitDelayMs is up; default 1. */
     commitIdleMs?: number;

@@ -1,10 +1,10 @@
-// One server per data folder. The folder holds the journal, the handler sockets and the server
+// One server per data folder. The folder contains the journal, the handler sockets and the server
 // key, and a second server started on it would resume the first one's stored jobs (running them
 // twice) and replace its handler sockets before failing on the taken port. So the first server
 // writes its process id to `bester.pid` in the folder, and a server that finds the file naming a
 // live process stops before anything else starts.
 
-import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Bester } from "../../core/bester.js";
 import { BesterError } from "../../core/errors.js";
@@ -53,7 +53,7 @@ export function dataDirLock(): BesterPlugin {
 function acquire(file: string): void {
   mkdirSync(path.dirname(file), { recursive: true });
 
-  // Two attempts: the second follows the removal of a stale file, and fails only when another
+  // Two attempts: the second follows the removal of a stale file, so it fails only when another
   // server created the file in between.
   for (let attempt = 0; attempt < 2; attempt += 1) {
     try {
@@ -72,8 +72,9 @@ function acquire(file: string): void {
         `Another server (process ${owner}) uses the data folder ${path.dirname(file)}. Stop it first, or give this server its own dataDir. If process ${owner} is not a Bester NG server, delete ${file}.`,
       );
     }
-    // Left by a server that stopped without removing it, such as after a crash.
-    unlinkSync(file);
+    // Left by a server that stopped without removing it, such as after a crash. Another server
+    // starting at the same moment may have removed it already.
+    rmSync(file, { force: true });
   }
   throw new BesterError("dataDirInUse", `Another server started on the data folder ${path.dirname(file)} at the same time. Start one server per dataDir.`);
 }

@@ -32,7 +32,7 @@ describe("one server per data folder", function () {
     // In the journal while the second server starts, which must not run it as well.
     const running = client.run("echo", "once");
 
-    const refusal = await startDaemon(config.file).then(
+    const secondStart = await startDaemon(config.file).then(
       (second) => {
         daemons.push(second);
         return "started";
@@ -40,8 +40,8 @@ describe("one server per data folder", function () {
       (error: Error) => error.message,
     );
 
-    expect(refusal).to.include("[dataDirInUse]");
-    expect(refusal).to.include(`process ${first.child.pid}`);
+    expect(secondStart).to.include("[dataDirInUse]");
+    expect(secondStart).to.include(`process ${first.child.pid}`);
     expect(existsSync(path.join(dataDir, "sockets", "echo.sock")), "the first server's handler socket").to.equal(true);
     expect((await readFile(path.join(dataDir, "bester.pid"), "utf8")).trim()).to.equal(String(first.child.pid));
     const result = await running;

@@ -53,7 +53,7 @@ describe("group commit batching (unit)", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it("gathers writes made during a commit into the next batch", async () => {
+  it("batches writes made during a commit", async () => {
     const backend = new GatedBackend(path.join(dir, "journal.sqlite"));
     await backend.open();
     const writer = new GroupCommitWriter(backend, pino({ level: "silent" }), { commitDelayMs: 100 });
@@ -72,7 +72,7 @@ describe("group commit batching (unit)", () => {
     await reopened.close();
   });
 
-  it("commits once no write joined the batch for commitIdleMs", async () => {
+  it("commits after commitIdleMs without writes", async () => {
     const backend = new GatedBackend(path.join(dir, "journal.sqlite"));
     await backend.open();
     backend.release();
@@ -94,7 +94,7 @@ describe("group commit batching (unit)", () => {
     expect(waitedMs).to.be.below(5000);
   });
 
-  it("keeps a batch open while writes arrive, until commitDelayMs", async () => {
+  it("caps an open batch at commitDelayMs", async () => {
     const keys = Array.from({ length: 16 }, (_, index) => `k${String(index).padStart(2, "0")}`);
     /** Puts the keys 50 ms apart through a writer with `options` and returns the batches it committed. */
     const batchesOfStream = async (file: string, options: GroupCommitOptions): Promise<string[][]> => {
@@ -194,7 +194,7 @@ describe("group commit batching (unit)", () => {
     expect(backend.batches).to.deep.equal([["almost"]]);
   });
 
-  it("rejects every write and flush of a failed batch, then commits the next one", async () => {
+  it("rejects a failed batch's writes and flush", async () => {
     const backend = new FailOnceBackend(path.join(dir, "journal.sqlite"));
     await backend.open();
     const writer = new GroupCommitWriter(backend, pino({ level: "silent" }), { commitDelayMs: 0 });
