@@ -86,6 +86,13 @@ export function offlinePlugin(options: OfflineOptions = {}): BesterPlugin {
         const expectedKeys = new Set(keys);
 
         const entries = await writer.scan(`${PREFIX}${user}/`);
+        if (!isLive(user, connection)) {
+          // The client disconnected during login, and a send now would drop the messages, so they
+          // stay stored, ahead of any stored since, for the user's next login.
+          backlog.set(user, [...keys, ...(backlog.get(user) ?? [])]);
+          log.info({ user, connection: connection.id, messages: keys.length }, "connection closed before its stored offline messages were sent; keeping them");
+          return;
+        }
         let sent = 0;
         for (const entry of entries) {
           if (!expectedKeys.has(entry.key)) {
@@ -98,6 +105,11 @@ export function offlinePlugin(options: OfflineOptions = {}): BesterPlugin {
         // the restart, so offline delivery is at-least-once.
         await Promise.all(keys.map((key) => writer!.delete(key)));
         log.info({ user, messages: sent }, "delivered stored offline messages");
+      }
+
+      /** Checks that `connection` is still one of the user's live connections, which the registry drops at close. */
+      function isLive(user: string, connection: Connection): boolean {
+        return bester.sessions.connectionsOf(user).some((live) => live.id === connection.id);
       }
 
       /** Logs drops once per 100 per user, so a flood of messages does not flood the log. */

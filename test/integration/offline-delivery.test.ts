@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import type { BesterPlugin } from "../../core/plugin.js";
 import { fixtureHandler, login, RawClient, startServer, type TestServer } from "../helper.js";
 
 describe("offline delivery", () => {
@@ -60,5 +61,78 @@ describe("offline delivery", () => {
     for (const client of [alice, first, second]) {
       client.close();
     }
+  });
+});
+
+describe("offline delivery during a slow login", () => {
+  // Holds every login's stored-message delivery open for 300 ms, as a slow store would.
+  const slowSessionStart: BesterPlugin = {
+    name: "slow-session-start",
+    apply(bester) {
+      bester.hooks.onSessionStart.tapPromise({ name: "slow-session-start", stage: -10 }, () => new Promise((resolve) => setTimeout(resolve, 300)));
+    },
+  };
+  let server: TestServer;
+  let alice: RawClient;
+
+  before(async () => {
+    server = await startServer({ registration: true, handlers: { echo: fixtureHandler("echo") }, plugins: [slowSessionStart] });
+    alice = await RawClient.connect(server.port);
+    await login(alice, "alice");
+  });
+
+  after(async () => {
+    alice.close();
+    await server.stop();
+  });
+
+  /** Logs `user` in and closes the connection at once, before its stored messages are sent. */
+  async function loginAndLeave(user: string, register: boolean): Promise<void> {
+    const client = await RawClient.connect(server.port);
+    await login(client, user, "secret", register);
+    client.close();
+    while (server.bester.sessions.isOnline(user)) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  async function sendTo(user: string, value: string): Promise<void> {
+    await alice.request({ request: "newJob", job: { payload: { type: "echo", data: { deliverTo: [user], value } } } });
+    await alice.nextReply("jobNotification");
+  }
+
+  it("keeps messages when the client leaves", async () => {
+    await loginAndLeave("bob", true);
+    await sendTo("bob", "kept");
+    await loginAndLeave("bob", false);
+    while (!server.logs.some((entry) => entry.msg === "connection closed before its stored offline messages were sent; keeping them")) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+
+    const bob = await RawClient.connect(server.port);
+    await login(bob, "bob", "secret", false);
+    const output = await bob.nextReply("jobOutput");
+
+    expect((output.job as { payload: { data: unknown } }).payload.data).to.equal("kept");
+    const kept = server.logs.find((entry) => entry.msg === "connection closed before its stored offline messages were sent; keeping them");
+    expect(kept?.user).to.equal("bob");
+    expect(kept?.messages).to.equal(1);
+    bob.close();
+  });
+
+  it("sends stored outputs before live ones", async () => {
+    await loginAndLeave("carol", true);
+    await sendTo("carol", "stored");
+
+    const carol = await RawClient.connect(server.port);
+    await login(carol, "carol", "secret", false);
+    // Carol is online again, so this output is live, and it arrives while her login still sends the stored one.
+    await sendTo("carol", "live");
+    const first = await carol.nextReply("jobOutput");
+    const second = await carol.nextReply("jobOutput");
+
+    expect((first.job as { payload: { data: unknown } }).payload.data).to.equal("stored");
+    expect((second.job as { payload: { data: unknown } }).payload.data).to.equal("live");
+    carol.close();
   });
 });
