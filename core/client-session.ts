@@ -10,6 +10,7 @@ import { formatAddress } from "./jobs/job.js";
 import type { DecodedFrame } from "./protocol/frame-codec.js";
 import { rawValueAt } from "./protocol/raw-json.js";
 import type { RequestValidators } from "./protocol/schemas.js";
+import { SessionEvents } from "./session-events.js";
 import type { Connection, SessionRegistry } from "./sessions.js";
 
 /** The parts of a Bester instance that a session uses. */
@@ -40,9 +41,6 @@ interface HandledRequest {
 
 const CORE_REQUESTS = new Set(["auth", "newJob"]);
 
-/** Asynchronous messages about one job, which must not overtake that job's submission reply. */
-const JOB_EVENTS = new Set(["jobOutput", "jobNotification", "jobProgress"]);
-
 export class ClientSession {
   /** The authenticated user, once auth succeeded. */
   user: string | undefined;
@@ -52,34 +50,22 @@ export class ClientSession {
   private closed = false;
   /** Set after a fatal framing error: later frames are ignored and the connection closes after its last reply. */
   private closing = false;
-  /**
-   * Events for jobs submitted on this connection whose jobSubmission reply has not left yet,
-   * because the job's acceptance or an earlier, slower request is still pending. They are sent
-   * right after that reply.
-   */
-  private heldEvents = new Map<string, object[]>();
-  /** Events in heldEvents. Most entries stay empty, because a job sends nothing before its acceptance. */
-  private heldCount = 0;
-  /**
-   * Live events that wait while plugins send the user's stored messages after login, so the stored
-   * ones, which are older, arrive first. Undefined at other times.
-   */
-  private backlog: object[] | undefined;
-  /** Callers of flushedEvents() waiting for every held event to be released. */
-  private releaseWaiters: Array<() => void> = [];
-  /** The connection handed to the session registry, whose job events pass through sendEvent(). */
+  /** Outputs, notifications and stored messages, in the order the client must see them. */
+  private readonly events: SessionEvents;
+  /** The connection handed to the session registry, whose job events pass through `events`. */
   private readonly eventTarget: Connection;
 
   constructor(
     private readonly host: SessionHost,
     readonly connection: Connection,
   ) {
+    this.events = new SessionEvents(connection, () => this.closed);
     this.eventTarget = {
       id: connection.id,
       remoteAddress: connection.remoteAddress,
-      send: (message) => this.sendEvent(message),
+      send: (message) => this.events.send(message),
       close: (error) => connection.close(error),
-      onFlushed: (callback) => this.onEventsFlushed(callback),
+      onFlushed: (callback) => this.events.onFlushed(callback),
     };
   }
 
@@ -126,17 +112,11 @@ export class ClientSession {
     this.closed = true;
     this.host.sessions.remove(this.eventTarget);
 
-    const neverSent = [...this.heldEvents.values()].flat().concat(this.backlog ?? []);
-    this.heldEvents.clear();
-    this.heldCount = 0;
-    this.backlog = undefined;
+    const neverSent = this.events.takeUnsent();
     if (this.user !== undefined && !this.host.sessions.isOnline(this.user)) {
       this.redeliver(this.user, [...unsent, ...neverSent]);
     }
-
-    for (const resolve of this.releaseWaiters.splice(0)) {
-      resolve();
-    }
+    this.events.endWaits();
   }
 
   /** Hands job outputs and notifications that never left the process to the offline path. */
@@ -239,13 +219,13 @@ export class ClientSession {
       }
       this.host.sessions.add(final.user, this.eventTarget);
       if (this.host.hooks.onSessionStart.isUsed()) {
-        this.backlog = [];
+        this.events.startBacklog();
         this.host.hooks.onSessionStart
           .promise(final.user, this.connection)
           .catch((error: unknown) => {
             this.host.log.error({ err: error, user: final.user }, "onSessionStart tap failed");
           })
-          .finally(() => this.releaseBacklog());
+          .finally(() => this.events.releaseBacklog());
       }
     };
     return { reply, after };
@@ -265,13 +245,12 @@ export class ClientSession {
         // The job runs from here on, and its events must wait until the reply below has left.
         onQueued: (queued) => {
           queuedID = queued.id;
-          this.heldEvents.set(queued.id, []);
+          this.events.hold(queued.id);
         },
       });
     } catch (error) {
       if (queuedID !== undefined) {
-        // A job whose acceptance failed sends nothing, so its entry is empty.
-        this.heldEvents.delete(queuedID);
+        this.events.discard(queuedID);
       }
       if (!(error instanceof BesterError)) {
         this.host.log.error({ err: error, type: job.payload.type }, "job submission failed");
@@ -280,78 +259,7 @@ export class ClientSession {
     }
 
     const jobID = accepted.id;
-    const releaseEvents = () => {
-      const held = this.heldEvents.get(jobID) ?? [];
-      this.heldEvents.delete(jobID);
-      this.heldCount -= held.length;
-      for (const event of held) {
-        this.deliver(event);
-      }
-      this.settleReleaseWaiters();
-    };
-    return { reply: { reply: "jobSubmission", submission: { status: "accepted", jobID } }, after: releaseEvents };
-  }
-
-  /** Calls `callback` once every event sent so far, held ones included, left the process; see Connection.onFlushed. */
-  private onEventsFlushed(callback: (error?: Error) => void): void {
-    if (!this.holdsEvents()) {
-      this.connection.onFlushed ? this.connection.onFlushed(callback) : callback();
-      return;
-    }
-    this.releaseWaiters.push(() => {
-      if (this.closed || this.holdsEvents()) {
-        // The connection closed with events still held, so they never left the process.
-        callback(new Error(`Connection ${this.connection.id} closed before its held events were sent.`));
-        return;
-      }
-      this.connection.onFlushed ? this.connection.onFlushed(callback) : callback();
-    });
-  }
-
-  /** Sends a message from the session registry, holding it when its job's submission reply is not out yet. */
-  private sendEvent(message: object): void {
-    const jobID = jobIdOfEvent(message as Record<string, unknown>);
-    const held = jobID === undefined ? undefined : this.heldEvents.get(jobID);
-    if (held) {
-      held.push(message);
-      this.heldCount += 1;
-      return;
-    }
-    this.deliver(message);
-  }
-
-  /** Sends an event, or queues it behind the stored messages still being sent after login. */
-  private deliver(message: object): void {
-    if (this.backlog) {
-      this.backlog.push(message);
-      return;
-    }
-    this.connection.send(message);
-  }
-
-  /** Sends the live events that waited for the stored messages, once those are out. */
-  private releaseBacklog(): void {
-    const waiting = this.backlog ?? [];
-    this.backlog = undefined;
-    if (this.closed) {
-      return;
-    }
-    for (const message of waiting) {
-      this.connection.send(message);
-    }
-    this.settleReleaseWaiters();
-  }
-
-  private holdsEvents(): boolean {
-    return this.heldCount > 0 || this.backlog !== undefined;
-  }
-
-  private settleReleaseWaiters(): void {
-    if (!this.holdsEvents()) {
-      for (const resolve of this.releaseWaiters.splice(0)) {
-        resolve();
-      }
-    }
+    return { reply: { reply: "jobSubmission", submission: { status: "accepted", jobID } }, after: () => this.events.release(jobID) };
   }
 
   private knownRequests(): string[] {
@@ -399,19 +307,6 @@ export class ClientSession {
       }
     }
   }
-}
-
-/** Returns the local job id a job event is about; a jobOutput id is `<jobID>:<user>@<server>`. */
-function jobIdOfEvent(message: Record<string, unknown>): string | undefined {
-  if (!JOB_EVENTS.has(String(message.reply))) {
-    return undefined;
-  }
-  const id = (message.job as { jobID?: unknown } | undefined)?.jobID;
-  if (typeof id !== "string") {
-    return undefined;
-  }
-  const colon = id.indexOf(":");
-  return message.reply === "jobOutput" && colon !== -1 ? id.slice(0, colon) : id;
 }
 
 function errorReply(error: WireError): Record<string, unknown> {
