@@ -2,12 +2,12 @@
 // ends with exactly one notification to its submitter (none for handoffs from peers).
 
 import type { Logger } from "pino";
-import { BesterError, isWireCode, toWireError, type WireError, type WireErrorCode } from "../errors.js";
-import type { BesterHooks, DirectorOutcome } from "../hooks.js";
-import { compileSchema, describeSchemaError, DIRECTOR_SCHEMAS, HANDLER_REPLY_SCHEMA } from "../protocol/schemas.js";
+import { BesterError, toWireError, type WireError } from "../errors.js";
+import type { BesterHooks } from "../hooks.js";
 import { rawOr, rememberRaw, type RawJson } from "../protocol/raw-json.js";
 import type { SessionRegistry } from "../sessions.js";
-import { createJobId, formatOutputId, type Director, type HandlerOutput, type Job } from "./job.js";
+import { directingError, runDirector } from "./directing.js";
+import { createJobId, formatOutputId, type HandlerOutput, type Job } from "./job.js";
 import type { HandlerWorker, Scheduler } from "./scheduler.js";
 
 export interface SubmitOptions {
@@ -39,9 +39,6 @@ export interface EngineOptions {
  * only stops a handler that never reads anything from bouncing a job forever.
  */
 const MAX_UNREAD_RESENDS = 10;
-
-const validateHandlerReply = compileSchema<Record<string, unknown>>(HANDLER_REPLY_SCHEMA);
-const directorValidators = new Map(Object.entries(DIRECTOR_SCHEMAS).map(([type, schema]) => [type, compileSchema(schema)]));
 
 export class JobEngine {
   private accepting = true;
@@ -188,12 +185,12 @@ export class JobEngine {
     }
 
     try {
-      const outcome = await this.direct(job, reply);
+      const outcome = await runDirector(this.hooks, job, reply);
       if (outcome === "done") {
         await this.finish(job, { status: "completed" });
       }
     } catch (error) {
-      await this.finish(job, { status: "failed", error: this.directingError(job, error) });
+      await this.finish(job, { status: "failed", error: directingError(this.log, job, error) });
     }
   }
 
@@ -282,51 +279,6 @@ export class JobEngine {
     void this.finish(job, { status: "failed", error: toWireError(error, "handlerFailed") });
   }
 
-  /** Validates the reply and runs its director; returns whether the job is done or continued. */
-  private async direct(job: Job, reply: Record<string, unknown>): Promise<DirectorOutcome> {
-    if (!validateHandlerReply(reply)) {
-      const problem = describeSchemaError(validateHandlerReply.errors);
-      throw coded("invalidHandlerOutput", `Handler "${job.type}" sent an invalid reply (${problem}). A reply is {"payload", "director"} or {"error"}.`);
-    }
-    if ("error" in reply && !("director" in reply)) {
-      const message = (reply.error as { message?: unknown }).message;
-      throw coded("handlerFailed", `Handler "${job.type}" failed: ${typeof message === "string" ? message : "no message given"}.`);
-    }
-
-    let output = reply as unknown as HandlerOutput;
-    if (this.hooks.onHandlerOutput.isUsed()) {
-      output = await this.hooks.onHandlerOutput.promise(output, job);
-    }
-
-    const director: Director = output.director;
-    const directorType = director.type;
-    const validate = directorValidators.get(directorType);
-    if (validate && !validate(director)) {
-      throw coded("invalidHandlerOutput", `Handler "${job.type}" sent an invalid ${directorType} director (${describeSchemaError(validate.errors)}).`);
-    }
-
-    const hook = this.hooks.onDirector.get(director.type);
-    const outcome = hook?.isUsed() ? await hook.promise({ job, output, director }) : undefined;
-    if (outcome === undefined) {
-      throw coded("unknownDirector", `Handler "${job.type}" named director type "${director.type}", which no plugin handles. Use userDelivery, handler or handoff, or add a plugin that taps onDirector for it.`);
-    }
-    return outcome;
-  }
-
-  /**
-   * Keeps the wire code a director or output tap chose, and reports any other failure as
-   * `directorFailed`. A tap that throws a plain Error arrives wrapped as `pluginFailed`, a host-only
-   * code that would otherwise reach the submitter as `internalError`.
-   */
-  private directingError(job: Job, error: unknown): WireError {
-    if (error instanceof BesterError && isWireCode(error.code)) {
-      return error.toWire();
-    }
-    this.log.error({ err: error, jobId: job.id, type: job.type }, "carrying out the handler's output failed");
-    const plugin = error instanceof BesterError && error.plugin ? ` in plugin "${error.plugin}"` : "";
-    return { code: "directorFailed", message: `Carrying out the output of handler "${job.type}" failed${plugin}. The server log has the details.` };
-  }
-
   private reportProgress(job: Job, progress: unknown): void {
     if (this.acceptance.has(job)) {
       // Progress waits for the job's acceptance, as its output does.
@@ -373,7 +325,3 @@ export class JobEngine {
 }
 
 const DELIVERED: Promise<void> = Promise.resolve();
-
-function coded(code: WireErrorCode, message: string): BesterError {
-  return new BesterError(code, message);
-}
