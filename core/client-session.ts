@@ -104,28 +104,43 @@ export class ClientSession {
 
   /**
    * Cleans up after the transport saw the connection close. `unsent` lists the messages the
-   * transport could not confirm as handed to the operating system. When the user has no other live
-   * connection, the outputs and notifications among them and the events still held here go to the
-   * user's offline messages.
+   * transport could not confirm as handed to the operating system. The outputs and notifications
+   * among them and the events still held here go to the user's other live connections that never
+   * received them, or to the user's offline messages when no connection is live.
    */
   closedByTransport(unsent: object[] = []): void {
     this.closed = true;
     this.host.sessions.remove(this.eventTarget);
 
     const neverSent = this.events.takeUnsent();
-    if (this.user !== undefined && !this.host.sessions.isOnline(this.user)) {
+    if (this.user !== undefined) {
       this.redeliver(this.user, [...unsent, ...neverSent]);
     }
     this.events.endWaits();
   }
 
-  /** Hands job outputs and notifications that never left the process to the offline path. */
+  /** Passes job outputs and notifications that never left the process on to the user's other connections or offline messages. */
   private redeliver(user: string, messages: object[]): void {
     const lasting = messages.filter((message) => {
       const reply = (message as { reply?: unknown }).reply;
       return reply === "jobOutput" || reply === "jobNotification";
     });
     if (lasting.length === 0) {
+      return;
+    }
+    if (this.host.sessions.isOnline(user)) {
+      // A connection that was live when a message was sent received it too, but one that logged in
+      // later did not, so only the later ones get it now.
+      let resent = 0;
+      for (const message of lasting) {
+        for (const connection of this.host.sessions.connectionsMissing(user, message)) {
+          connection.send(message);
+          resent += 1;
+        }
+      }
+      if (resent > 0) {
+        this.host.log.info({ user, connection: this.connection.id, messages: resent }, "connection closed with messages unsent; sending them to the user's newer connections");
+      }
       return;
     }
     this.host.log.info({ user, connection: this.connection.id, messages: lasting.length }, "connection closed with messages unsent; keeping them for the user's next login");

@@ -36,11 +36,21 @@ export interface SessionRegistry {
   connectionsOf(user: string): Connection[];
   /** Users with at least one live connection, with their connection counts. */
   list(): Array<{ user: string; connections: number }>;
+  /**
+   * Returns the live connections of `user` that did not receive `message` through sendToUser(),
+   * because they were added after it was sent. A message that sendToUser() never sent, such as a
+   * stored offline message sent to one connection, reached none of them.
+   */
+  connectionsMissing(user: string, message: object): Connection[];
 }
 
 export class MemorySessionRegistry implements SessionRegistry {
   private byUser = new Map<string, Set<Connection>>();
   private userOf = new Map<Connection, string>();
+  /** Counts add() calls, so a message's send time and a connection's add time compare. */
+  private generation = 0;
+  private addedAt = new WeakMap<Connection, number>();
+  private sentAt = new WeakMap<object, number>();
 
   add(user: string, connection: Connection): void {
     let connections = this.byUser.get(user);
@@ -50,6 +60,8 @@ export class MemorySessionRegistry implements SessionRegistry {
     }
     connections.add(connection);
     this.userOf.set(connection, user);
+    this.generation += 1;
+    this.addedAt.set(connection, this.generation);
   }
 
   remove(connection: Connection): void {
@@ -70,6 +82,7 @@ export class MemorySessionRegistry implements SessionRegistry {
     if (!connections) {
       return 0;
     }
+    this.sentAt.set(message, this.generation);
     for (const connection of connections) {
       connection.send(message);
     }
@@ -82,6 +95,11 @@ export class MemorySessionRegistry implements SessionRegistry {
 
   connectionsOf(user: string): Connection[] {
     return [...(this.byUser.get(user) ?? [])];
+  }
+
+  connectionsMissing(user: string, message: object): Connection[] {
+    const sentAt = this.sentAt.get(message) ?? -1;
+    return this.connectionsOf(user).filter((connection) => (this.addedAt.get(connection) ?? 0) > sentAt);
   }
 
   list(): Array<{ user: string; connections: number }> {

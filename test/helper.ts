@@ -101,8 +101,12 @@ export class RawClient {
     socket.on("error", () => undefined);
   }
 
-  static async connect(port: number, host = "127.0.0.1"): Promise<RawClient> {
-    const socket = net.createConnection({ port, host });
+  /**
+   * Connects to a server. With `allowHalfOpen`, the client does not end its side when the server
+   * ends, as a client that reads until the server closes behaves, so the server's close grace runs.
+   */
+  static async connect(port: number, host = "127.0.0.1", options: { allowHalfOpen?: boolean } = {}): Promise<RawClient> {
+    const socket = net.createConnection({ port, host, allowHalfOpen: options.allowHalfOpen ?? false });
     await new Promise<void>((resolve, reject) => {
       socket.once("connect", resolve);
       socket.once("error", reject);

@@ -139,13 +139,9 @@ export function journalPlugin(options: JournalOptions = {}): BesterPlugin {
             removeEnded(journal, job);
             return;
           }
-          // The submitter logged in again on a connection that never got the output: run the job again.
-          log.warn({ jobId: job.id, user: job.user }, "submitter reconnected before the notification was sent; running the job again");
-          try {
-            bester.engine.resume(job);
-          } catch (failure) {
-            log.error({ err: failure, jobId: job.id }, "running the job again failed; it runs after the next start");
-          }
+          // The submitter logged in again on a connection added after the notification was sent. The
+          // closing session sent its unsent messages to that connection, so wait for those to leave.
+          recordEndAfterFlush(journal, endMarkers, job, bester.sessions.connectionsOf(job.user));
         };
 
         // NOTE: after a partial write, the marker waits for the whole buffer, so a crash meanwhile

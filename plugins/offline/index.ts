@@ -33,6 +33,8 @@ export function offlinePlugin(options: OfflineOptions = {}): BesterPlugin {
       /** Per-user delivery chain, so two sessions starting together do not both send the backlog. */
       const deliveries = new Map<string, Promise<void>>();
       const dropped = new Map<string, number>();
+      /** Characters of stored messages sent at login before waiting for them to leave, well under maxBufferedBytes. */
+      const flushEveryChars = Math.min(64 * 1024, Math.floor(bester.config.limits.maxBufferedBytes / 2));
 
       bester.hooks.initialize.tapPromise({ name: PLUGIN_NAME, stage: -40 }, async () => {
         writer = await openDurableLog(bester);
@@ -76,7 +78,10 @@ export function offlinePlugin(options: OfflineOptions = {}): BesterPlugin {
         return next;
       });
 
-      /** Sends the user's stored messages to `connection` in order, then removes them. */
+      /**
+       * Sends the user's stored messages to `connection` in order and removes the ones sent. Messages
+       * not sent, because the connection closed first, stay stored for the next login.
+       */
       async function deliverBacklog(user: string, connection: Connection): Promise<void> {
         const keys = backlog.get(user);
         if (!writer || !keys || keys.length === 0) {
@@ -84,27 +89,45 @@ export function offlinePlugin(options: OfflineOptions = {}): BesterPlugin {
         }
         backlog.delete(user);
         const expectedKeys = new Set(keys);
+        const entries = (await writer.scan(`${PREFIX}${user}/`)).filter((entry) => expectedKeys.has(entry.key));
 
-        const entries = await writer.scan(`${PREFIX}${user}/`);
-        if (!isLive(user, connection)) {
-          // The client disconnected during login, and a send now would drop the messages, so they
-          // stay stored, ahead of any stored since, for the user's next login.
-          backlog.set(user, [...keys, ...(backlog.get(user) ?? [])]);
-          log.info({ user, connection: connection.id, messages: keys.length }, "connection closed before its stored offline messages were sent; keeping them");
-          return;
-        }
-        let sent = 0;
+        const sent: string[] = [];
+        let unflushedChars = 0;
         for (const entry of entries) {
-          if (!expectedKeys.has(entry.key)) {
-            continue;
+          if (!isLive(user, connection)) {
+            // A send to a closed connection is dropped, so the rest stays stored.
+            break;
           }
           connection.send(JSON.parse(entry.value) as object);
-          sent += 1;
+          sent.push(entry.key);
+          unflushedChars += entry.value.length;
+          if (unflushedChars >= flushEveryChars) {
+            // A large backlog written at once would pass limits.maxBufferedBytes and get the client
+            // cut off as one that does not read, at every login.
+            unflushedChars = 0;
+            await flushed(connection);
+          }
         }
+
+        const unsent = entries.slice(sent.length).map((entry) => entry.key);
+        if (unsent.length > 0) {
+          backlog.set(user, [...unsent, ...(backlog.get(user) ?? [])]);
+          log.info({ user, connection: connection.id, messages: unsent.length }, "connection closed before its stored offline messages were sent; keeping them");
+        }
+        // Keys not found by the scan were removed already. A message sent here that the transport
+        // could not hand to the kernel before the close comes back as a new stored message.
         // NOTE: a message sent above and not yet removed when the daemon dies is sent again after
         // the restart, so offline delivery is at-least-once.
-        await Promise.all(keys.map((key) => writer!.delete(key)));
-        log.info({ user, messages: sent }, "delivered stored offline messages");
+        const kept = new Set(unsent);
+        await Promise.all(keys.filter((key) => !kept.has(key)).map((key) => writer!.delete(key)));
+        if (sent.length > 0) {
+          log.info({ user, messages: sent.length }, "delivered stored offline messages");
+        }
+      }
+
+      /** Resolves once everything sent to `connection` left the process, or the connection closed. */
+      function flushed(connection: Connection): Promise<void> {
+        return new Promise((resolve) => (connection.onFlushed ? connection.onFlushed(() => resolve()) : resolve()));
       }
 
       /** Checks that `connection` is still one of the user's live connections, which the registry drops at close. */

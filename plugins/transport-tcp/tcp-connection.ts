@@ -35,6 +35,10 @@ export class TcpConnection implements Connection {
   private unflushed: object[] = [];
   /** Whether the peer closed its side of the connection, as the `end` handler describes. */
   private peerEnded = false;
+  /** Whether the socket's `close` event ran; until then the session stays registered and gets messages. */
+  private socketClosed = false;
+  /** Messages sent after close() ended or destroyed the socket and before its `close` event; they count as unsent. */
+  private sentAfterClose: object[] = [];
   private waitingForDrain = false;
   private authTimer: NodeJS.Timeout | undefined;
 
@@ -76,11 +80,14 @@ export class TcpConnection implements Connection {
     });
     this.socket.on("close", () => {
       this.closed = true;
+      this.socketClosed = true;
       clearTimeout(this.authTimer);
       // The session first passes the unsent messages on, then the flush waiters learn they failed.
       // A destroyed socket reports no buffered bytes, so the corked and drain states show what waits.
-      const unsent = this.peerEnded || this.corked || this.waitingForDrain || this.socket.writableLength > 0 ? this.unflushed : [];
+      const buffered = this.peerEnded || this.corked || this.waitingForDrain || this.socket.writableLength > 0 ? this.unflushed : [];
+      const unsent = [...buffered, ...this.sentAfterClose];
       this.unflushed = [];
+      this.sentAfterClose = [];
       this.session.closedByTransport(unsent);
       for (const callback of this.flushWaiters.splice(0)) {
         callback(new Error(`Connection ${this.id} closed with output unsent.`));
@@ -95,6 +102,10 @@ export class TcpConnection implements Connection {
 
   send(message: object): void {
     if (this.closed) {
+      if (!this.socketClosed) {
+        // The session is still registered until the socket's close event, so keep the message for it.
+        this.sentAfterClose.push(message);
+      }
       return;
     }
 
@@ -123,6 +134,11 @@ export class TcpConnection implements Connection {
   }
 
   onFlushed(callback: (error?: Error) => void): void {
+    if (this.sentAfterClose.length > 0) {
+      // Those messages never leave; the close handler reports the failure after the session kept them.
+      this.flushWaiters.push(callback);
+      return;
+    }
     if (!this.corked && this.socket.writableLength === 0) {
       // Nothing waits in the process, even if the client closed the connection after reading.
       callback();

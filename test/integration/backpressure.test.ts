@@ -40,6 +40,35 @@ describe("backpressure and limits", () => {
     expect(server.bester.sessions.isOnline("slow")).to.equal(false);
   });
 
+  it("sends a stored backlog larger than the limit", async () => {
+    const bob = await RawClient.connect(server.port);
+    await login(bob, "bulky");
+    bob.close();
+    while (server.bester.sessions.isOnline("bulky")) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    // Eight outputs of 512 KiB wait for bulky: 4 MiB against the 1 MiB limit.
+    const sender = await RawClient.connect(server.port);
+    await login(sender, "sender");
+    for (let index = 0; index < 8; index += 1) {
+      await sender.request({ request: "newJob", job: { payload: { type: "unreliable", data: { big: 512 * 1024, deliverTo: ["bulky"] } } } });
+      await sender.nextReply("jobNotification");
+    }
+
+    const again = await RawClient.connect(server.port);
+    await login(again, "bulky", "secret", false);
+    const sizes: number[] = [];
+    for (let index = 0; index < 8; index += 1) {
+      const output = await again.nextReply("jobOutput");
+      sizes.push(((output.job as { payload: { data: string } }).payload.data).length);
+    }
+
+    expect(sizes).to.deep.equal(Array(8).fill(512 * 1024));
+    expect(again.closed).to.equal(false);
+    sender.close();
+    again.close();
+  });
+
   it("closes a connection that never authenticates", async () => {
     const limited = await startServer({ limits: { authTimeoutMs: 300 } });
     const client = await RawClient.connect(limited.port);

@@ -1,0 +1,344 @@
+import { expect } from "chai";
+import { rm } from "node:fs/promises";
+import path from "node:path";
+import type { BesterPlugin } from "../../core/plugin.js";
+import { fixtureHandler, login, makeTempDir, RawClient, startServer, type TestServer } from "../helper.js";
+
+// Races between a connection's close and the messages meant for it. Each test widens its window
+// with a plugin that keeps logins open, a long output coalescing time, or a client that keeps its
+// side open after the server ended the connection.
+
+/** Holds every login's stored-message delivery open for `delayMs`, as a slow store would. */
+function slowSessionStart(delayMs: number): BesterPlugin {
+  return {
+    name: "slow-session-start",
+    apply(bester) {
+      bester.hooks.onSessionStart.tapPromise({ name: "slow-session-start", stage: -10 }, () => new Promise((resolve) => setTimeout(resolve, delayMs)));
+    },
+  };
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) {
+      throw new Error("Timed out waiting for the condition.");
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Registers `user`, logs in and leaves, so later messages for the user are stored offline. */
+async function registerOffline(server: TestServer, user: string): Promise<void> {
+  const client = await RawClient.connect(server.port);
+  await login(client, user);
+  client.close();
+  await waitFor(() => !server.bester.sessions.isOnline(user));
+}
+
+/** Has `sender` run an echo job that delivers `value` to `user`, and waits for its notification. */
+async function sendOutput(sender: RawClient, user: string, value: string): Promise<void> {
+  await sender.request({ request: "newJob", job: { payload: { type: "echo", data: { deliverTo: [user], value } } } });
+  await sender.nextReply("jobNotification");
+}
+
+function isOutputWith(value: string) {
+  return (message: Record<string, unknown>) => message.reply === "jobOutput" && (message.job as { payload: { data: unknown } }).payload.data === value;
+}
+
+/**
+ * Returns where `value` reached `user`: on `live`, which stays logged in, or else at the next
+ * login once `live` closed too. Returns "lost" when neither received it.
+ */
+async function whereArrived(server: TestServer, live: RawClient, user: string, value: string): Promise<string> {
+  const onLive = await live.next(isOutputWith(value), 2000).then(() => true, () => false);
+  if (onLive) {
+    return "live connection";
+  }
+  live.close();
+  await waitFor(() => !server.bester.sessions.isOnline(user));
+  const next = await RawClient.connect(server.port);
+  await login(next, user, "secret", false);
+  const atLogin = await next.next(isOutputWith(value), 2000).then(() => true, () => false);
+  next.close();
+  return atLogin ? "next login" : "lost";
+}
+
+/** A 4-byte frame header that announces more than maxFrameBytes, so the server replies frameTooLarge and closes. */
+const OVERSIZED_HEADER = Buffer.from([0xf0, 0xff, 0xff, 0xff]);
+
+describe("close while another connection of the user is live", () => {
+  let server: TestServer;
+  let alice: RawClient;
+
+  before(async () => {
+    server = await startServer({ registration: true, handlers: { echo: fixtureHandler("echo") }, plugins: [slowSessionStart(1500)] });
+    alice = await RawClient.connect(server.port);
+    await login(alice, "alice");
+  });
+
+  after(async () => {
+    alice.close();
+    await server.stop();
+  });
+
+  it("keeps a live output held during login", async () => {
+    await registerOffline(server, "bob");
+    const first = await RawClient.connect(server.port);
+    await login(first, "bob", "secret", false);
+
+    // The first login still waits in onSessionStart, so this output waits in its session.
+    await sendOutput(alice, "bob", "held");
+    const second = await RawClient.connect(server.port);
+    await login(second, "bob", "secret", false);
+    first.close();
+    await waitFor(() => server.bester.sessions.connectionsOf("bob").length === 1);
+
+    const arrived = await whereArrived(server, second, "bob", "held");
+
+    expect(first.history.some(isOutputWith("held"))).to.equal(false);
+    expect(arrived).to.not.equal("lost");
+  });
+});
+
+describe("close with stored messages unsent while another connection is live", () => {
+  let server: TestServer;
+  let alice: RawClient;
+
+  before(async () => {
+    // Output written within 1 s of an earlier write waits in the process for the rest of that second.
+    server = await startServer({ registration: true, limits: { outputCoalesceMs: 1000 }, handlers: { echo: fixtureHandler("echo") }, plugins: [slowSessionStart(300)] });
+    alice = await RawClient.connect(server.port);
+    await login(alice, "alice");
+  });
+
+  after(async () => {
+    alice.close();
+    await server.stop();
+  });
+
+  it("keeps stored messages written to the closing connection", async () => {
+    await registerOffline(server, "carol");
+    await sendOutput(alice, "carol", "stored");
+
+    const first = await RawClient.connect(server.port);
+    await login(first, "carol", "secret", false);
+    const second = await RawClient.connect(server.port);
+    await login(second, "carol", "secret", false);
+    // The first login sends the stored message 300 ms after its auth reply, so it waits about 700 ms unsent.
+    await waitFor(() => server.logs.some((entry) => entry.msg === "delivered stored offline messages" && entry.user === "carol"));
+    first.close();
+    await waitFor(() => server.bester.sessions.connectionsOf("carol").length === 1);
+
+    const arrived = await whereArrived(server, second, "carol", "stored");
+
+    expect(first.history.some(isOutputWith("stored"))).to.equal(false);
+    expect(arrived).to.not.equal("lost");
+  });
+});
+
+describe("messages after the server ended a connection", () => {
+  let server: TestServer;
+  let alice: RawClient;
+
+  before(async () => {
+    server = await startServer({
+      registration: true,
+      handlers: { echo: fixtureHandler("echo"), slow: fixtureHandler("delay-echo", { env: { DELAY_MS: "300" } }) },
+      plugins: [slowSessionStart(300)],
+    });
+    alice = await RawClient.connect(server.port);
+    await login(alice, "alice");
+  });
+
+  after(async () => {
+    alice.close();
+    await server.stop();
+  });
+
+  it("keeps a job's output and notification", async () => {
+    await registerOffline(server, "dave");
+    const first = await RawClient.connect(server.port, "127.0.0.1", { allowHalfOpen: true });
+    await login(first, "dave", "secret", false);
+    const submission = await first.request({ request: "newJob", job: { payload: { type: "slow", data: "result" } } });
+    const jobID = (submission.submission as { jobID: string }).jobID;
+
+    // The job replies 300 ms later, while the server waits for this client to close its side.
+    first.writeRaw(OVERSIZED_HEADER);
+    const error = await first.nextReply("error");
+    // This client keeps its side open, so the server destroys the socket after its 2 s close grace.
+    await waitFor(() => !server.bester.sessions.isOnline("dave"));
+    first.close();
+
+    const second = await RawClient.connect(server.port);
+    await login(second, "dave", "secret", false);
+    const output = await second.nextReply("jobOutput", 1500).then((message) => message.job, () => "none");
+    const notification = await second.nextReply("jobNotification", 1500).then((message) => message.job, () => "none");
+    second.close();
+
+    expect((error.error as { code: string }).code).to.equal("frameTooLarge");
+    expect(first.history.some((message) => message.reply === "jobNotification")).to.equal(false);
+    expect(output).to.deep.equal({ jobID: `${jobID}:dave@${server.bester.serverName}`, payload: { type: "slow", data: "result" } });
+    expect(notification).to.deep.equal({ status: "completed", jobID });
+  });
+
+  it("keeps stored messages of a login that ends in a framing error", async () => {
+    await registerOffline(server, "erin");
+    await sendOutput(alice, "erin", "stored");
+
+    const first = await RawClient.connect(server.port, "127.0.0.1", { allowHalfOpen: true });
+    first.send({ request: "auth", account: { username: "erin", password: "secret" } });
+    first.writeRaw(OVERSIZED_HEADER);
+    const auth = await first.nextReply("auth");
+    const error = await first.nextReply("error");
+    await waitFor(() => !server.bester.sessions.isOnline("erin"));
+    first.close();
+
+    const second = await RawClient.connect(server.port);
+    await login(second, "erin", "secret", false);
+    const arrived = await second.next(isOutputWith("stored"), 1500).then(() => "received", () => "none");
+    second.close();
+
+    expect((auth.auth as { status: string }).status).to.equal("ok");
+    expect((error.error as { code: string }).code).to.equal("frameTooLarge");
+    expect(first.history.some(isOutputWith("stored"))).to.equal(false);
+    expect(arrived).to.equal("received");
+  });
+});
+
+describe("a login that ends after the auth deadline", () => {
+  let server: TestServer;
+  let alice: RawClient;
+  /** How long each login waits before the accounts plugin checks the password. */
+  let authDelayMs = 0;
+  const slowAuth: BesterPlugin = {
+    name: "slow-auth",
+    apply(bester) {
+      bester.hooks.onAuth.tapPromise({ name: "slow-auth", stage: -10 }, () => new Promise((resolve) => setTimeout(() => resolve(undefined), authDelayMs)));
+    },
+  };
+
+  before(async () => {
+    server = await startServer({ registration: true, limits: { authTimeoutMs: 200 }, handlers: { echo: fixtureHandler("echo") }, plugins: [slowAuth] });
+    alice = await RawClient.connect(server.port);
+    await login(alice, "alice");
+  });
+
+  after(async () => {
+    alice.close();
+    await server.stop();
+  });
+
+  it("keeps stored messages", async () => {
+    await registerOffline(server, "frank");
+    await sendOutput(alice, "frank", "stored");
+
+    // The deadline closes the connection at 200 ms, and the login succeeds at 400 ms.
+    authDelayMs = 400;
+    const first = await RawClient.connect(server.port, "127.0.0.1", { allowHalfOpen: true });
+    first.send({ request: "auth", account: { username: "frank", password: "secret" } });
+    const error = await first.nextReply("error");
+    await waitFor(() => server.logs.some((entry) => entry.msg === "delivered stored offline messages" && entry.user === "frank"));
+    authDelayMs = 0;
+    await waitFor(() => !server.bester.sessions.isOnline("frank"));
+    first.close();
+
+    const second = await RawClient.connect(server.port);
+    await login(second, "frank", "secret", false);
+    const arrived = await second.next(isOutputWith("stored"), 1500).then(() => "received", () => "none");
+    second.close();
+
+    expect((error.error as { code: string }).code).to.equal("notAuthenticated");
+    expect(first.history.some(isOutputWith("stored"))).to.equal(false);
+    expect(arrived).to.equal("received");
+  });
+});
+
+describe("submitter leaves while its next connection is live", () => {
+  let server: TestServer;
+  let folder: string;
+  /** Called after each job's notification was sent, when its onJobDone taps run. */
+  let jobDone: () => void = () => undefined;
+  /** Delays each handler output by 100 ms, so it is sent after the submission reply's write, and signals each job's end. */
+  const jobTiming: BesterPlugin = {
+    name: "job-timing",
+    apply(bester) {
+      bester.hooks.onHandlerOutput.tapPromise("job-timing", (output) => new Promise((resolve) => setTimeout(() => resolve(output), 100)));
+      bester.hooks.onJobDone.tap("job-timing", () => jobDone());
+    },
+  };
+
+  before(async () => {
+    folder = await makeTempDir("bester-close-races-");
+    server = await startServer({
+      registration: true,
+      store: `sqlite://${path.join(folder, "bester.sqlite")}`,
+      limits: { outputCoalesceMs: 1000 },
+      handlers: { echo: fixtureHandler("echo") },
+      plugins: [jobTiming],
+    });
+  });
+
+  after(async () => {
+    await server.stop();
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  /**
+   * Has gina submit on a first connection a job for herself and alice, logs gina in on a second
+   * connection while her output and notification wait unsent on the first, and ends the first
+   * with `leave`. Returns both connections.
+   */
+  async function submitAndReconnect(leave: (first: RawClient) => void, alice: RawClient): Promise<{ second: RawClient; first: RawClient }> {
+    const first = await RawClient.connect(server.port);
+    await login(first, "gina", "secret", false);
+    // Quiet for over 1 s, so the submission reply leaves at once and starts the coalescing second.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+
+    const done = new Promise<void>((resolve) => {
+      jobDone = resolve;
+    });
+    await first.request({ request: "newJob", job: { payload: { type: "echo", data: { deliverTo: ["gina", "alice"], value: "once" } } } });
+    await alice.next(isOutputWith("once"));
+    // Gina's output and notification now wait unsent on the first connection.
+    await done;
+    const second = await RawClient.connect(server.port);
+    await login(second, "gina", "secret", false);
+    leave(first);
+    await waitFor(() => server.bester.sessions.connectionsOf("gina").length === 1);
+    return { second, first };
+  }
+
+  it("keeps the notification when the client closes", async () => {
+    const alice = await RawClient.connect(server.port);
+    await login(alice, "alice");
+    await registerOffline(server, "gina");
+
+    const { first, second } = await submitAndReconnect((client) => client.close(), alice);
+    const notification = await second.nextReply("jobNotification", 2500).then(() => "received", () => "none");
+    second.close();
+    alice.close();
+
+    const reruns = server.logs.filter((entry) => entry.msg === "submitter reconnected before the notification was sent; running the job again");
+    expect(first.history.some((message) => message.reply === "jobNotification")).to.equal(false);
+    expect(reruns).to.deep.equal([]);
+    expect(notification).to.equal("received");
+  });
+
+  it("runs the job once when the client resets", async () => {
+    const alice = await RawClient.connect(server.port);
+    await login(alice, "alice", "secret", false);
+
+    const { second } = await submitAndReconnect((client) => client.socket.resetAndDestroy(), alice);
+    const notification = await second.nextReply("jobNotification", 2500).then(() => "received", () => "none");
+    // A second run of the job would reach alice within this time.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    second.close();
+    alice.close();
+
+    const reruns = server.logs.filter((entry) => entry.msg === "submitter reconnected before the notification was sent; running the job again");
+    expect(notification).to.equal("received");
+    expect(alice.history.filter(isOutputWith("once")).length).to.equal(1);
+    expect(reruns).to.deep.equal([]);
+  });
+});
