@@ -1,6 +1,7 @@
 // Offline delivery: outputs, notifications and progress for a user with no live connection are
 // stored and sent, in order, to the next connection that authenticates as that user. Each user's
-// backlog is bounded; on overflow the oldest message is dropped with a warning.
+// stored outputs and progress reports are bounded, and on overflow the oldest is dropped with a
+// warning. Notifications are always kept.
 
 import type { Bester } from "../../core/bester.js";
 import { createJobId } from "../../core/jobs/job.js";
@@ -12,9 +13,14 @@ import type { GroupCommitWriter } from "../journal/group-commit.js";
 export const PLUGIN_NAME = "offline";
 
 const PREFIX = "offline/";
+/**
+ * Ends the key of a stored jobNotification. The backlog bound never drops those: a notification is
+ * a job's only outcome once the journal removed the job, and there is one per job.
+ */
+const NOTIFICATION_MARK = ":notification";
 
 export interface OfflineOptions {
-  /** Stored messages per user; beyond it the oldest is dropped. Default 1000. */
+  /** Stored outputs and progress reports per user; beyond it the oldest is dropped. Notifications are always kept. Default 1000. */
   maxMessages?: number;
 }
 
@@ -54,19 +60,12 @@ export function offlinePlugin(options: OfflineOptions = {}): BesterPlugin {
         }
 
         // Everything up to the put runs synchronously: see GroupCommitWriter on why that matters.
-        const key = `${PREFIX}${user}/${createJobId()}`;
+        const notification = (message as { reply?: unknown }).reply === "jobNotification";
+        const key = `${PREFIX}${user}/${createJobId()}${notification ? NOTIFICATION_MARK : ""}`;
         const keys = backlog.get(user) ?? [];
-        backlog.set(user, keys);
         keys.push(key);
         const stored = journal.put(key, JSON.stringify(message));
-
-        if (keys.length > maxMessages) {
-          const oldest = keys.splice(0, keys.length - maxMessages);
-          for (const old of oldest) {
-            void journal.delete(old).catch(() => undefined);
-          }
-          warnDropped(user, oldest.length);
-        }
+        backlog.set(user, notification ? keys : dropOverBound(user, keys, journal));
         await stored;
         return true;
       });
@@ -133,6 +132,23 @@ export function offlinePlugin(options: OfflineOptions = {}): BesterPlugin {
       /** Checks that `connection` is still one of the user's live connections, which the registry drops at close. */
       function isLive(user: string, connection: Connection): boolean {
         return bester.sessions.connectionsOf(user).some((live) => live.id === connection.id);
+      }
+
+      /**
+       * Returns `keys` without the oldest outputs and progress reports beyond maxMessages, whose
+       * stored copies are deleted. Notifications stay, and do not count against the bound.
+       */
+      function dropOverBound(user: string, keys: string[], journal: GroupCommitWriter): string[] {
+        const bounded = keys.filter((key) => !key.endsWith(NOTIFICATION_MARK));
+        if (bounded.length <= maxMessages) {
+          return keys;
+        }
+        const oldest = new Set(bounded.slice(0, bounded.length - maxMessages));
+        for (const old of oldest) {
+          void journal.delete(old).catch(() => undefined);
+        }
+        warnDropped(user, oldest.size);
+        return keys.filter((key) => !oldest.has(key));
       }
 
       /** Logs drops once per 100 per user, so a flood of messages does not flood the log. */

@@ -6,7 +6,11 @@ describe("offline delivery", () => {
   let server: TestServer;
 
   before(async () => {
-    server = await startServer({ registration: true, offline: { maxMessages: 3 }, handlers: { echo: fixtureHandler("echo") } });
+    server = await startServer({
+      registration: true,
+      offline: { maxMessages: 3 },
+      handlers: { echo: fixtureHandler("echo"), slow: fixtureHandler("delay-echo", { env: { DELAY_MS: "200" } }) },
+    });
     const bob = await RawClient.connect(server.port);
     await login(bob, "bob");
     bob.close();
@@ -41,6 +45,36 @@ describe("offline delivery", () => {
     expect(warning?.level).to.equal(40);
     alice.close();
     bob.close();
+  });
+
+  it("keeps every notification beyond the bound", async () => {
+    const dora = await RawClient.connect(server.port);
+    await login(dora, "dora");
+    const jobIDs: string[] = [];
+    for (let index = 1; index <= 5; index += 1) {
+      const reply = await dora.request({ request: "newJob", job: { payload: { type: "slow", data: index } } });
+      jobIDs.push((reply.submission as { jobID: string }).jobID);
+    }
+    // The jobs end after dora left, so their five outputs and five notifications are stored.
+    dora.close();
+    while (!server.bester.scheduler.stats().some((entry) => entry.type === "slow" && entry.completed >= 5)) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+
+    const again = await RawClient.connect(server.port);
+    await login(again, "dora", "secret", false);
+    const notified: string[] = [];
+    for (let index = 0; index < 5; index += 1) {
+      const notification = await again.nextReply("jobNotification");
+      notified.push((notification.job as { jobID: string }).jobID);
+    }
+    const outputs = again.history.filter((message) => message.reply === "jobOutput").map((message) => (message.job as { payload: { data: unknown } }).payload.data);
+
+    // Jobs run on several handler connections at once, so they may end in another order.
+    expect([...notified].sort()).to.deep.equal([...jobIDs].sort());
+    expect(outputs).to.have.length(3);
+    expect(outputs).to.include(5);
+    again.close();
   });
 
   it("sends the backlog only once", async () => {
