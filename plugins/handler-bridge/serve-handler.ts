@@ -79,7 +79,7 @@ export async function serveHandler(options: ServeHandlerOptions, handle: Handler
     server.once("error", reject);
     server.listen(socketPath, () => resolve());
   });
-  exitWithParent();
+  exitWithDaemon(options.type);
   return server;
 }
 
@@ -185,17 +185,32 @@ function isPromise(value: unknown): value is Promise<HandlerReply> {
 }
 
 /**
- * Exits when the daemon that spawned this handler is gone, so a killed daemon leaves no orphan
- * handlers behind. Only applies to handlers the daemon started (BESTER_SOCKET is set).
+ * Exits when the daemon that started this handler is gone, so a killed daemon leaves no orphan
+ * handlers behind. Only a handler the daemon started has BESTER_DAEMON_PID, so one started by hand
+ * keeps running whatever its parent does.
  */
-function exitWithParent(): void {
-  if (!process.env.BESTER_SOCKET) {
+function exitWithDaemon(type: string): void {
+  const daemon = Number(process.env.BESTER_DAEMON_PID);
+  if (!Number.isInteger(daemon) || daemon <= 0) {
     return;
   }
-  const parent = process.ppid;
+  // A direct child sees its parent change at once. Through a shell, the daemon's pid is watched,
+  // which also sees it gone only once its own parent reaped it.
+  const directChild = process.ppid === daemon;
   setInterval(() => {
-    if (process.ppid !== parent) {
+    if (directChild ? process.ppid !== daemon : !isRunning(daemon)) {
+      console.error(`Handler "${type}": the Bester daemon (process ${daemon}) that started it is gone, so the handler exits.`);
       process.exit(0);
     }
   }, 1000).unref();
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: the process exists but belongs to another user.
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
 }

@@ -1,5 +1,6 @@
 // Starts a handler process from its configured command, restarts it with backoff when it exits,
-// and stops it on shutdown. The process learns its socket from BESTER_SOCKET.
+// and stops it on shutdown. The process learns its socket from BESTER_SOCKET and the daemon's
+// process id from BESTER_DAEMON_PID.
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, rm } from "node:fs/promises";
@@ -45,7 +46,7 @@ export class HandlerSupervisor {
    */
   private spawn(): void {
     const command = this.config.command!;
-    const env = { ...process.env, ...this.config.env, BESTER_SOCKET: this.config.socket, BESTER_TYPE: this.type };
+    const env = { ...process.env, ...this.config.env, BESTER_SOCKET: this.config.socket, BESTER_TYPE: this.type, BESTER_DAEMON_PID: String(process.pid) };
     const child = Array.isArray(command)
       ? spawn(command[0]!, command.slice(1), { cwd: this.config.cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] })
       : // "exec" makes the shell replace itself, so signals reach the handler and not only the shell.

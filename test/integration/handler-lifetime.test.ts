@@ -1,0 +1,90 @@
+import { expect } from "chai";
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import net from "node:net";
+import path from "node:path";
+import { startDaemon, stopDaemon, writeDaemonConfig, type DaemonProcess } from "../daemon-process.js";
+import { fixtureHandler, makeTempDir, REPO_ROOT } from "../helper.js";
+
+/** Whether `pid` runs; a zombie, which has exited but is not reaped yet, counts as gone. */
+function isRunning(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+async function until(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) {
+      return false;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return true;
+}
+
+describe("handler process lifetime", function () {
+  this.timeout(30_000);
+  let folder: string | undefined;
+  let daemon: DaemonProcess | undefined;
+  let handlerPid: number | undefined;
+
+  afterEach(async () => {
+    if (daemon && daemon.child.exitCode === null && daemon.child.signalCode === null) {
+      await stopDaemon(daemon, "SIGKILL");
+    }
+    if (handlerPid !== undefined && isRunning(handlerPid)) {
+      process.kill(handlerPid, "SIGKILL");
+    }
+    if (folder) {
+      await rm(folder, { recursive: true, force: true });
+    }
+    daemon = undefined;
+    handlerPid = undefined;
+    folder = undefined;
+  });
+
+  it("exits once its daemon is killed", async () => {
+    const written = await writeDaemonConfig({ handlers: { echo: fixtureHandler("echo") } });
+    folder = written.folder;
+    daemon = await startDaemon(written.file);
+    const started = daemon.logs.find((entry) => entry.msg === "handler process started" && entry.type === "echo");
+    handlerPid = started?.pid as number;
+    expect(isRunning(handlerPid)).to.equal(true);
+
+    daemon.child.kill("SIGKILL");
+    await daemon.exited;
+    const gone = await until(() => !isRunning(handlerPid!), 5000);
+
+    expect(gone).to.equal(true);
+  });
+
+  it("keeps running when started by hand", async () => {
+    folder = await makeTempDir("bester-handler-lifetime-");
+    const socket = path.join(folder, "echo.sock");
+    // A shell starts the handler in the background and exits a second later, as a terminal session that ends would.
+    const script = `"${process.execPath}" --import tsx test/fixtures/handlers/echo.ts >/dev/null 2>&1 & echo $!; sleep 1`;
+    const shell = spawn("sh", ["-c", script], { cwd: REPO_ROOT, env: { ...process.env, BESTER_SOCKET: socket, BESTER_DAEMON_PID: "" } });
+    let output = "";
+    shell.stdout.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
+    await new Promise((resolve) => shell.once("exit", resolve));
+    handlerPid = Number(output.trim());
+
+    // The daemon's handlers check every second, so three seconds would show an exit.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const serving = await new Promise<boolean>((resolve) => {
+      const client = net.createConnection(socket, () => {
+        client.destroy();
+        resolve(true);
+      });
+      client.once("error", () => resolve(false));
+    });
+
+    expect(isRunning(handlerPid)).to.equal(true);
+    expect(serving).to.equal(true);
+  });
+});
