@@ -92,8 +92,23 @@ function readOwner(file: string): number | undefined {
 function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
   }
+  // A killed server stays a zombie until its parent reaps it: a second or so after kill -9, and for
+  // good under an init that never reaps. A zombie holds no files or sockets.
+  return !isZombie(pid);
+}
+
+/** Reads the process state from /proc; where there is no /proc, the signal check above decides. */
+function isZombie(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return false;
+  }
+  // The state follows the command name, which is in parentheses and may itself contain ") ".
+  const nameEnd = stat.lastIndexOf(")");
+  return stat.charAt(nameEnd + 2) === "Z";
 }

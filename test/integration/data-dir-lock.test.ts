@@ -1,6 +1,7 @@
 import { expect } from "chai";
-import { existsSync } from "node:fs";
-import { readFile, rm } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { startDaemon, stopDaemon, writeDaemonConfig, type DaemonProcess } from "../daemon-process.js";
 import { fixtureHandler } from "../helper.js";
@@ -73,5 +74,26 @@ describe("one server per data folder", function () {
 
     await stopDaemon(next, "SIGTERM");
     expect(existsSync(pidFile), "a stopped server removes its pid file").to.equal(false);
+  });
+
+  it("takes over a pid file whose process is a zombie", async () => {
+    const config = await writeDaemonConfig({});
+    folder = config.folder;
+    // `sleep 0` exits at once, and its parent, the shell turned into `sleep 5` by exec, never
+    // reaps it: a zombie for five seconds, as a killed server is until its parent reaps it.
+    const holder = spawn("sh", ["-c", "sleep 0 & echo $!; exec sleep 5"]);
+    const zombie = await new Promise<number>((resolve) => holder.stdout.once("data", (chunk: Buffer) => resolve(Number(chunk.toString("utf8").trim()))));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const state = readFileSync(`/proc/${zombie}/stat`, "utf8").split(") ")[1]!.charAt(0);
+    const pidFile = path.join(folder, "data", "bester.pid");
+    await mkdir(path.dirname(pidFile), { recursive: true });
+    await writeFile(pidFile, `${zombie}\n`);
+
+    const next = await startDaemon(config.file);
+    daemons.push(next);
+    holder.kill("SIGKILL");
+
+    expect(state).to.equal("Z");
+    expect((await readFile(pidFile, "utf8")).trim()).to.equal(String(next.child.pid));
   });
 });
