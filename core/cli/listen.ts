@@ -61,7 +61,7 @@ async function listen(options: ListenOptions): Promise<number> {
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
 
-  await new Promise<void>((resolve) => client.once("close", resolve));
+  await new Promise<void>((resolve) => client.once("close", () => resolve()));
   if (interrupted) {
     return 0;
   }

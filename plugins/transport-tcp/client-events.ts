@@ -35,8 +35,11 @@ export interface ClientEvents {
   disconnect: [Error];
   /** The client reconnected (and logged in again when it had logged in before). */
   reconnect: [{ attempt: number }];
-  /** The client is closed for good: close() was called, or the connection was lost and not regained. */
-  close: [];
+  /**
+   * The client is closed for good: close() was called, or the connection was lost and not regained.
+   * `lost` is the error that ended the connection, and undefined after close().
+   */
+  close: [lost?: Error];
 }
 
 /**

@@ -41,7 +41,7 @@ export async function runJob(client: BesterClient, type: string, data: unknown, 
   const closed = new Promise<never>((_, reject) => (rejectClosed = reject));
   // Marks the rejection handled for the case where submit() fails first and nothing awaits it.
   closed.catch(() => undefined);
-  const onClose = () => rejectClosed(new BesterClientError("connectionClosed", `The client closed before job ${jobID ?? "(not yet accepted)"} finished.`));
+  const onClose = (lost?: Error) => rejectClosed(closedError(jobID, lost));
 
   client.on("output", onOutput);
   client.on("notification", onNotification);
@@ -66,4 +66,15 @@ export async function runJob(client: BesterClient, type: string, data: unknown, 
     client.off("progress", onProgress);
     client.off("close", onClose);
   }
+}
+
+/** Says why run() ended without the job's notification, and where the job's result goes. */
+function closedError(jobID: string | undefined, lost: Error | undefined): BesterClientError {
+  if (!lost) {
+    return new BesterClientError("connectionClosed", `The client was closed before job ${jobID ?? "(not yet accepted)"} finished.`);
+  }
+  if (jobID === undefined) {
+    return new BesterClientError("connectionClosed", `${lost.message} The job's submission got no reply, so it may or may not have been accepted. Log in again to receive its messages if it was, or submit it again.`, { cause: lost });
+  }
+  return new BesterClientError("connectionClosed", `${lost.message} Job ${jobID} was accepted before that, so its output and notification wait for this user's next login (\`bester listen\` prints them). Only a server with a durable store, such as the default sqlite, keeps them across its restart.`, { cause: lost });
 }

@@ -220,7 +220,7 @@ export class BesterClient extends EventEmitter<ClientEvents> {
         pending.reject(lost);
       }
       if (this.closing || !this.reconnectOptions) {
-        this.end();
+        this.end(this.closing ? undefined : lost);
         return;
       }
       if (this.inReconnectLoop) {
@@ -279,7 +279,7 @@ export class BesterClient extends EventEmitter<ClientEvents> {
       this.emit("reconnect", { attempt });
       return;
     }
-    this.end();
+    this.end(new BesterClientError("connectionClosed", `The connection to the server was lost and ${retries} attempts to reconnect failed.`));
     throw this.closedError;
   }
 
@@ -342,14 +342,14 @@ export class BesterClient extends EventEmitter<ClientEvents> {
     }
   }
 
-  /** Marks the client closed for good and emits `close`, which also ends the iterators. */
-  private end(): void {
+  /** Marks the client closed for good and emits `close` with why the connection was `lost`, which also ends the iterators. */
+  private end(lost?: Error): void {
     if (this.closedError) {
       return;
     }
     this.closedError = new BesterClientError("connectionClosed", "The client is closed. Connect again with BesterClient.connect().");
     this.reconnecting = undefined;
-    this.emit("close");
+    this.emit("close", lost);
   }
 }
 

@@ -11,7 +11,7 @@ import { createStoreProvider } from "../../plugins/store/index.js";
 import { BesterClient, BesterClientError, type JobOutputEvent } from "../../plugins/transport-tcp/client.js";
 import { fixtureHandler, startServer, type TestServer } from "../helper.js";
 
-const handlers = { echo: fixtureHandler("echo"), progress: fixtureHandler("progress") };
+const handlers = { echo: fixtureHandler("echo"), progress: fixtureHandler("progress"), slow: fixtureHandler("delay-echo", { env: { DELAY_MS: "500" } }) };
 
 async function loggedIn(port: number, user: string): Promise<BesterClient> {
   const client = await BesterClient.connect({ port });
@@ -86,6 +86,25 @@ describe("client SDK BesterClient", () => {
 
     expect(error).to.be.instanceOf(BesterClientError);
     expect((error as BesterClientError).code).to.equal("connectionClosed");
+    expect((error as BesterClientError).message).to.match(/^The client was closed before job /);
+  });
+
+  it("run names the job when the server closes first", async () => {
+    const client = await loggedIn(server.port, "alice");
+
+    const running = client.run("slow", "x").catch((caught: unknown) => caught);
+    while (!server.bester.scheduler.stats().some((entry) => entry.type === "slow" && entry.running > 0)) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    // The server ends the connection while the accepted job still runs.
+    for (const connection of server.bester.sessions.connectionsOf("alice")) {
+      connection.close();
+    }
+    const error = (await running) as BesterClientError;
+
+    expect(error.code).to.equal("connectionClosed");
+    expect(error.message).to.match(/^The connection to the server closed\. Job \S+ was accepted before that/);
+    expect(error.message).to.contain("next login");
   });
 
   it("run reports progress through onProgress", async () => {
