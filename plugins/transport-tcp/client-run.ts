@@ -68,7 +68,7 @@ export async function runJob(client: BesterClient, type: string, data: unknown, 
   }
 }
 
-/** Says why run() ended without the job's notification, and where the job's result goes. */
+/** Builds the error for a run() that ended without the job's notification, naming where the job's result goes. */
 function closedError(jobID: string | undefined, lost: Error | undefined): BesterClientError {
   if (!lost) {
     return new BesterClientError("connectionClosed", `The client was closed before job ${jobID ?? "(not yet accepted)"} finished.`);
