@@ -24,7 +24,7 @@ export function createProgram(): Command {
     // Usage mistakes print in the same one-line form as every other failure, with a pointer to
     // the help instead of the whole help text. Subcommands copy these settings when created.
     .configureOutput({ outputError: (text, write) => write(`bester: ${text.replace(/^error: /, "").trimEnd()} [invalidArgument]\n`) })
-    .showHelpAfterError("(add --help for the command's options)")
+    .showHelpAfterError("(run `bester --help` for the list of commands)")
     .addHelpText("after", EXIT_CODES_HELP);
 
   registerStartCommand(program);
@@ -33,5 +33,14 @@ export function createProgram(): Command {
   registerStatusCommand(program);
   registerUserCommands(program);
   registerKeysCommand(program);
+  // A mistake inside a command points to that command's help.
+  pointToCommandHelp(program.commands);
   return program;
+}
+
+function pointToCommandHelp(commands: readonly Command[]): void {
+  for (const command of commands) {
+    command.showHelpAfterError("(add --help for the command's options)");
+    pointToCommandHelp(command.commands);
+  }
 }

@@ -218,7 +218,10 @@ export class JobEngine {
     for (const job of jobs) {
       void this.finish(job, {
         status: "failed",
-        error: { code: "handlerUnavailable", message: `No handler for type "${job.type}" connected in time. Check that the handler process runs and listens on its socket.` },
+        error: {
+          code: "handlerUnavailable",
+          message: `No handler for type "${job.type}" connected within ${this.scheduler.optionsOf(job.type)?.unavailableTimeoutMs ?? "its"} ms (handlers.${job.type}.unavailableTimeoutMs). Check that the handler process runs and listens on its socket; the server log names the socket.`,
+        },
       });
     }
   };

@@ -168,6 +168,20 @@ describe("bester usage mistakes", () => {
     expect(result.stderr).to.equal("bester: required option '-u, --user <name>' not specified [invalidArgument]\n(add --help for the command's options)\n");
   });
 
+  it("points an unknown command to the command list", async () => {
+    const result = await runCli(["bogus"]);
+
+    expect(result.code).to.equal(1);
+    expect(result.stderr).to.equal("bester: unknown command 'bogus' [invalidArgument]\n(run `bester --help` for the list of commands)\n");
+  });
+
+  it("points a mistake in a nested command to its help", async () => {
+    const result = await runCli(["user", "add"]);
+
+    expect(result.code).to.equal(1);
+    expect(result.stderr).to.equal("bester: missing required argument 'name' [invalidArgument]\n(add --help for the command's options)\n");
+  });
+
   it("reports an unreadable --file as invalidArgument, naming the path", async () => {
     const missing = path.join(await makeTempDir("bester-cli-file-"), "missing.txt");
 

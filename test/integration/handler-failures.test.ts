@@ -270,7 +270,7 @@ describe("handler failures", () => {
     lateHandler = await serveInProcess(path.join(sockets, "late.sock"), "late", (payload, job) => ({ payload, director: deliverTo(job.from) }));
 
     expect(error.code).to.equal("handlerUnavailable");
-    expect(error.message).to.include("brief");
+    expect(error.message).to.include(`No handler for type "brief" connected within ${server.bester.config.handlers.brief!.unavailableTimeoutMs} ms (handlers.brief.unavailableTimeoutMs)`);
     // The reconnect backoff can exceed this type's short wait limit, so wait for the connection first.
     await waitUntil(() => server.bester.scheduler.stats().find((entry) => entry.type === "brief")!.workers > 0);
     await expectServing("brief");
