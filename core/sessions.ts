@@ -85,8 +85,8 @@ export class MemorySessionRegistry implements SessionRegistry {
     if (!connections) {
       return 0;
     }
-    // A symbol-keyed property, which JSON leaves out: a WeakMap entry per message cost the collector
-    // measurably more under load.
+    // A symbol-keyed property, which JSON leaves out, instead of a WeakMap entry per message that
+    // the collector would have to process.
     (message as Stamped)[SENT_AT] = this.generation;
     for (const connection of connections) {
       connection.send(message);
