@@ -54,6 +54,8 @@ export class WebSocketConnection implements Connection {
     this.socket.on("close", () => {
       this.closed = true;
       clearTimeout(this.authTimer);
+      // NOTE: messages that ws still buffered at the close are not passed on as unsent, so they are
+      // lost. The TCP transport tracks each write and passes them back for offline delivery.
       this.session.closedByTransport();
     });
 
