@@ -1,10 +1,10 @@
 // Offline delivery: outputs, notifications and progress for a user with no live connection are
 // stored and sent, in order, to the next connection that authenticates as that user. Each user's
-// stored outputs and progress reports are bounded, and on overflow the oldest is dropped with a
-// warning. Notifications are always kept.
+// stored outputs from other users' jobs and progress reports are bounded, and on overflow the oldest
+// is dropped with a warning. Notifications and outputs of the user's own jobs are always kept.
 
 import type { Bester } from "../../core/bester.js";
-import { createJobId } from "../../core/jobs/job.js";
+import { createJobId, parseOutputId } from "../../core/jobs/job.js";
 import type { BesterPlugin } from "../../core/plugin.js";
 import type { Connection } from "../../core/sessions.js";
 import { openDurableLog } from "../journal/durable-log.js";
@@ -14,13 +14,15 @@ export const PLUGIN_NAME = "offline";
 
 const PREFIX = "offline/";
 /**
- * Ends the key of a stored jobNotification. The backlog bound never drops those: a notification is
- * a job's only outcome once the journal removed the job, and there is one per job.
+ * Ends the key of a message about one of the user's own jobs: its notification, or an output of a
+ * job the user submitted here. The backlog bound never drops those, because once the journal
+ * removed the job they are all that is left of it, and the user's own accepted jobs bound their
+ * number. Outputs that other users' jobs send this user stay bounded.
  */
-const NOTIFICATION_MARK = ":notification";
+const KEPT_MARK = ":kept";
 
 export interface OfflineOptions {
-  /** Stored outputs and progress reports per user; beyond it the oldest is dropped. Notifications are always kept. Default 1000. */
+  /** Stored progress reports and outputs of other users' jobs per user; beyond it the oldest is dropped. Default 1000. */
   maxMessages?: number;
 }
 
@@ -60,12 +62,12 @@ export function offlinePlugin(options: OfflineOptions = {}): BesterPlugin {
         }
 
         // Everything up to the put runs synchronously: see GroupCommitWriter on why that matters.
-        const notification = (message as { reply?: unknown }).reply === "jobNotification";
-        const key = `${PREFIX}${user}/${createJobId()}${notification ? NOTIFICATION_MARK : ""}`;
+        const kept = isAboutOwnJob(user, message);
+        const key = `${PREFIX}${user}/${createJobId()}${kept ? KEPT_MARK : ""}`;
         const keys = backlog.get(user) ?? [];
         keys.push(key);
         const stored = journal.put(key, JSON.stringify(message));
-        backlog.set(user, notification ? keys : dropOverBound(user, keys, journal));
+        backlog.set(user, kept ? keys : dropOverBound(user, keys, journal));
         await stored;
         return true;
       });
@@ -134,12 +136,26 @@ export function offlinePlugin(options: OfflineOptions = {}): BesterPlugin {
         return bester.sessions.connectionsOf(user).some((live) => live.id === connection.id);
       }
 
+      /** Checks whether `message` is the notification of, or an output of, a job `user` submitted on this server. */
+      function isAboutOwnJob(user: string, message: object): boolean {
+        const reply = (message as { reply?: unknown }).reply;
+        if (reply === "jobNotification") {
+          return true;
+        }
+        const outputId = (message as { job?: { jobID?: unknown } }).job?.jobID;
+        if (reply !== "jobOutput" || typeof outputId !== "string") {
+          return false;
+        }
+        const parsed = parseOutputId(outputId);
+        return parsed !== undefined && parsed.user === user && parsed.server === bester.serverName;
+      }
+
       /**
-       * Returns `keys` without the oldest outputs and progress reports beyond maxMessages, whose
-       * stored copies are deleted. Notifications stay, and do not count against the bound.
+       * Returns `keys` without the oldest bounded messages beyond maxMessages, whose stored copies
+       * are deleted. Messages about the user's own jobs stay, and do not count against the bound.
        */
       function dropOverBound(user: string, keys: string[], journal: GroupCommitWriter): string[] {
-        const bounded = keys.filter((key) => !key.endsWith(NOTIFICATION_MARK));
+        const bounded = keys.filter((key) => !key.endsWith(KEPT_MARK));
         if (bounded.length <= maxMessages) {
           return keys;
         }

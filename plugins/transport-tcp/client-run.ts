@@ -48,7 +48,15 @@ export async function runJob(client: BesterClient, type: string, data: unknown, 
   client.on("progress", onProgress);
   client.on("close", onClose);
   try {
-    jobID = await client.submit(type, data, { priority: options.priority });
+    try {
+      jobID = await client.submit(type, data, { priority: options.priority });
+    } catch (error) {
+      // After a lost connection nobody knows whether the server accepted the job, so the error states that and the next step.
+      if (error instanceof BesterClientError && error.code === "connectionClosed" && !client.closedByCaller) {
+        throw closedError(undefined, error);
+      }
+      throw error;
+    }
     for (const entry of early) {
       if (entry.kind === "output") {
         matchOutput(entry.event);
@@ -74,7 +82,7 @@ function closedError(jobID: string | undefined, lost: Error | undefined): Bester
     return new BesterClientError("connectionClosed", `The client was closed before job ${jobID ?? "(not yet accepted)"} finished.`);
   }
   if (jobID === undefined) {
-    return new BesterClientError("connectionClosed", `${lost.message} The job's submission got no reply, so it may or may not have been accepted. Log in again to receive its messages if it was, or submit it again.`, { cause: lost });
+    return new BesterClientError("connectionClosed", `${lost.message} The job's submission got no reply, so the server may or may not have accepted it. Once the server runs again, check for its messages at your next login (\`bester listen --all\`), or submit the job again.`, { cause: lost });
   }
-  return new BesterClientError("connectionClosed", `${lost.message} Job ${jobID} was accepted before that, so its output and notification wait for this user's next login (\`bester listen\` prints them). Only a server with a durable store, such as the default sqlite, keeps them across its restart.`, { cause: lost });
+  return new BesterClientError("connectionClosed", `${lost.message} Job ${jobID} was accepted before that. If the server stopped, start it again: it runs the job after the restart, or again if it was running. Its output and notification then wait for your next login (\`bester listen --all\` prints them). Only a server with a durable store, such as the default sqlite, keeps the job across a restart.`, { cause: lost });
 }

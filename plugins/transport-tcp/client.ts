@@ -89,6 +89,11 @@ export class BesterClient extends EventEmitter<ClientEvents> {
     return this.closedError !== undefined;
   }
 
+  /** Whether close() was called, as opposed to the connection being lost. */
+  get closedByCaller(): boolean {
+    return this.closing;
+  }
+
   /** Sends one request and resolves with its reply, whatever its kind. */
   async request(message: Record<string, unknown>): Promise<Record<string, unknown>> {
     if (this.reconnecting) {

@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import type { BesterPlugin } from "../../core/plugin.js";
 import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
 import net from "node:net";
@@ -220,6 +221,32 @@ describe("client SDK BesterClient", () => {
     const error = await client.submit("echo", 1).catch((caught: unknown) => caught);
 
     expect((error as BesterClientError).code).to.equal("connectionClosed");
+  });
+});
+
+describe("client SDK run() before acceptance", () => {
+  it("says the job may not have been accepted when the server closes first", async () => {
+    // Holds each submission in onJobSubmit, so the connection closes before its reply.
+    const slowSubmit: BesterPlugin = {
+      name: "slow-submit",
+      apply(bester) {
+        bester.hooks.onJobSubmit.tapPromise("slow-submit", (job) => new Promise((resolve) => setTimeout(() => resolve(job), 300)));
+      },
+    };
+    const server = await startServer({ registration: true, handlers, plugins: [slowSubmit] });
+    const client = await loggedIn(server.port, "alice");
+
+    const running = client.run("echo", "x").catch((caught: unknown) => caught);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    for (const connection of server.bester.sessions.connectionsOf("alice")) {
+      connection.close();
+    }
+    const error = (await running) as BesterClientError;
+    await server.stop();
+
+    expect(error.code).to.equal("connectionClosed");
+    expect(error.message).to.contain("The job's submission got no reply, so the server may or may not have accepted it.");
+    expect(error.message).to.contain("bester listen --all");
   });
 });
 

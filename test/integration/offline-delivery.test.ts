@@ -47,7 +47,7 @@ describe("offline delivery", () => {
     bob.close();
   });
 
-  it("keeps every notification beyond the bound", async () => {
+  it("keeps a user's own jobs beyond the bound", async () => {
     const dora = await RawClient.connect(server.port);
     await login(dora, "dora");
     const jobIDs: string[] = [];
@@ -72,8 +72,7 @@ describe("offline delivery", () => {
 
     // Jobs run on several handler connections at once, so they may end in another order.
     expect([...notified].sort()).to.deep.equal([...jobIDs].sort());
-    expect(outputs).to.have.length(3);
-    expect(outputs).to.include(5);
+    expect([...outputs].sort()).to.deep.equal([1, 2, 3, 4, 5]);
     again.close();
   });
 
