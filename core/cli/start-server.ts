@@ -84,5 +84,8 @@ function openLog(config: ResolvedConfig, destination: string | undefined): { log
         { level: "warn", stream: pino.destination({ dest: 2, sync: false }) },
       ])
     : file;
-  return { log: createLogger({ level: config.logLevel, stream }), logTarget: path.relative(process.cwd(), target) || target };
+  // A path inside the working folder reads best relative to it; one outside it stays absolute.
+  const relative = path.relative(process.cwd(), path.resolve(target));
+  const logTarget = relative !== "" && !relative.startsWith("..") && !path.isAbsolute(relative) ? relative : path.resolve(target);
+  return { log: createLogger({ level: config.logLevel, stream }), logTarget };
 }

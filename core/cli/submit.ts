@@ -134,7 +134,7 @@ async function submit(options: SubmitOptions): Promise<number> {
 /** Prints the messages this connection received about jobs other than `jobID` on stderr. */
 function printEarlier(received: Received[], jobID: string): void {
   const earlier = received.filter(({ output, notification }) => (output ? !output.jobID.startsWith(`${jobID}:`) : notification!.jobID !== jobID));
-  printReceived(earlier, `${earlier.length} message(s) about other jobs arrived, such as outputs the server kept while you were offline:`);
+  printReceived(earlier, `${earlier.length} message(s) about other jobs arrived (kept while you were offline, or sent to every connection of this user):`);
 }
 
 function printReceived(messages: Received[], heading: string): void {
