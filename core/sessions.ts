@@ -50,10 +50,10 @@ type Stamped = { [SENT_AT]?: number };
 
 export class MemorySessionRegistry implements SessionRegistry {
   private byUser = new Map<string, Set<Connection>>();
-  private userOf = new Map<Connection, string>();
+  /** Each live connection's user, and the value of `generation` when it was added. */
+  private added = new Map<Connection, { user: string; generation: number }>();
   /** Counts add() calls, so a message's send time and a connection's add time compare. */
   private generation = 0;
-  private addedAt = new WeakMap<Connection, number>();
 
   add(user: string, connection: Connection): void {
     let connections = this.byUser.get(user);
@@ -62,17 +62,16 @@ export class MemorySessionRegistry implements SessionRegistry {
       this.byUser.set(user, connections);
     }
     connections.add(connection);
-    this.userOf.set(connection, user);
     this.generation += 1;
-    this.addedAt.set(connection, this.generation);
+    this.added.set(connection, { user, generation: this.generation });
   }
 
   remove(connection: Connection): void {
-    const user = this.userOf.get(connection);
+    const user = this.added.get(connection)?.user;
     if (user === undefined) {
       return;
     }
-    this.userOf.delete(connection);
+    this.added.delete(connection);
     const connections = this.byUser.get(user);
     connections?.delete(connection);
     if (connections && connections.size === 0) {
@@ -104,7 +103,7 @@ export class MemorySessionRegistry implements SessionRegistry {
 
   connectionsMissing(user: string, message: object): Connection[] {
     const sentAt = (message as Stamped)[SENT_AT] ?? -1;
-    return this.connectionsOf(user).filter((connection) => (this.addedAt.get(connection) ?? 0) > sentAt);
+    return this.connectionsOf(user).filter((connection) => this.added.get(connection)!.generation > sentAt);
   }
 
   list(): Array<{ user: string; connections: number }> {

@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node
 import path from "node:path";
 import type { Bester } from "../../core/bester.js";
 import { BesterError } from "../../core/errors.js";
+import { isProcessRunning } from "../../core/process-state.js";
 import type { BesterPlugin } from "../../core/plugin.js";
 
 export const PLUGIN_NAME = "data-dir-lock";
@@ -66,7 +67,7 @@ function acquire(file: string): void {
     }
 
     const owner = readOwner(file);
-    if (owner !== undefined && isRunning(owner) && (owner !== process.pid || heldHere.has(file))) {
+    if (owner !== undefined && isProcessRunning(owner) && (owner !== process.pid || heldHere.has(file))) {
       throw new BesterError(
         "dataDirInUse",
         `Another server (process ${owner}) uses the data folder ${path.dirname(file)}. Stop it first, or give this server its own dataDir. If process ${owner} is not a Bester NG server, delete ${file}.`,
@@ -86,29 +87,4 @@ function readOwner(file: string): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Signal 0 checks that the process exists; EPERM means it exists under another user. */
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-  // A killed server stays a zombie until its parent reaps it: a second or so after kill -9, and for
-  // good under an init that never reaps. A zombie holds no files or sockets.
-  return !isZombie(pid);
-}
-
-/** Reads the process state from /proc; where there is no /proc, the signal check above decides. */
-function isZombie(pid: number): boolean {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  } catch {
-    return false;
-  }
-  // The state follows the command name, which is in parentheses and may itself contain ") ".
-  const nameEnd = stat.lastIndexOf(")");
-  return stat.charAt(nameEnd + 2) === "Z";
 }

@@ -6,6 +6,7 @@ import { rm } from "node:fs/promises";
 import net from "node:net";
 import type { Director } from "../../core/jobs/job.js";
 import { encodeFrame, FrameDecoder } from "../../core/protocol/frame-codec.js";
+import { isProcessRunning } from "../../core/process-state.js";
 import { encodeLongString, LONG_STRING_CHARS } from "../../core/protocol/long-string.js";
 
 /** The context the daemon sends with each job. */
@@ -194,23 +195,13 @@ function exitWithDaemon(type: string): void {
   if (!Number.isInteger(daemon) || daemon <= 0) {
     return;
   }
-  // A direct child sees its parent change at once. Through a shell, the daemon's pid is watched,
-  // which also sees it gone only once its own parent reaped it.
+  // A direct child learns of the exit at once from its new parent id. A handler started through a
+  // wrapper script checks the daemon's pid instead.
   const directChild = process.ppid === daemon;
   setInterval(() => {
-    if (directChild ? process.ppid !== daemon : !isRunning(daemon)) {
+    if (directChild ? process.ppid !== daemon : !isProcessRunning(daemon)) {
       console.error(`Handler "${type}": the Bester daemon (process ${daemon}) that started it is gone, so the handler exits.`);
       process.exit(0);
     }
   }, 1000).unref();
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: the process exists but belongs to another user.
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }

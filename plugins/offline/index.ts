@@ -62,12 +62,12 @@ export function offlinePlugin(options: OfflineOptions = {}): BesterPlugin {
         }
 
         // Everything up to the put runs synchronously: see GroupCommitWriter on why that matters.
-        const kept = isAboutOwnJob(user, message);
-        const key = `${PREFIX}${user}/${createJobId()}${kept ? KEPT_MARK : ""}`;
+        const ownJob = isAboutOwnJob(user, message);
+        const key = `${PREFIX}${user}/${createJobId()}${ownJob ? KEPT_MARK : ""}`;
         const keys = backlog.get(user) ?? [];
         keys.push(key);
         const stored = journal.put(key, JSON.stringify(message));
-        backlog.set(user, kept ? keys : dropOverBound(user, keys, journal));
+        backlog.set(user, ownJob ? keys : dropOverBound(user, keys, journal));
         await stored;
         return true;
       });
@@ -94,9 +94,11 @@ export function offlinePlugin(options: OfflineOptions = {}): BesterPlugin {
 
         const sent: string[] = [];
         let unflushedChars = 0;
+        // Sending stops at a connection the registry dropped, and the rest stays stored. The registry
+        // drops it in the socket's close event, which can only run while this function waits.
+        let live = isLive(user, connection);
         for (const entry of entries) {
-          if (!isLive(user, connection)) {
-            // A send to a closed connection is dropped, so the rest stays stored.
+          if (!live) {
             break;
           }
           connection.send(JSON.parse(entry.value) as object);
@@ -107,6 +109,7 @@ export function offlinePlugin(options: OfflineOptions = {}): BesterPlugin {
             // cut off as one that does not read, at every login.
             unflushedChars = 0;
             await flushed(connection);
+            live = isLive(user, connection);
           }
         }
 
@@ -119,8 +122,8 @@ export function offlinePlugin(options: OfflineOptions = {}): BesterPlugin {
         // could not hand to the kernel before the close comes back as a new stored message.
         // NOTE: a message sent above and not yet removed when the daemon dies is sent again after
         // the restart, so offline delivery is at-least-once.
-        const kept = new Set(unsent);
-        await Promise.all(keys.filter((key) => !kept.has(key)).map((key) => writer!.delete(key)));
+        const unsentKeys = new Set(unsent);
+        await Promise.all(keys.filter((key) => !unsentKeys.has(key)).map((key) => writer!.delete(key)));
         if (sent.length > 0) {
           log.info({ user, messages: sent.length }, "delivered stored offline messages");
         }

@@ -51,7 +51,8 @@ export async function runJob(client: BesterClient, type: string, data: unknown, 
     try {
       jobID = await client.submit(type, data, { priority: options.priority });
     } catch (error) {
-      // After a lost connection nobody knows whether the server accepted the job, so the error states that and the next step.
+      // After a lost connection the client cannot tell whether the server accepted the job, so the
+      // error states that and names the next step.
       if (error instanceof BesterClientError && error.code === "connectionClosed" && !client.closedByCaller) {
         throw closedError(undefined, error);
       }
