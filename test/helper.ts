@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import type { Bester } from "../core/bester.js";
+import type { BesterPlugin } from "../core/plugin.js";
 import { createBester } from "../core/config/builtins.js";
 import { resolveConfig } from "../core/config/schema.js";
 import type { BesterConfig, HandlerConfig } from "../core/config/types.js";
@@ -241,6 +242,41 @@ export async function connectAs(port: number, username: string): Promise<RawClie
   const client = await RawClient.connect(port);
   await login(client, username);
   return client;
+}
+
+/** Returns a plugin that delays every login's stored-message delivery by `delayMs`, as a slow store would. */
+export function slowSessionStart(delayMs: number): BesterPlugin {
+  return {
+    name: "slow-session-start",
+    apply(bester) {
+      bester.hooks.onSessionStart.tapPromise({ name: "slow-session-start", stage: -10 }, () => new Promise((resolve) => setTimeout(resolve, delayMs)));
+    },
+  };
+}
+
+/** Logs `user` in, closes the connection at once and waits until the server has the user offline. */
+export async function loginAndLeave(server: TestServer, user: string, register = true): Promise<void> {
+  const client = await RawClient.connect(server.port);
+  await login(client, user, "secret", register);
+  client.close();
+  await waitUntil(() => !server.bester.sessions.isOnline(user), `${user} is offline`);
+}
+
+/** Has `sender` run an echo job that delivers `value` to `user`, and waits for its notification. */
+export async function sendOutput(sender: RawClient, user: string, value: unknown): Promise<void> {
+  await sender.request({ request: "newJob", job: { payload: { type: "echo", data: { deliverTo: [user], value } } } });
+  await sender.nextReply("jobNotification");
+}
+
+/** Polls `condition` every 10 ms until it holds; rejects after `timeoutMs`, naming `what`. */
+export async function waitUntil(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) {
+      throw new Error(`Timed out after ${timeoutMs} ms waiting until ${what}.`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 /** Creates a temporary folder; the caller removes it. */

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { fixtureHandler, login, RawClient, startServer, type TestServer } from "../helper.js";
+import { fixtureHandler, login, loginAndLeave, RawClient, startServer, type TestServer } from "../helper.js";
 
 describe("backpressure and limits", () => {
   let server: TestServer;
@@ -41,12 +41,7 @@ describe("backpressure and limits", () => {
   });
 
   it("sends a stored backlog larger than the limit", async () => {
-    const bob = await RawClient.connect(server.port);
-    await login(bob, "bulky");
-    bob.close();
-    while (server.bester.sessions.isOnline("bulky")) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await loginAndLeave(server, "bulky");
     // Eight outputs of 512 KiB wait for bulky: 4 MiB against the 1 MiB limit.
     const sender = await RawClient.connect(server.port);
     await login(sender, "sender");

@@ -7,7 +7,7 @@ import { AccountStore, type AccountRecord } from "../../plugins/accounts/account
 import { ACCOUNTS_NAMESPACE } from "../../plugins/accounts/index.js";
 import { BesterClient } from "../../plugins/transport-tcp/client.js";
 import { spawnCli, waitForOutput } from "../cli-runner.js";
-import { fixtureHandler, startServer, type TestServer } from "../helper.js";
+import { fixtureHandler, startServer, waitUntil, type TestServer } from "../helper.js";
 
 describe("CLI listen", () => {
   let folder: string;
@@ -83,7 +83,7 @@ describe("CLI listen", () => {
       const completed = await client.run("echo", "done");
       await client.close();
       // The completed job's notification follows its output at once, so it would be printed by now.
-      await waitUntilPrinted(() => printed.includes(`${completed.jobID}:bob@`) && printed.includes(failedID));
+      await waitUntil(() => printed.includes(`${completed.jobID}:bob@`) && printed.includes(failedID), "listen printed both jobs", 20_000);
       await new Promise((resolve) => setTimeout(resolve, 300));
 
       const messages = printed.trim().split("\n").map((line) => JSON.parse(line) as { reply: string; job: { jobID: string; status?: string; error?: { code: string } } });
@@ -117,13 +117,3 @@ describe("CLI listen", () => {
     }
   });
 });
-
-async function waitUntilPrinted(condition: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) {
-      throw new Error("The expected messages were not printed in time.");
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}

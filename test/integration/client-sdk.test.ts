@@ -10,7 +10,7 @@ import { AccountStore, type AccountRecord } from "../../plugins/accounts/account
 import { ACCOUNTS_NAMESPACE } from "../../plugins/accounts/index.js";
 import { createStoreProvider } from "../../plugins/store/index.js";
 import { BesterClient, BesterClientError, type JobOutputEvent } from "../../plugins/transport-tcp/client.js";
-import { fixtureHandler, startServer, type TestServer } from "../helper.js";
+import { fixtureHandler, startServer, waitUntil, type TestServer } from "../helper.js";
 
 const handlers = { echo: fixtureHandler("echo"), progress: fixtureHandler("progress"), slow: fixtureHandler("delay-echo", { env: { DELAY_MS: "500" } }) };
 
@@ -94,9 +94,7 @@ describe("client SDK BesterClient", () => {
     const client = await loggedIn(server.port, "alice");
 
     const running = client.run("slow", "x").catch((caught: unknown) => caught);
-    while (!server.bester.scheduler.stats().some((entry) => entry.type === "slow" && entry.running > 0)) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await waitUntil(() => server.bester.scheduler.stats().some((entry) => entry.type === "slow" && entry.running > 0), "the slow job runs");
     // The server ends the connection while the accepted job still runs.
     for (const connection of server.bester.sessions.connectionsOf("alice")) {
       connection.close();

@@ -2,45 +2,11 @@ import { expect } from "chai";
 import { rm } from "node:fs/promises";
 import path from "node:path";
 import type { BesterPlugin } from "../../core/plugin.js";
-import { fixtureHandler, login, makeTempDir, RawClient, startServer, type TestServer } from "../helper.js";
+import { fixtureHandler, login, loginAndLeave, makeTempDir, RawClient, sendOutput, slowSessionStart, startServer, waitUntil, type TestServer } from "../helper.js";
 
 // Races between a connection's close and the messages meant for it. Each test widens its window
 // with a plugin that keeps logins open, a long output coalescing time, or a client that keeps its
 // side open after the server ended the connection.
-
-/** Holds every login's stored-message delivery open for `delayMs`, as a slow store would. */
-function slowSessionStart(delayMs: number): BesterPlugin {
-  return {
-    name: "slow-session-start",
-    apply(bester) {
-      bester.hooks.onSessionStart.tapPromise({ name: "slow-session-start", stage: -10 }, () => new Promise((resolve) => setTimeout(resolve, delayMs)));
-    },
-  };
-}
-
-async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) {
-      throw new Error("Timed out waiting for the condition.");
-    }
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-/** Registers `user`, logs in and leaves, so later messages for the user are stored offline. */
-async function registerOffline(server: TestServer, user: string): Promise<void> {
-  const client = await RawClient.connect(server.port);
-  await login(client, user);
-  client.close();
-  await waitFor(() => !server.bester.sessions.isOnline(user));
-}
-
-/** Has `sender` run an echo job that delivers `value` to `user`, and waits for its notification. */
-async function sendOutput(sender: RawClient, user: string, value: string): Promise<void> {
-  await sender.request({ request: "newJob", job: { payload: { type: "echo", data: { deliverTo: [user], value } } } });
-  await sender.nextReply("jobNotification");
-}
 
 function isOutputWith(value: string) {
   return (message: Record<string, unknown>) => message.reply === "jobOutput" && (message.job as { payload: { data: unknown } }).payload.data === value;
@@ -56,12 +22,17 @@ async function whereArrived(server: TestServer, live: RawClient, user: string, v
     return "live connection";
   }
   live.close();
-  await waitFor(() => !server.bester.sessions.isOnline(user));
+  await waitUntil(() => !server.bester.sessions.isOnline(user), `${user} is offline`);
+  return (await arrivesAtNextLogin(server, user, value, 2000)) ? "next login" : "lost";
+}
+
+/** Logs `user` in on a new connection and returns whether an output with `value` arrives within `timeoutMs`. */
+async function arrivesAtNextLogin(server: TestServer, user: string, value: string, timeoutMs: number): Promise<boolean> {
   const next = await RawClient.connect(server.port);
   await login(next, user, "secret", false);
-  const atLogin = await next.next(isOutputWith(value), 2000).then(() => true, () => false);
+  const arrived = await next.next(isOutputWith(value), timeoutMs).then(() => true, () => false);
   next.close();
-  return atLogin ? "next login" : "lost";
+  return arrived;
 }
 
 /** A 4-byte frame header that announces more than maxFrameBytes, so the server replies frameTooLarge and closes. */
@@ -83,7 +54,7 @@ describe("close while another connection of the user is live", () => {
   });
 
   it("keeps a live output held during login", async () => {
-    await registerOffline(server, "bob");
+    await loginAndLeave(server, "bob");
     const first = await RawClient.connect(server.port);
     await login(first, "bob", "secret", false);
 
@@ -92,7 +63,7 @@ describe("close while another connection of the user is live", () => {
     const second = await RawClient.connect(server.port);
     await login(second, "bob", "secret", false);
     first.close();
-    await waitFor(() => server.bester.sessions.connectionsOf("bob").length === 1);
+    await waitUntil(() => server.bester.sessions.connectionsOf("bob").length === 1, "bob has one connection left");
 
     const arrived = await whereArrived(server, second, "bob", "held");
 
@@ -118,7 +89,7 @@ describe("close with stored messages unsent while another connection is live", (
   });
 
   it("keeps stored messages written to the closing connection", async () => {
-    await registerOffline(server, "carol");
+    await loginAndLeave(server, "carol");
     await sendOutput(alice, "carol", "stored");
 
     const first = await RawClient.connect(server.port);
@@ -126,9 +97,9 @@ describe("close with stored messages unsent while another connection is live", (
     const second = await RawClient.connect(server.port);
     await login(second, "carol", "secret", false);
     // The first login sends the stored message 300 ms after its auth reply, so it waits about 700 ms unsent.
-    await waitFor(() => server.logs.some((entry) => entry.msg === "delivered stored offline messages" && entry.user === "carol"));
+    await waitUntil(() => server.logs.some((entry) => entry.msg === "delivered stored offline messages" && entry.user === "carol"), "carol's stored messages were sent");
     first.close();
-    await waitFor(() => server.bester.sessions.connectionsOf("carol").length === 1);
+    await waitUntil(() => server.bester.sessions.connectionsOf("carol").length === 1, "carol has one connection left");
 
     const arrived = await whereArrived(server, second, "carol", "stored");
 
@@ -157,7 +128,7 @@ describe("messages after the server ended a connection", () => {
   });
 
   it("keeps a job's output and notification", async () => {
-    await registerOffline(server, "dave");
+    await loginAndLeave(server, "dave");
     const first = await RawClient.connect(server.port, "127.0.0.1", { allowHalfOpen: true });
     await login(first, "dave", "secret", false);
     const submission = await first.request({ request: "newJob", job: { payload: { type: "slow", data: "result" } } });
@@ -167,7 +138,7 @@ describe("messages after the server ended a connection", () => {
     first.writeRaw(OVERSIZED_HEADER);
     const error = await first.nextReply("error");
     // This client keeps its side open, so the server destroys the socket after its 2 s close grace.
-    await waitFor(() => !server.bester.sessions.isOnline("dave"));
+    await waitUntil(() => !server.bester.sessions.isOnline("dave"), "dave is offline");
     first.close();
 
     const second = await RawClient.connect(server.port);
@@ -183,7 +154,7 @@ describe("messages after the server ended a connection", () => {
   });
 
   it("keeps stored messages of a login that ends in a framing error", async () => {
-    await registerOffline(server, "erin");
+    await loginAndLeave(server, "erin");
     await sendOutput(alice, "erin", "stored");
 
     const first = await RawClient.connect(server.port, "127.0.0.1", { allowHalfOpen: true });
@@ -191,18 +162,15 @@ describe("messages after the server ended a connection", () => {
     first.writeRaw(OVERSIZED_HEADER);
     const auth = await first.nextReply("auth");
     const error = await first.nextReply("error");
-    await waitFor(() => !server.bester.sessions.isOnline("erin"));
+    await waitUntil(() => !server.bester.sessions.isOnline("erin"), "erin is offline");
     first.close();
 
-    const second = await RawClient.connect(server.port);
-    await login(second, "erin", "secret", false);
-    const arrived = await second.next(isOutputWith("stored"), 1500).then(() => "received", () => "none");
-    second.close();
+    const arrived = await arrivesAtNextLogin(server, "erin", "stored", 1500);
 
     expect((auth.auth as { status: string }).status).to.equal("ok");
     expect((error.error as { code: string }).code).to.equal("frameTooLarge");
     expect(first.history.some(isOutputWith("stored"))).to.equal(false);
-    expect(arrived).to.equal("received");
+    expect(arrived).to.equal(true);
   });
 });
 
@@ -230,7 +198,7 @@ describe("a login that ends after the auth deadline", () => {
   });
 
   it("keeps stored messages", async () => {
-    await registerOffline(server, "frank");
+    await loginAndLeave(server, "frank");
     await sendOutput(alice, "frank", "stored");
 
     // The deadline closes the connection at 200 ms, and the login succeeds at 400 ms.
@@ -238,19 +206,16 @@ describe("a login that ends after the auth deadline", () => {
     const first = await RawClient.connect(server.port, "127.0.0.1", { allowHalfOpen: true });
     first.send({ request: "auth", account: { username: "frank", password: "secret" } });
     const error = await first.nextReply("error");
-    await waitFor(() => server.logs.some((entry) => entry.msg === "delivered stored offline messages" && entry.user === "frank"));
+    await waitUntil(() => server.logs.some((entry) => entry.msg === "delivered stored offline messages" && entry.user === "frank"), "frank's stored messages were sent");
     authDelayMs = 0;
-    await waitFor(() => !server.bester.sessions.isOnline("frank"));
+    await waitUntil(() => !server.bester.sessions.isOnline("frank"), "frank is offline");
     first.close();
 
-    const second = await RawClient.connect(server.port);
-    await login(second, "frank", "secret", false);
-    const arrived = await second.next(isOutputWith("stored"), 1500).then(() => "received", () => "none");
-    second.close();
+    const arrived = await arrivesAtNextLogin(server, "frank", "stored", 1500);
 
     expect((error.error as { code: string }).code).to.equal("notAuthenticated");
     expect(first.history.some(isOutputWith("stored"))).to.equal(false);
-    expect(arrived).to.equal("received");
+    expect(arrived).to.equal(true);
   });
 });
 
@@ -305,14 +270,14 @@ describe("submitter leaves while its next connection is live", () => {
     const second = await RawClient.connect(server.port);
     await login(second, "gina", "secret", false);
     leave(first);
-    await waitFor(() => server.bester.sessions.connectionsOf("gina").length === 1);
+    await waitUntil(() => server.bester.sessions.connectionsOf("gina").length === 1, "gina has one connection left");
     return { second, first };
   }
 
   it("keeps the notification when the client closes", async () => {
     const alice = await RawClient.connect(server.port);
     await login(alice, "alice");
-    await registerOffline(server, "gina");
+    await loginAndLeave(server, "gina");
 
     const { first, second } = await submitAndReconnect((client) => client.close(), alice);
     const notification = await second.nextReply("jobNotification", 2500).then(() => "received", () => "none");

@@ -4,7 +4,7 @@ import path from "node:path";
 import { SqliteJournalBackend } from "../../plugins/journal/sqlite-backend.js";
 import { expect } from "chai";
 import { startDaemon, stopDaemon, writeDaemonConfig, type DaemonProcess } from "../daemon-process.js";
-import { fixtureHandler } from "../helper.js";
+import { fixtureHandler, waitUntil } from "../helper.js";
 import { JobTracker } from "../job-tracker.js";
 import { BesterClient } from "../../plugins/transport-tcp/client.js";
 
@@ -27,16 +27,6 @@ async function journalKeys(file: string): Promise<string[]> {
 }
 const JOBS_PER_CYCLE = 300;
 
-/** Resolves once `condition` holds, polling every 20 ms; rejects after 30 s naming `what`. */
-async function until(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (!condition()) {
-    if (Date.now() > deadline) {
-      throw new Error(`Timed out waiting for ${what}.`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe("crash recovery (SIGKILL)", function () {
   this.timeout(90_000);
@@ -143,7 +133,7 @@ describe("crash recovery (SIGKILL)", function () {
     for (let cycle = 0; cycle < CYCLES; cycle += 1) {
       const batch = await Promise.all(Array.from({ length: JOBS_PER_CYCLE }, (_, index) => client.submit("echo", `${cycle}-${index}`)));
       accepted.push(...batch);
-      await until(() => batch.filter((id) => notified.has(id)).length >= 20, "the first notifications");
+      await waitUntil(() => batch.filter((id) => notified.has(id)).length >= 20, "the first notifications arrived", 30_000);
       await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 40)));
 
       const reconnected = once(client, "reconnect");
@@ -152,7 +142,7 @@ describe("crash recovery (SIGKILL)", function () {
       await reconnected;
     }
 
-    await until(() => accepted.every((id) => notified.has(id)), "every accepted job's notification");
+    await waitUntil(() => accepted.every((id) => notified.has(id)), "every accepted job was notified", 30_000);
     // Give a repeated notification, if one were coming, time to arrive.
     await new Promise((resolve) => setTimeout(resolve, 300));
     const counts = accepted.map((id) => notified.get(id));

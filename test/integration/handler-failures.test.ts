@@ -18,6 +18,7 @@ import {
   startServer,
   type InProcessHandler,
   type TestServer,
+  waitUntil,
 } from "../helper.js";
 
 /** A director plugin whose tap always throws, as a buggy third-party director would. */
@@ -227,7 +228,7 @@ describe("handler failures", () => {
 
     expect(error.code).to.equal("handlerFailed");
     // retries: 1 means two attempts, and each crash makes the supervisor start a new process.
-    await waitUntil(() => handlerStarts("flaky").length === startedBefore.length + 2);
+    await waitUntil(() => handlerStarts("flaky").length === startedBefore.length + 2, "the flaky handler started twice more");
     await expectServing("flaky");
     expect(handlerStarts("flaky").length).to.equal(startedBefore.length + 2);
   });
@@ -249,7 +250,7 @@ describe("handler failures", () => {
   it("jobs submitted while the handler is down run once it is back", async () => {
     await lateHandler!.stop();
     lateHandler = undefined;
-    await waitUntil(() => server.bester.scheduler.stats().find((entry) => entry.type === "late")!.workers === 0);
+    await waitUntil(() => server.bester.scheduler.stats().find((entry) => entry.type === "late")!.workers === 0, "no late connection is left");
 
     const ids = [await acceptedJob(client, "late", "a"), await acceptedJob(client, "late", "b")];
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -264,7 +265,7 @@ describe("handler failures", () => {
   it("jobs fail with handlerUnavailable when the handler stays down", async () => {
     await lateHandler!.stop();
     lateHandler = undefined;
-    await waitUntil(() => server.bester.scheduler.stats().find((entry) => entry.type === "brief")!.workers === 0);
+    await waitUntil(() => server.bester.scheduler.stats().find((entry) => entry.type === "brief")!.workers === 0, "no brief connection is left");
 
     const error = await failureOf("brief", "nobody home");
     lateHandler = await serveInProcess(path.join(sockets, "late.sock"), "late", (payload, job) => ({ payload, director: deliverTo(job.from) }));
@@ -272,7 +273,7 @@ describe("handler failures", () => {
     expect(error.code).to.equal("handlerUnavailable");
     expect(error.message).to.include(`No handler for type "brief" connected within ${server.bester.config.handlers.brief!.unavailableTimeoutMs} ms (handlers.brief.unavailableTimeoutMs)`);
     // The reconnect backoff can exceed this type's short wait limit, so wait for the connection first.
-    await waitUntil(() => server.bester.scheduler.stats().find((entry) => entry.type === "brief")!.workers > 0);
+    await waitUntil(() => server.bester.scheduler.stats().find((entry) => entry.type === "brief")!.workers > 0, "a brief connection is up");
     await expectServing("brief");
   });
 
@@ -295,13 +296,3 @@ describe("handler failures", () => {
     return server.logs.filter((line) => line.msg === "handler process started" && line.type === type).map((line) => line.pid as number);
   }
 });
-
-async function waitUntil(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) {
-      throw new Error(`Condition still false after ${timeoutMs} ms`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}

@@ -1,31 +1,12 @@
 import { expect } from "chai";
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { startDaemon, stopDaemon, writeDaemonConfig, type DaemonProcess } from "../daemon-process.js";
-import { fixtureHandler, makeTempDir, REPO_ROOT } from "../helper.js";
+import { isProcessRunning } from "../../core/process-state.js";
+import { fixtureHandler, makeTempDir, REPO_ROOT, waitUntil } from "../helper.js";
 
-/** Whether `pid` runs; a zombie, which has exited but is not reaped yet, counts as gone. */
-function isRunning(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
-}
-
-async function until(condition: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) {
-      return false;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return true;
-}
 
 describe("handler process lifetime", function () {
   this.timeout(30_000);
@@ -37,7 +18,7 @@ describe("handler process lifetime", function () {
     if (daemon && daemon.child.exitCode === null && daemon.child.signalCode === null) {
       await stopDaemon(daemon, "SIGKILL");
     }
-    if (handlerPid !== undefined && isRunning(handlerPid)) {
+    if (handlerPid !== undefined && isProcessRunning(handlerPid)) {
       process.kill(handlerPid, "SIGKILL");
     }
     if (folder) {
@@ -54,13 +35,13 @@ describe("handler process lifetime", function () {
     daemon = await startDaemon(written.file);
     const started = daemon.logs.find((entry) => entry.msg === "handler process started" && entry.type === "echo");
     handlerPid = started?.pid as number;
-    expect(isRunning(handlerPid)).to.equal(true);
+    expect(isProcessRunning(handlerPid)).to.equal(true);
 
     daemon.child.kill("SIGKILL");
     await daemon.exited;
-    const gone = await until(() => !isRunning(handlerPid!), 5000);
+    const exited = await waitUntil(() => !isProcessRunning(handlerPid!), "the handler exited").then(() => true, () => false);
 
-    expect(gone).to.equal(true);
+    expect(exited).to.equal(true);
   });
 
   it("keeps running when started by hand", async () => {
@@ -84,7 +65,7 @@ describe("handler process lifetime", function () {
       client.once("error", () => resolve(false));
     });
 
-    expect(isRunning(handlerPid)).to.equal(true);
+    expect(isProcessRunning(handlerPid)).to.equal(true);
     expect(serving).to.equal(true);
   });
 });

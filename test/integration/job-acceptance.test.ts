@@ -14,21 +14,12 @@ import {
   submitJob,
   type InProcessHandler,
   type TestServer,
+  waitUntil,
 } from "../helper.js";
 
 /** Marks of the jobs the in-process handler received, and of those it replied to. */
 const received = new Set<string>();
 const replied = new Set<string>();
-
-async function waitUntil(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) {
-      throw new Error(`Timed out waiting until ${what}.`);
-    }
-    await sleep(5);
-  }
-}
 
 /**
  * Holds each job's acceptance, as a store's commit does, until the handler replied to it. For

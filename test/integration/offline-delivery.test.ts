@@ -1,6 +1,5 @@
 import { expect } from "chai";
-import type { BesterPlugin } from "../../core/plugin.js";
-import { fixtureHandler, login, RawClient, startServer, type TestServer } from "../helper.js";
+import { fixtureHandler, login, loginAndLeave, RawClient, sendOutput, slowSessionStart, startServer, waitUntil, type TestServer } from "../helper.js";
 
 describe("offline delivery", () => {
   let server: TestServer;
@@ -11,12 +10,7 @@ describe("offline delivery", () => {
       offline: { maxMessages: 3 },
       handlers: { echo: fixtureHandler("echo"), slow: fixtureHandler("delay-echo", { env: { DELAY_MS: "200" } }) },
     });
-    const bob = await RawClient.connect(server.port);
-    await login(bob, "bob");
-    bob.close();
-    while (server.bester.sessions.isOnline("bob")) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await loginAndLeave(server, "bob");
   });
 
   after(async () => {
@@ -57,9 +51,7 @@ describe("offline delivery", () => {
     }
     // The jobs end after dora left, so their five outputs and five notifications are stored.
     dora.close();
-    while (!server.bester.scheduler.stats().some((entry) => entry.type === "slow" && entry.completed >= 5)) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await waitUntil(() => server.bester.scheduler.stats().some((entry) => entry.type === "slow" && entry.completed >= 5), "dora's five jobs completed");
 
     const again = await RawClient.connect(server.port);
     await login(again, "dora", "secret", false);
@@ -98,18 +90,11 @@ describe("offline delivery", () => {
 });
 
 describe("offline delivery during a slow login", () => {
-  // Holds every login's stored-message delivery open for 300 ms, as a slow store would.
-  const slowSessionStart: BesterPlugin = {
-    name: "slow-session-start",
-    apply(bester) {
-      bester.hooks.onSessionStart.tapPromise({ name: "slow-session-start", stage: -10 }, () => new Promise((resolve) => setTimeout(resolve, 300)));
-    },
-  };
   let server: TestServer;
   let alice: RawClient;
 
   before(async () => {
-    server = await startServer({ registration: true, handlers: { echo: fixtureHandler("echo") }, plugins: [slowSessionStart] });
+    server = await startServer({ registration: true, handlers: { echo: fixtureHandler("echo") }, plugins: [slowSessionStart(300)] });
     alice = await RawClient.connect(server.port);
     await login(alice, "alice");
   });
@@ -119,28 +104,11 @@ describe("offline delivery during a slow login", () => {
     await server.stop();
   });
 
-  /** Logs `user` in and closes the connection at once, before its stored messages are sent. */
-  async function loginAndLeave(user: string, register: boolean): Promise<void> {
-    const client = await RawClient.connect(server.port);
-    await login(client, user, "secret", register);
-    client.close();
-    while (server.bester.sessions.isOnline(user)) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-  }
-
-  async function sendTo(user: string, value: string): Promise<void> {
-    await alice.request({ request: "newJob", job: { payload: { type: "echo", data: { deliverTo: [user], value } } } });
-    await alice.nextReply("jobNotification");
-  }
-
   it("keeps messages when the client leaves", async () => {
-    await loginAndLeave("bob", true);
-    await sendTo("bob", "kept");
-    await loginAndLeave("bob", false);
-    while (!server.logs.some((entry) => entry.msg === "connection closed before its stored offline messages were sent; keeping them")) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await loginAndLeave(server, "bob");
+    await sendOutput(alice, "bob", "kept");
+    await loginAndLeave(server, "bob", false);
+    await waitUntil(() => server.logs.some((entry) => entry.msg === "connection closed before its stored offline messages were sent; keeping them"), "the stored messages were kept");
 
     const bob = await RawClient.connect(server.port);
     await login(bob, "bob", "secret", false);
@@ -154,13 +122,13 @@ describe("offline delivery during a slow login", () => {
   });
 
   it("sends stored outputs before live ones", async () => {
-    await loginAndLeave("carol", true);
-    await sendTo("carol", "stored");
+    await loginAndLeave(server, "carol");
+    await sendOutput(alice, "carol", "stored");
 
     const carol = await RawClient.connect(server.port);
     await login(carol, "carol", "secret", false);
     // Carol is online again, so this output is live, and it arrives while her login still sends the stored one.
-    await sendTo("carol", "live");
+    await sendOutput(alice, "carol", "live");
     const first = await carol.nextReply("jobOutput");
     const second = await carol.nextReply("jobOutput");
 

@@ -2,7 +2,7 @@ import { expect } from "chai";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fixtureHandler, login, RawClient, startServer, type TestServer } from "../helper.js";
+import { fixtureHandler, login, RawClient, startServer, waitUntil, type TestServer } from "../helper.js";
 
 // A client that closes its connection after `accepted`, as `bester submit --no-wait` does, while the
 // job's output waits in the daemon. A long outputCoalesceMs keeps that output in the process, so the
@@ -36,7 +36,7 @@ describe("messages unsent at close", () => {
     // The handler replies after 50 ms, inside the 400 ms that follow the reply's write.
     await new Promise((resolve) => setTimeout(resolve, 150));
     first.close();
-    await waitFor(() => !server.bester.sessions.isOnline("alice"));
+    await waitUntil(() => !server.bester.sessions.isOnline("alice"), "alice is offline", 3000);
 
     const second = await RawClient.connect(server.port);
     await login(second, "alice", "secret", false);
@@ -54,12 +54,3 @@ describe("messages unsent at close", () => {
     second.close();
   });
 });
-
-async function waitFor(condition: () => boolean): Promise<void> {
-  for (let attempt = 0; attempt < 300 && !condition(); attempt += 1) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  if (!condition()) {
-    throw new Error("Timed out waiting for the condition.");
-  }
-}
