@@ -2,9 +2,15 @@
 // failed job the user submitted, as they arrive, until Ctrl-C.
 
 import type { Command } from "commander";
-import type { BesterClient, JobNotificationEvent, JobOutputEvent, JobProgressEvent } from "../../plugins/transport-tcp/client.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { BesterClientError, type BesterClient, type JobNotificationEvent, type JobOutputEvent, type JobProgressEvent } from "../../plugins/transport-tcp/client.js";
 import { addConnectOptions, connectAndLogin, type ConnectOptions } from "./connect.js";
-import { createProgress } from "./spinner.js";
+import { createProgress, type Progress } from "./spinner.js";
+
+const RECONNECT = { delayMs: 200, maxDelayMs: 5000 };
+
+/** Socket errors that clear once the server runs. TLS trust errors and unknown host names do not clear. */
+const SERVER_DOWN_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN"]);
 
 interface ListenOptions extends ConnectOptions {
   json?: boolean;
@@ -19,7 +25,7 @@ export function registerListenCommand(program: Command): void {
       .description("Log in and print job outputs sent to the user, and the user's failed jobs, as they arrive. Ctrl-C stops it and exits with status 0.")
       .option("--json", "print each message as one line of JSON, exactly as the server sent it")
       .option("--all", "also print the notifications of completed jobs and the progress reports of the user's own jobs (failed jobs are always printed)")
-      .option("--no-reconnect", "exit with status 1 when the connection is lost instead of reconnecting"),
+      .option("--no-reconnect", "exit with status 1 when the server is down at the start or the connection is lost, instead of waiting and reconnecting"),
   ).action(async (options: ListenOptions) => {
     process.exitCode = await listen(options);
   });
@@ -43,30 +49,89 @@ async function listen(options: ListenOptions): Promise<number> {
       client.on("progress", (report) => print("jobProgress", report));
     }
   };
-  const { client, address } = await connectAndLogin(options, { reconnect: options.reconnect ? { maxDelayMs: 5000 } : false }, attach).catch((error: unknown) => {
+
+  // Ctrl-C while waiting for the server ends the command as cleanly as Ctrl-C while listening.
+  const interrupt = new AbortController();
+  let client: BesterClient | undefined;
+  const stop = () => {
+    interrupt.abort();
+    void client?.close();
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+
+  const connected = await connectWhenUp(options, progress, attach, interrupt.signal).catch((error: unknown) => {
     progress.fail("connecting failed");
     throw error;
   });
-  progress.succeed(`listening as ${address}; press Ctrl-C to stop`);
+  if (!connected) {
+    return 0;
+  }
+  client = connected.client;
+  progress.succeed(`listening as ${connected.address}; press Ctrl-C to stop`);
 
   client.on("disconnect", (error) => process.stderr.write(`connection lost (${error.message}); reconnecting\n`));
   client.on("reconnect", ({ attempt }) => process.stderr.write(`reconnected after ${attempt} attempt${attempt === 1 ? "" : "s"}\n`));
   client.on("serverError", (error) => process.stderr.write(`server error: ${error.message} [${error.code}]\n`));
 
-  let interrupted = false;
-  const stop = () => {
-    interrupted = true;
-    void client.close();
-  };
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
-
-  await new Promise<void>((resolve) => client.once("close", () => resolve()));
-  if (interrupted) {
+  const closed = new Promise<Error | undefined>((resolve) => client!.once("close", (lost?: Error) => resolve(lost)));
+  if (interrupt.signal.aborted) {
+    // Ctrl-C arrived during the login.
+    await client.close();
+  }
+  const lost = await closed;
+  if (interrupt.signal.aborted) {
     return 0;
   }
-  process.stderr.write("bester: the connection to the server closed and was not regained [connectionClosed]\n");
+  const code = (lost as { code?: string } | undefined)?.code ?? "connectionClosed";
+  process.stderr.write(`bester: ${lost?.message ?? "The connection to the server closed."} [${code}]\n`);
   return 1;
+}
+
+/**
+ * Connects and logs in, and with reconnecting on waits for a server that is not running yet, so a
+ * listener may start before its server. Resolves undefined when `signal` aborts the wait.
+ */
+async function connectWhenUp(
+  options: ListenOptions,
+  progress: Progress,
+  attach: (client: BesterClient) => void,
+  signal: AbortSignal,
+): Promise<{ client: BesterClient; address: string } | undefined> {
+  let lastMessage = "";
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await connectAndLogin(options, { reconnect: options.reconnect ? RECONNECT : false }, attach);
+    } catch (error) {
+      if (!options.reconnect || !isServerDown(error)) {
+        throw error;
+      }
+      if (signal.aborted) {
+        return undefined;
+      }
+
+      // The message prints again only when the reason changes, not on every attempt.
+      const message = `${(error as Error).message} Waiting for the server (Ctrl-C stops)`;
+      if (message !== lastMessage) {
+        progress.step(message);
+        lastMessage = message;
+      }
+
+      try {
+        await sleep(Math.min(RECONNECT.delayMs * 2 ** (attempt - 1), RECONNECT.maxDelayMs), undefined, { signal });
+      } catch {
+        return undefined;
+      }
+    }
+  }
+}
+
+function isServerDown(error: unknown): boolean {
+  if (!(error instanceof BesterClientError) || error.code !== "connectFailed") {
+    return false;
+  }
+  const cause = (error as { cause?: NodeJS.ErrnoException }).cause;
+  return cause?.code !== undefined && SERVER_DOWN_CODES.has(cause.code);
 }
 
 /** Formats one message as a readable block: a header line with the time, then the data. */

@@ -2,6 +2,9 @@
 // without starting a process.
 
 import { Command } from "commander";
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { registerKeysCommand } from "./keys.js";
 import { registerListenCommand } from "./listen.js";
 import { registerStartCommand } from "./start.js";
@@ -21,6 +24,7 @@ export function createProgram(): Command {
   const program = new Command()
     .name("bester")
     .description("Bester NG: a modular job-routing network. Run `bester <command> --help` for details.")
+    .version(packageVersion(), "-V, --version", "print the version of Bester NG")
     // Usage mistakes print in the same one-line form as every other failure, with a pointer to
     // the help instead of the whole help text. Subcommands copy these settings when created.
     .configureOutput({ outputError: (text, write) => write(`bester: ${text.replace(/^error: /, "").trimEnd()} [invalidArgument]\n`) })
@@ -42,5 +46,27 @@ function pointToCommandHelp(commands: readonly Command[]): void {
   for (const command of commands) {
     command.showHelpAfterError("(add --help for the command's options)");
     pointToCommandHelp(command.commands);
+  }
+}
+
+/**
+ * Reads the version from the package's own package.json, the nearest one above this file named
+ * bester-ng. The path differs between the source (core/cli) and the build (dist/core/cli).
+ */
+function packageVersion(): string {
+  let folder = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const file = path.join(folder, "package.json");
+    if (existsSync(file)) {
+      const manifest = JSON.parse(readFileSync(file, "utf8")) as { name?: string; version?: string };
+      if (manifest.name === "bester-ng" && manifest.version) {
+        return manifest.version;
+      }
+    }
+    const parent = path.dirname(folder);
+    if (parent === folder) {
+      return "unknown";
+    }
+    folder = parent;
   }
 }

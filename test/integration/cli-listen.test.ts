@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import { once } from "node:events";
+import net from "node:net";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -67,6 +68,70 @@ describe("CLI listen", () => {
     }
   });
 
+  it("waits for a server started later", async () => {
+    const port = await freePort();
+    const listener = spawnCli(["listen", "--server", `127.0.0.1:${port}`, "-u", "bob", "-p", "bob-pw", "--register", "--json"]);
+    let server: TestServer | undefined;
+
+    try {
+      const [, waiting] = await waitForOutput(listener.stderr!, /^(Connecting to .*Waiting for the server.*)$/m);
+      const listening = waitForOutput(listener.stderr!, /listening as bob@/);
+      server = await startServer({ registration: true, listen: { host: "127.0.0.1", port }, handlers: { echo: fixtureHandler("echo") } });
+      await listening;
+      const line = waitForOutput(listener.stdout!, /^(.+)\n/);
+      const sender = await BesterClient.connect({ port });
+      await sender.register("alice", "alice-pw");
+      await sender.auth("alice", "alice-pw");
+      const { jobID } = await sender.run("echo", { deliverTo: ["bob"], value: "first" });
+      await sender.close();
+      const [, printed] = await line;
+
+      const exited = once(listener, "exit");
+      listener.kill("SIGINT");
+      const [code] = await exited;
+
+      expect(waiting).to.contain(`127.0.0.1:${port} failed (ECONNREFUSED)`);
+      expect((JSON.parse(printed!) as { job: unknown }).job).to.deep.equal({ jobID: `${jobID}:alice@127.0.0.1:${port}`, payload: { type: "echo", data: "first" } });
+      expect(code).to.equal(0);
+    } finally {
+      listener.kill("SIGKILL");
+      await server?.stop();
+    }
+  });
+
+  it("stops waiting on Ctrl-C with 0", async () => {
+    const port = await freePort();
+    const listener = spawnCli(["listen", "--server", `127.0.0.1:${port}`, "-u", "bob", "-p", "bob-pw"]);
+
+    try {
+      await waitForOutput(listener.stderr!, /Waiting for the server/);
+      const exited = once(listener, "exit");
+      listener.kill("SIGINT");
+      const [code] = await exited;
+
+      expect(code).to.equal(0);
+    } finally {
+      listener.kill("SIGKILL");
+    }
+  });
+
+  it("exits 1 with --no-reconnect when down", async () => {
+    const port = await freePort();
+    const listener = spawnCli(["listen", "--server", `127.0.0.1:${port}`, "-u", "bob", "-p", "bob-pw", "--no-reconnect"]);
+    let stderr = "";
+    listener.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+
+    try {
+      const [code] = await once(listener, "exit");
+
+      expect(code).to.equal(1);
+      expect(stderr).to.contain("[connectFailed]");
+      expect(stderr).not.to.contain("Waiting for the server");
+    } finally {
+      listener.kill("SIGKILL");
+    }
+  });
+
   it("prints failed jobs without --all", async () => {
     const server = await startServer({ handlers: { echo: fixtureHandler("echo"), throws: fixtureHandler("throws") } });
     const accounts = new AccountStore(server.bester.store.namespace<AccountRecord>(ACCOUNTS_NAMESPACE));
@@ -104,7 +169,7 @@ describe("CLI listen", () => {
 
     try {
       await waitForOutput(listener.stderr!, /listening as bob@/);
-      const message = waitForOutput(listener.stderr!, /not regained \[connectionClosed\]/);
+      const message = waitForOutput(listener.stderr!, /bester: The connection to the server closed\. \[connectionClosed\]/);
       // Listen for the exit before it can happen: the process may exit right after its message.
       const exited = once(listener, "exit");
       await server.stop();
@@ -117,3 +182,13 @@ describe("CLI listen", () => {
     }
   });
 });
+
+/** Returns a loopback port that nothing listens on right now. */
+async function freePort(): Promise<number> {
+  const probe = net.createServer().listen(0, "127.0.0.1");
+  await once(probe, "listening");
+  const { port } = probe.address() as net.AddressInfo;
+  probe.close();
+  await once(probe, "close");
+  return port;
+}

@@ -1,12 +1,12 @@
 import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { rm, writeFile } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { expect } from "chai";
 import { runCli, spawnCli, waitForOutput } from "../cli-runner.js";
 import { AccountStore, type AccountRecord } from "../../plugins/accounts/account-store.js";
 import { ACCOUNTS_NAMESPACE } from "../../plugins/accounts/index.js";
-import { fixtureHandler, makeTempDir, startServer, type TestServer } from "../helper.js";
+import { fixtureHandler, makeTempDir, REPO_ROOT, startServer, type TestServer } from "../helper.js";
 
 /** Writes an ES module config file that exports `config` as its default. */
 async function writeModuleConfig(file: string, config: unknown): Promise<void> {
@@ -180,6 +180,15 @@ describe("bester usage mistakes", () => {
 
     expect(result.code).to.equal(1);
     expect(result.stderr).to.equal("bester: missing required argument 'name' [invalidArgument]\n(add --help for the command's options)\n");
+  });
+
+  it("prints the package version with --version", async () => {
+    const manifest = JSON.parse(await readFile(path.join(REPO_ROOT, "package.json"), "utf8")) as { version: string };
+
+    const result = await runCli(["--version"]);
+
+    expect(result.code).to.equal(0);
+    expect(result.stdout).to.equal(`${manifest.version}\n`);
   });
 
   it("reports an unreadable --file as invalidArgument, naming the path", async () => {
