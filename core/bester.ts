@@ -84,7 +84,16 @@ export class Bester {
       throw new BesterError("invalidPlugin", `A plugin named "${plugin.name}" is already applied. Give each plugin a unique name.`);
     }
     this.plugins.set(plugin.name, plugin);
-    await plugin.apply(this);
+    try {
+      await plugin.apply(this);
+    } catch (error) {
+      // A plain Error from apply() would reach `bester start` as a bare stack trace with no plugin name.
+      if (error instanceof BesterError) {
+        throw error;
+      }
+      const message = error instanceof Error ? error.message : String(error);
+      throw new BesterError("pluginFailed", `Plugin "${plugin.name}" failed in apply(): ${message}`, { cause: error, plugin: plugin.name });
+    }
   }
 
   pluginNames(): string[] {

@@ -30,6 +30,9 @@ export function createLogger(options: LogOptions = {}): Logger {
     {
       level: options.level ?? "info",
       base: undefined,
+      // The default error serializer appends each cause's message to the error's own, which
+      // repeats it for errors that already quote their cause. This one logs the cause as a field.
+      serializers: { err: pino.stdSerializers.errWithCause },
       redact: { paths: REDACTED_PATHS, censor: "[redacted]" },
     },
     destination,

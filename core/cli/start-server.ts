@@ -4,6 +4,7 @@
 
 import path from "node:path";
 import { pino } from "pino";
+import type { Bester } from "../bester.js";
 import { createBester } from "../config/builtins.js";
 import { loadConfig } from "../config/loader.js";
 import type { ResolvedConfig } from "../config/types.js";
@@ -27,7 +28,14 @@ export async function start(options: StartOptions): Promise<void> {
   }
 
   const { log, logTarget } = openLog(config, options.log);
-  const bester = await createBester(config, { log });
+  progress.step("applying plugins");
+  let bester: Bester;
+  try {
+    bester = await createBester(config, { log });
+  } catch (error) {
+    progress.fail("applying plugins failed");
+    throw error;
+  }
 
   let addresses: string[];
   try {

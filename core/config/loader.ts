@@ -80,7 +80,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
   }
 
   if (!result || result.isEmpty) {
-    throw new BesterError("configNotFound", `No bester.config.ts, .mjs, .js or .json was found in ${cwd} or the folders above it. Create one (see README.md) or pass --config FILE.`);
+    throw new BesterError("configNotFound", `No config file was found in ${cwd} or the folders above it (searched for ${SEARCH_PLACES.join(", ")}). Create one (see README.md) or pass --config FILE.`);
   }
   return resolveConfig(result.config, path.dirname(result.filepath), result.filepath);
 }

@@ -226,7 +226,10 @@ export class JobEngine {
     }
   };
 
-  /** Sends a message to a local user, or hands it to onUndelivered when the user is offline. */
+  /**
+   * Sends a message to a local user, or hands it to onUndelivered when the user is offline.
+   * Rejects with `unknownUser` when the user is offline and onUserLookup finds no such account.
+   */
   deliverToUser(user: string, message: Record<string, unknown>): Promise<void> {
     try {
       if (this.sessions.sendToUser(user, message) > 0) {
@@ -241,6 +244,12 @@ export class JobEngine {
   }
 
   private async deliverOffline(user: string, message: Record<string, unknown>): Promise<void> {
+    // Checked here as well as in the userDelivery director, because a message stored under a name
+    // with no account (a typo, or a full address) would go to the next user to register that name.
+    if (this.hooks.onUserLookup.isUsed() && (await this.hooks.onUserLookup.promise(user)) === false) {
+      throw new BesterError("unknownUser", `"${user}" is not a user of ${this.options.serverName}, so the message was not stored for a later login. Pass a local user name: parseRecipient() splits a "name@host:port" address.`);
+    }
+
     if (this.hooks.onUndelivered.isUsed()) {
       const stored = await this.hooks.onUndelivered.promise(user, message);
       if (stored) {
@@ -291,7 +300,7 @@ export class JobEngine {
 
     const report = { job, progress };
     if (job.notify) {
-      void this.deliverToUser(job.user, { reply: "jobProgress", job: { jobID: job.id, progress } });
+      this.deliverToUser(job.user, { reply: "jobProgress", job: { jobID: job.id, progress } }).catch((error: unknown) => this.log.warn({ err: error, jobId: job.id, user: job.user }, "progress report not delivered"));
     }
     if (this.hooks.onJobProgress.isUsed()) {
       this.hooks.onJobProgress.promise(report).catch((error: unknown) => this.log.error({ err: error, jobId: job.id }, "onJobProgress tap failed"));

@@ -123,6 +123,18 @@ describe("bester start with a config mistake", () => {
     expect(result.stderr).to.include('"handlerz"');
   });
 
+  it("names a plugin whose apply throws", async () => {
+    const config = path.join(folder, "throwing-plugin.config.mjs");
+    const plugin = `{ name: "boom", apply() { throw new Error("boom in apply"); } }`;
+    await writeFile(config, `export default { listen: { port: 0 }, store: "memory", dataDir: ${JSON.stringify(path.join(folder, "data"))}, plugins: [${plugin}] };\n`);
+    const result = await runCli(["start", "--config", config]);
+
+    expect(result.code).to.equal(1);
+    expect(result.stderr).to.include("applying plugins failed\n");
+    expect(result.stderr).to.include('bester: Plugin "boom" failed in apply(): boom in apply [pluginFailed]\n');
+    expect(result.stderr).not.to.include("    at ");
+  });
+
   it("exits 1 when the config file is missing", async () => {
     const result = await runCli(["start", "--config", path.join(folder, "nope.mjs")]);
 

@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import type { Bester } from "../../core/bester.js";
 import type { DirectorContext } from "../../core/hooks.js";
-import { acceptedJob, connectAs, fixtureHandler, notificationFor, outputFor, RawClient, startServer, type TestServer } from "../helper.js";
+import { acceptedJob, connectAs, fixtureHandler, loginAndLeave, notificationFor, outputFor, RawClient, startServer, type TestServer } from "../helper.js";
 
 /** Creates a third-party director plugin that records each context it receives. */
 function recordingDirector(seen: DirectorContext[]) {
@@ -10,6 +10,11 @@ function recordingDirector(seen: DirectorContext[]) {
     apply(bester: Bester) {
       bester.hooks.onDirector.for("archive").tap("recording-director", (context) => {
         seen.push(structuredClone(context));
+        return "done";
+      });
+      // Delivers through the engine to the one user the director names, as a third-party director may.
+      bester.hooks.onDirector.for("deliverToOne").tapPromise("recording-director", async ({ job, output, director }) => {
+        await bester.engine.deliverToUser(director.user as string, bester.engine.outputMessage(job, output));
         return "done";
       });
       // A tap that declines (returns undefined) leaves the director type unhandled.
@@ -105,6 +110,28 @@ describe("directors", () => {
     expect(context?.output).to.deep.equal({ payload: { n: 5 }, director });
     expect(context?.job.user).to.equal("alice");
     expect(context?.job.type).to.equal("scripted");
+  });
+
+  it("engine delivery to an unknown user fails", async () => {
+    for (const user of ["nobody", `alice@${server.bester.serverName}`]) {
+      const jobID = await acceptedJob(alice, "scripted", { reply: { payload: 1, director: { type: "deliverToOne", user } } });
+      const notification = await notificationFor(alice, jobID);
+
+      expect(notification.error?.code, user).to.equal("unknownUser");
+      expect(notification.error?.message, user).to.include(`"${user}" is not a user of ${server.bester.serverName}`);
+    }
+  });
+
+  it("engine delivery keeps output for an offline user", async () => {
+    await loginAndLeave(server, "carol");
+    const jobID = await acceptedJob(alice, "scripted", { reply: { payload: "for later", director: { type: "deliverToOne", user: "carol" } } });
+    const notification = await notificationFor(alice, jobID);
+    const carol = await connectAs(server.port, "carol");
+    const output = await outputFor(carol, jobID);
+    carol.close();
+
+    expect(notification.status).to.equal("completed");
+    expect(output.payload).to.deep.equal({ type: "scripted", data: "for later" });
   });
 
   it("plugin director that declines is unknownDirector", async () => {
