@@ -3,12 +3,11 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, writeFile } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
 import type { BesterConfig } from "../core/config/types.js";
-import { REPO_ROOT } from "./helper.js";
+import { freePort, REPO_ROOT } from "./helper.js";
 
 const CLI = path.join(REPO_ROOT, "core", "cli", "index.ts");
 
@@ -19,15 +18,6 @@ export interface DaemonProcess {
   logs: Array<Record<string, unknown>>;
   /** Resolves with the exit code, or null when a signal ended the process. */
   exited: Promise<number | null>;
-}
-
-/** Returns a loopback port that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /**

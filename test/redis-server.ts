@@ -6,7 +6,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { freePort } from "./daemon-process.js";
+import { freePort } from "./helper.js";
 
 export interface RedisServer {
   url: string;

@@ -9,19 +9,22 @@ import { createBester } from "../config/builtins.js";
 import { loadConfig } from "../config/loader.js";
 import type { ResolvedConfig } from "../config/types.js";
 import { createLogger, type Logger } from "../log.js";
+import { BesterClientError } from "../../plugins/transport-tcp/client-error.js";
 import { createProgress } from "./spinner.js";
 
 export interface StartOptions {
   config?: string;
+  listen?: string;
   log?: string;
 }
 
 export async function start(options: StartOptions): Promise<void> {
+  const listen = options.listen === undefined ? undefined : parseListen(options.listen);
   const progress = await createProgress();
   progress.step("loading config");
   let config: ResolvedConfig;
   try {
-    config = await loadConfig({ file: options.config });
+    config = await loadConfig({ file: options.config, listen });
   } catch (error) {
     progress.fail("loading config failed");
     throw error;
@@ -96,4 +99,16 @@ function openLog(config: ResolvedConfig, destination: string | undefined): { log
   const relative = path.relative(process.cwd(), path.resolve(target));
   const logTarget = relative !== "" && !relative.startsWith("..") && !path.isAbsolute(relative) ? relative : path.resolve(target);
   return { log: createLogger({ level: config.logLevel, stream }), logTarget };
+}
+
+/** Parses `--listen` as `port`, `host:port` or `[ipv6]:port`. */
+function parseListen(value: string): { host?: string; port: number } {
+  const colon = value.lastIndexOf(":");
+  const portText = colon === -1 ? value : value.slice(colon + 1);
+  const host = colon === -1 ? undefined : value.slice(0, colon).replace(/^\[|\]$/g, "");
+  const port = Number(portText);
+  if (!/^[0-9]+$/.test(portText) || port < 1 || port > 65535 || host === "") {
+    throw new BesterClientError("invalidArgument", `--listen "${value}" is not a port or host:port. Examples: --listen 2223, --listen 127.0.0.1:2223.`);
+  }
+  return { host, port };
 }

@@ -7,7 +7,7 @@ import { pathToFileURL } from "node:url";
 import { cosmiconfig, type Loader } from "cosmiconfig";
 import { BesterError } from "../errors.js";
 import { resolveConfig } from "./schema.js";
-import type { ResolvedConfig } from "./types.js";
+import type { BesterConfig, ResolvedConfig } from "./types.js";
 
 const MODULE_NAME = "bester";
 
@@ -60,6 +60,8 @@ export interface LoadConfigOptions {
   file?: string;
   /** Folder to search from; default the current folder. */
   cwd?: string;
+  /** Replaces the address of the first client listener, keeping its other settings such as `tls`. */
+  listen?: { host?: string; port: number };
 }
 
 /** Loads, validates and resolves the config; throws a BesterError naming the file and key on mistakes. */
@@ -82,5 +84,18 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
   if (!result || result.isEmpty) {
     throw new BesterError("configNotFound", `No config file was found in ${cwd} or the folders above it (searched for ${SEARCH_PLACES.join(", ")}). Create one (see README.md) or pass --config FILE.`);
   }
-  return resolveConfig(result.config, path.dirname(result.filepath), result.filepath);
+  const config = options.listen ? withListenAddress(result.config as BesterConfig, options.listen) : result.config;
+  return resolveConfig(config, path.dirname(result.filepath), result.filepath);
+}
+
+/** Returns the config with the first client listener moved to `address`; a config with no listener gets one. */
+function withListenAddress(config: BesterConfig, address: { host?: string; port: number }): BesterConfig {
+  if (config === null || typeof config !== "object") {
+    // resolveConfig reports the invalid config itself.
+    return config;
+  }
+  const listeners = Array.isArray(config.listen) ? config.listen : [config.listen ?? {}];
+  const [first, ...rest] = listeners;
+  const moved = { ...first, ...(address.host === undefined ? {} : { host: address.host }), port: address.port };
+  return { ...config, listen: [moved, ...rest] };
 }

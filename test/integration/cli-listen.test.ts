@@ -1,6 +1,5 @@
 import { expect } from "chai";
 import { once } from "node:events";
-import net from "node:net";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -8,7 +7,7 @@ import { AccountStore, type AccountRecord } from "../../plugins/accounts/account
 import { ACCOUNTS_NAMESPACE } from "../../plugins/accounts/index.js";
 import { BesterClient } from "../../plugins/transport-tcp/client.js";
 import { spawnCli, waitForOutput } from "../cli-runner.js";
-import { fixtureHandler, startServer, waitUntil, type TestServer } from "../helper.js";
+import { fixtureHandler, freePort, startServer, waitUntil, type TestServer } from "../helper.js";
 
 describe("CLI listen", () => {
   let folder: string;
@@ -182,13 +181,3 @@ describe("CLI listen", () => {
     }
   });
 });
-
-/** Returns a loopback port that nothing listens on right now. */
-async function freePort(): Promise<number> {
-  const probe = net.createServer().listen(0, "127.0.0.1");
-  await once(probe, "listening");
-  const { port } = probe.address() as net.AddressInfo;
-  probe.close();
-  await once(probe, "close");
-  return port;
-}

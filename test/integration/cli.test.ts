@@ -6,7 +6,8 @@ import { expect } from "chai";
 import { runCli, spawnCli, waitForOutput } from "../cli-runner.js";
 import { AccountStore, type AccountRecord } from "../../plugins/accounts/account-store.js";
 import { ACCOUNTS_NAMESPACE } from "../../plugins/accounts/index.js";
-import { fixtureHandler, makeTempDir, REPO_ROOT, startServer, type TestServer } from "../helper.js";
+import { BesterClient } from "../../plugins/transport-tcp/client.js";
+import { fixtureHandler, freePort, makeTempDir, REPO_ROOT, startServer, type TestServer } from "../helper.js";
 
 /** Writes an ES module config file that exports `config` as its default. */
 async function writeModuleConfig(file: string, config: unknown): Promise<void> {
@@ -90,6 +91,40 @@ describe("bester start with server.name set", () => {
       await once(named, "exit");
       await rm(folder, { recursive: true, force: true });
     }
+  });
+});
+
+describe("bester start --listen", () => {
+  it("moves the first listener and the server name", async () => {
+    const folder = await makeTempDir("bester-cli-listen-option-");
+    const config = path.join(folder, "bester.config.mjs");
+    const [configPort, port] = [await freePort(), await freePort()];
+    await writeModuleConfig(config, { listen: { host: "127.0.0.1", port: configPort }, store: "memory", registration: true, dataDir: path.join(folder, "data") });
+    const started = spawnCli(["start", "--config", config, "--listen", String(port), "--log", path.join(folder, "bester.log")]);
+
+    try {
+      const [line] = await waitForOutput(started.stderr!, /listening on .*\n/);
+      const client = await BesterClient.connect({ port });
+      const address = await client.auth("dana", "dana-pw").catch(async () => {
+        await client.register("dana", "dana-pw");
+        return client.auth("dana", "dana-pw");
+      });
+      await client.close();
+
+      expect(line).to.equal(`listening on 127.0.0.1:${port}\n`);
+      expect(address).to.equal(`dana@127.0.0.1:${port}`);
+    } finally {
+      started.kill("SIGTERM");
+      await once(started, "exit");
+      await rm(folder, { recursive: true, force: true });
+    }
+  });
+
+  it("rejects an address that is not a port", async () => {
+    const result = await runCli(["start", "--listen", "127.0.0.1:http"]);
+
+    expect(result.code).to.equal(1);
+    expect(result.stderr).to.equal('bester: --listen "127.0.0.1:http" is not a port or host:port. Examples: --listen 2223, --listen 127.0.0.1:2223. [invalidArgument]\n');
   });
 });
 

@@ -10,7 +10,7 @@ import { AccountStore, type AccountRecord } from "../../plugins/accounts/account
 import { ACCOUNTS_NAMESPACE } from "../../plugins/accounts/index.js";
 import { createStoreProvider } from "../../plugins/store/index.js";
 import { BesterClient, BesterClientError, type JobOutputEvent } from "../../plugins/transport-tcp/client.js";
-import { fixtureHandler, startServer, waitUntil, type TestServer } from "../helper.js";
+import { fixtureHandler, freePort, startServer, waitUntil, type TestServer } from "../helper.js";
 
 const handlers = { echo: fixtureHandler("echo"), progress: fixtureHandler("progress"), slow: fixtureHandler("delay-echo", { env: { DELAY_MS: "500" } }) };
 
@@ -23,14 +23,6 @@ async function loggedIn(port: number, user: string): Promise<BesterClient> {
   });
   await client.auth(user, "pw");
   return client;
-}
-
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 describe("client SDK BesterClient", () => {
