@@ -10,7 +10,8 @@ export interface FrameReceiver {
   readonly user: string | undefined;
   readonly isTakenOver: boolean;
   receive(decoded: ReturnType<typeof parseFrameBody>): void;
-  closedByTransport(): void;
+  /** Ends the session; `unsent` are the messages that never reached the operating system. */
+  closedByTransport(unsent?: object[]): void;
 }
 
 export interface WebSocketConnectionOptions {
@@ -27,7 +28,14 @@ export class WebSocketConnection implements Connection {
   readonly remoteAddress: string;
   private session!: FrameReceiver;
   private closed = false;
+  /** Set by the socket's close event, after which the session is no longer registered. */
+  private socketClosed = false;
   private authTimer: NodeJS.Timeout | undefined;
+  /** Messages sent but not yet handed to the operating system, by send number, in order. */
+  private unflushed = new Map<number, object>();
+  private sent = 0;
+  private flushed = 0;
+  private flushWaiters: Array<{ upTo: number; callback: (error?: Error) => void }> = [];
 
   constructor(
     private readonly socket: WebSocket,
@@ -53,10 +61,16 @@ export class WebSocketConnection implements Connection {
     });
     this.socket.on("close", () => {
       this.closed = true;
+      this.socketClosed = true;
       clearTimeout(this.authTimer);
-      // NOTE: messages that ws still buffered at the close are not passed on as unsent, so they are
-      // lost. The TCP transport tracks each write and passes them back for offline delivery.
-      this.session.closedByTransport();
+      // Messages ws still buffered go back to the session, which passes job outputs and
+      // notifications on to the user's other connections or to the next login.
+      const unsent = [...this.unflushed.values()];
+      this.unflushed.clear();
+      this.session.closedByTransport(unsent);
+      for (const waiter of this.flushWaiters.splice(0)) {
+        waiter.callback(new Error(`Connection ${this.id} closed with output unsent.`));
+      }
     });
 
     if (this.options.authTimeoutMs > 0) {
@@ -67,9 +81,21 @@ export class WebSocketConnection implements Connection {
 
   send(message: object): void {
     if (this.closed || this.socket.readyState !== this.socket.OPEN) {
+      if (!this.socketClosed) {
+        // The session stays registered until the close event, so the message goes back to it then.
+        this.unflushed.set(++this.sent, message);
+      }
       return;
     }
-    this.socket.send(JSON.stringify(message));
+
+    const number = ++this.sent;
+    this.unflushed.set(number, message);
+    // ws calls back once the frame was handed to the operating system, in send order.
+    this.socket.send(JSON.stringify(message), (error) => {
+      if (!error) {
+        this.markFlushed(number);
+      }
+    });
 
     if (this.socket.bufferedAmount > this.options.maxBufferedBytes) {
       this.log.warn({ connection: this.id, remote: this.remoteAddress, bufferedBytes: this.socket.bufferedAmount }, "websocket client is not reading its replies; disconnecting it");
@@ -88,6 +114,25 @@ export class WebSocketConnection implements Connection {
     this.socket.close(1000);
     // A client that never completes the closing handshake would keep the socket open.
     setTimeout(() => this.socket.terminate(), 2000).unref();
+  }
+
+  /** Calls `callback` once every message sent so far has left the process, or with an error at close. */
+  onFlushed(callback: (error?: Error) => void): void {
+    if (this.socketClosed) {
+      callback(new Error(`Connection ${this.id} is closed.`));
+    } else if (this.flushed >= this.sent) {
+      callback();
+    } else {
+      this.flushWaiters.push({ upTo: this.sent, callback });
+    }
+  }
+
+  private markFlushed(number: number): void {
+    this.unflushed.delete(number);
+    this.flushed = number;
+    while (this.flushWaiters.length > 0 && this.flushWaiters[0]!.upTo <= number) {
+      this.flushWaiters.shift()!.callback();
+    }
   }
 
   /** Drops the connection at once, for shutdown. */

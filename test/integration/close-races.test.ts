@@ -187,7 +187,8 @@ describe("a login that ends after the auth deadline", () => {
   };
 
   before(async () => {
-    server = await startServer({ registration: true, limits: { authTimeoutMs: 200 }, handlers: { echo: fixtureHandler("echo") }, plugins: [slowAuth] });
+    // The deadline leaves room for the other logins' password hashing on a busy machine.
+    server = await startServer({ registration: true, limits: { authTimeoutMs: 1000 }, handlers: { echo: fixtureHandler("echo") }, plugins: [slowAuth] });
     alice = await RawClient.connect(server.port);
     await login(alice, "alice");
   });
@@ -201,8 +202,8 @@ describe("a login that ends after the auth deadline", () => {
     await loginAndLeave(server, "frank");
     await sendOutput(alice, "frank", "stored");
 
-    // The deadline closes the connection at 200 ms, and the login succeeds at 400 ms.
-    authDelayMs = 400;
+    // The deadline closes the connection at 1000 ms, and the login succeeds at 2000 ms.
+    authDelayMs = 2000;
     const first = await RawClient.connect(server.port, "127.0.0.1", { allowHalfOpen: true });
     first.send({ request: "auth", account: { username: "frank", password: "secret" } });
     const error = await first.nextReply("error");

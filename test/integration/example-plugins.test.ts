@@ -10,7 +10,7 @@ import type { Bester } from "../../core/bester.js";
 import { createBester } from "../../core/config/builtins.js";
 import { loadConfig } from "../../core/config/loader.js";
 import { BesterClient } from "../../plugins/transport-tcp/client.js";
-import { FIXTURE_HANDLERS, REPO_ROOT } from "../helper.js";
+import { FIXTURE_HANDLERS, REPO_ROOT, waitUntil } from "../helper.js";
 
 const importOf = (file: string) => JSON.stringify(pathToFileURL(path.join(REPO_ROOT, file)).href);
 
@@ -163,6 +163,40 @@ describe("example plugins loaded from a config file", () => {
 
       expect(code).to.equal(1000);
       expect((error.error as { code: string }).code).to.equal("notAuthenticated");
+    });
+  });
+
+  describe("websocket unsent messages", () => {
+    it("keeps buffered outputs for the next login", async () => {
+      const reader = await WsClient.connect(wsUrl);
+      await reader.request({ request: "register", account: { username: "slowreader", password: "pw" } });
+      await reader.request({ request: "auth", account: { username: "slowreader", password: "pw" } });
+      const sender = await BesterClient.connect({ port: tcpPort });
+      await sender.register("bulksender", "pw");
+      await sender.auth("bulksender", "pw");
+
+      // The reader stops reading, so the loopback buffers fill and the rest waits inside ws.
+      (reader.socket as unknown as { _socket: { pause(): void } })._socket.pause();
+      const value = "x".repeat(1024 * 1024);
+      const jobs = await Promise.all(Array.from({ length: 8 }, () => sender.run("echo", { deliverTo: ["slowreader"], value })));
+      // A reset, as from a crashed browser tab: whatever ws still held never reached the reader.
+      reader.socket.terminate();
+      await waitUntil(() => !bester.sessions.isOnline("slowreader"), "slowreader is offline");
+
+      const later = await BesterClient.connect({ port: tcpPort });
+      const received: string[] = [];
+      later.on("output", (output) => received.push(output.jobID));
+      await later.auth("slowreader", "pw");
+      await waitUntil(() => received.length > 0, "stored outputs arrived");
+      // Stored messages go out in portions, so give the rest time to arrive as well.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await later.close();
+      await sender.close();
+
+      const sentIDs = jobs.map((job) => `${job.jobID}:bulksender@${bester.serverName}`);
+      expect(received.length).to.be.greaterThan(0);
+      expect(new Set(received).size).to.equal(received.length);
+      expect(sentIDs).to.include.members(received);
     });
   });
 
