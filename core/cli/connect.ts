@@ -47,6 +47,15 @@ async function resolveServer(options: ConnectOptions): Promise<{ host: string; p
   }
 }
 
+/** Returns --password or BESTER_PASSWORD, and throws `invalidArgument` when neither is set. */
+export function passwordOf(options: ConnectOptions): string {
+  const password = options.password ?? process.env.BESTER_PASSWORD;
+  if (!password) {
+    throw new BesterClientError("invalidArgument", "No password given. Pass --password or set BESTER_PASSWORD.");
+  }
+  return password;
+}
+
 /**
  * Connects, registers when asked, and logs in. `beforeLogin` runs before auth is sent, so event
  * listeners it adds see stored offline messages, which can arrive in the same read as the auth reply.
@@ -56,10 +65,7 @@ export async function connectAndLogin(
   clientOptions: Pick<ClientOptions, "reconnect"> = {},
   beforeLogin: (client: BesterClient) => void = () => {},
 ): Promise<{ client: BesterClient; address: string }> {
-  const password = options.password ?? process.env.BESTER_PASSWORD;
-  if (!password) {
-    throw new BesterClientError("invalidArgument", "No password given. Pass --password or set BESTER_PASSWORD.");
-  }
+  const password = passwordOf(options);
 
   const { host, port } = await resolveServer(options);
   const client = await BesterClient.connect({ host, port, ...clientOptions });

@@ -4,7 +4,7 @@
 import type { Command } from "commander";
 import { setTimeout as sleep } from "node:timers/promises";
 import { BesterClientError, type BesterClient, type JobNotificationEvent, type JobOutputEvent, type JobProgressEvent } from "../../plugins/transport-tcp/client.js";
-import { addConnectOptions, connectAndLogin, type ConnectOptions } from "./connect.js";
+import { addConnectOptions, connectAndLogin, passwordOf, type ConnectOptions } from "./connect.js";
 import { createProgress, type Progress } from "./spinner.js";
 
 const RECONNECT = { delayMs: 200, maxDelayMs: 5000 };
@@ -32,6 +32,8 @@ export function registerListenCommand(program: Command): void {
 }
 
 async function listen(options: ListenOptions): Promise<number> {
+  // A missing password fails here, before the progress line says "connecting".
+  passwordOf(options);
   const progress = await createProgress();
   progress.step("connecting");
   const print = (reply: string, job: JobOutputEvent | JobNotificationEvent | JobProgressEvent) => {

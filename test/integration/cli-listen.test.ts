@@ -6,7 +6,7 @@ import path from "node:path";
 import { AccountStore, type AccountRecord } from "../../plugins/accounts/account-store.js";
 import { ACCOUNTS_NAMESPACE } from "../../plugins/accounts/index.js";
 import { BesterClient } from "../../plugins/transport-tcp/client.js";
-import { spawnCli, waitForOutput } from "../cli-runner.js";
+import { runCli, spawnCli, waitForOutput } from "../cli-runner.js";
 import { fixtureHandler, freePort, startServer, waitUntil, type TestServer } from "../helper.js";
 
 describe("CLI listen", () => {
@@ -129,6 +129,13 @@ describe("CLI listen", () => {
     } finally {
       listener.kill("SIGKILL");
     }
+  });
+
+  it("reports a missing password alone", async () => {
+    const result = await runCli(["listen", "--server", "127.0.0.1:1", "-u", "bob"]);
+
+    expect(result.code).to.equal(1);
+    expect(result.stderr).to.equal("bester: No password given. Pass --password or set BESTER_PASSWORD. [invalidArgument]\n");
   });
 
   it("prints failed jobs without --all", async () => {
