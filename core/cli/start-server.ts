@@ -2,6 +2,7 @@
 // start-up steps, and stop cleanly on SIGINT or SIGTERM. The start command imports this file only
 // when it runs, so other commands do not load the whole server.
 
+import { mkdirSync, openSync } from "node:fs";
 import path from "node:path";
 import { pino } from "pino";
 import type { Bester } from "../bester.js";
@@ -87,7 +88,10 @@ function openLog(config: ResolvedConfig, destination: string | undefined): { log
     return { log: createLogger({ level: config.logLevel }), logTarget: "stdout" };
   }
 
-  const file = pino.destination({ dest: path.resolve(target), sync: false, mkdir: true });
+  // Opened here rather than by pino in the background: when start-up fails and the process exits
+  // at once, pino's exit flush throws "sonic boom is not ready yet" on a file that is still opening.
+  mkdirSync(path.dirname(path.resolve(target)), { recursive: true });
+  const file = pino.destination({ dest: openSync(path.resolve(target), "a"), sync: false });
   // On a terminal, warnings and errors also go to stderr so problems are seen at once.
   const stream = process.stdout.isTTY
     ? pino.multistream([

@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { startDaemon, stopDaemon, writeDaemonConfig, type DaemonProcess } from "../daemon-process.js";
+import { runCli } from "../cli-runner.js";
 import { fixtureHandler } from "../helper.js";
 import { BesterClient } from "../../plugins/transport-tcp/client.js";
 
@@ -58,6 +59,21 @@ describe("one server per data folder", function () {
     await new Promise((resolve) => setTimeout(resolve, 500));
     await later.close();
     expect(stored).to.deep.equal([]);
+  });
+
+  it("reports dataDirInUse alone when logging to a file", async () => {
+    const config = await writeDaemonConfig({});
+    folder = config.folder;
+    const first = await startDaemon(config.file);
+    daemons.push(first);
+
+    const second = await runCli(["start", "--config", config.file, "--log", path.join(folder, "logs", "second.log")]);
+
+    expect(second.code).to.equal(1);
+    expect(second.stderr).to.match(/^bester: .* \[dataDirInUse\]$/m);
+    expect(second.stderr).not.to.include("sonic boom");
+    expect(second.stderr).not.to.include("    at ");
+    expect(existsSync(path.join(folder, "logs", "second.log")), "the log file").to.equal(true);
   });
 
   it("starts after a server that was killed left its pid file", async () => {
