@@ -145,7 +145,7 @@ export class ClientSession {
     }
     this.host.log.info({ user, connection: this.connection.id, messages: lasting.length }, "connection closed with messages unsent; keeping them for the user's next login");
     for (const message of lasting) {
-      this.host.engine.deliverToUser(user, message as Record<string, unknown>).catch((error: unknown) => {
+      this.host.engine.deliverToKnownUser(user, message as Record<string, unknown>).catch((error: unknown) => {
         this.host.log.error({ err: error, user }, "keeping an unsent message failed");
       });
     }

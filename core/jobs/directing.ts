@@ -19,7 +19,10 @@ export async function runDirector(hooks: BesterHooks, job: Job, reply: Record<st
   }
   if ("error" in reply && !("director" in reply)) {
     const message = (reply.error as { message?: unknown }).message;
-    throw coded("handlerFailed", `Handler "${job.type}" failed: ${typeof message === "string" ? message : "no message given"}.`);
+    const text = typeof message === "string" && message.trim() !== "" ? message.trim() : "no message given";
+    // A handler's own message often ends its sentence already.
+    const sentence = /[.!?]$/.test(text) ? text : `${text}.`;
+    throw coded("handlerFailed", `Handler "${job.type}" failed: ${sentence}`);
   }
 
   let output = reply as unknown as HandlerOutput;

@@ -228,9 +228,29 @@ export class JobEngine {
 
   /**
    * Sends a message to a local user, or hands it to onUndelivered when the user is offline.
-   * Rejects with `unknownUser` when the user is offline and onUserLookup finds no such account.
+   * Rejects with `unknownUser` when the user is offline and onUserLookup finds no such account,
+   * because a message stored under a name with no account (a typo, or a full address) would go to
+   * the next user to register that name.
    */
   deliverToUser(user: string, message: Record<string, unknown>): Promise<void> {
+    if (this.sessions.isOnline(user) || !this.hooks.onUserLookup.isUsed()) {
+      return this.deliverToKnownUser(user, message);
+    }
+    return this.hooks.onUserLookup.promise(user).then((exists) => {
+      if (exists === false) {
+        throw new BesterError("unknownUser", `"${user}" is not a user of ${this.options.serverName}, so the message was not stored for a later login. Pass a local user name: parseRecipient() splits a "name@host:port" address.`);
+      }
+      return this.deliverToKnownUser(user, message);
+    });
+  }
+
+  /**
+   * Delivers as deliverToUser does, without the account check, for a user known to exist (a job's
+   * submitter, a connection's own user, a recipient already checked). An offline message is thus
+   * handed to onUndelivered in the same event-loop turn, which the journal relies on: it removes
+   * an ended job in that turn, so both writes commit together.
+   */
+  deliverToKnownUser(user: string, message: Record<string, unknown>): Promise<void> {
     try {
       if (this.sessions.sendToUser(user, message) > 0) {
         // A shared settled promise: an online recipient, the usual case, costs no promise of its own.
@@ -244,12 +264,6 @@ export class JobEngine {
   }
 
   private async deliverOffline(user: string, message: Record<string, unknown>): Promise<void> {
-    // Checked here as well as in the userDelivery director, because a message stored under a name
-    // with no account (a typo, or a full address) would go to the next user to register that name.
-    if (this.hooks.onUserLookup.isUsed() && (await this.hooks.onUserLookup.promise(user)) === false) {
-      throw new BesterError("unknownUser", `"${user}" is not a user of ${this.options.serverName}, so the message was not stored for a later login. Pass a local user name: parseRecipient() splits a "name@host:port" address.`);
-    }
-
     if (this.hooks.onUndelivered.isUsed()) {
       const stored = await this.hooks.onUndelivered.promise(user, message);
       if (stored) {
@@ -300,7 +314,7 @@ export class JobEngine {
 
     const report = { job, progress };
     if (job.notify) {
-      this.deliverToUser(job.user, { reply: "jobProgress", job: { jobID: job.id, progress } }).catch((error: unknown) => this.log.warn({ err: error, jobId: job.id, user: job.user }, "progress report not delivered"));
+      this.deliverToKnownUser(job.user, { reply: "jobProgress", job: { jobID: job.id, progress } }).catch((error: unknown) => this.log.warn({ err: error, jobId: job.id, user: job.user }, "progress report not delivered"));
     }
     if (this.hooks.onJobProgress.isUsed()) {
       this.hooks.onJobProgress.promise(report).catch((error: unknown) => this.log.error({ err: error, jobId: job.id }, "onJobProgress tap failed"));
@@ -325,7 +339,7 @@ export class JobEngine {
 
     try {
       if (job.notify) {
-        await this.deliverToUser(job.user, { reply: "jobNotification", job: { ...outcome, jobID: job.id } });
+        await this.deliverToKnownUser(job.user, { reply: "jobNotification", job: { ...outcome, jobID: job.id } });
       }
       if (this.hooks.onJobDone.isUsed()) {
         await this.hooks.onJobDone.promise(job, outcome);

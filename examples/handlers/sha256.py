@@ -58,12 +58,19 @@ def serve_connection(conn):
             send_frame(conn, reply)
 
 
-def exit_with_parent(parent_pid):
+def exit_with_daemon(daemon_pid):
     """Exit once the daemon that started this handler is gone, so no orphan keeps running."""
     while True:
         threading.Event().wait(1.0)
-        if os.getppid() != parent_pid:
+        if os.getppid() == daemon_pid:
+            continue
+        try:
+            # Started through a wrapper: the daemon is not the parent, so check its pid directly.
+            os.kill(daemon_pid, 0)
+        except ProcessLookupError:
             os._exit(0)
+        except PermissionError:
+            pass
 
 
 def main():
@@ -78,8 +85,9 @@ def main():
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
     server.listen(64)
-    if os.environ.get("BESTER_SOCKET"):
-        threading.Thread(target=exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    daemon_pid = os.environ.get("BESTER_DAEMON_PID", "")
+    if daemon_pid.isdigit():
+        threading.Thread(target=exit_with_daemon, args=(int(daemon_pid),), daemon=True).start()
     while True:
         conn, _ = server.accept()
         threading.Thread(target=serve_connection, args=(conn,), daemon=True).start()

@@ -46,7 +46,7 @@ export function userDeliveryDirector(): BesterPlugin {
         const message = bester.engine.outputMessage(job, output);
         // One recipient, the usual case, needs no Set to drop repeated names.
         for (const user of local.length === 1 ? local : new Set(local)) {
-          await bester.engine.deliverToUser(user, message);
+          await bester.engine.deliverToKnownUser(user, message);
         }
 
         for (const [server, names] of remote ?? []) {

@@ -104,7 +104,7 @@ export function tapBuiltinMessages(bester: Bester, pluginName: string, directory
         unknownUsers.push(user);
         continue;
       }
-      await bester.engine.deliverToUser(user, output);
+      await bester.engine.deliverToKnownUser(user, output);
     }
     if (unknownUsers.length > 0) {
       log.warn({ peer, jobID: message.job.jobID, unknownUsers }, "peer delivered output to users that do not exist here");

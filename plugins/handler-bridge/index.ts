@@ -9,6 +9,9 @@ import { HandlerSupervisor } from "./supervisor.js";
 
 export const PLUGIN_NAME = "handler-bridge";
 
+/** How long every connection of a handler type may be down before the log warns about it. */
+const HANDLER_DOWN_WARNING_MS = 1000;
+
 export interface HandlerBridgeOptions {
   handlers: Record<string, ResolvedHandlerConfig>;
   maxFrameBytes: number;
@@ -73,6 +76,11 @@ export function handlerBridge(options: HandlerBridgeOptions): BesterPlugin {
 
       function startPool(type: string, config: ResolvedHandlerConfig): void {
         let live = 0;
+        // A handler that closes after each reply (allowed by the protocol) is without a connection
+        // for a moment after every job, so only a gap longer than this is worth a warning.
+        let downTimer: NodeJS.Timeout | undefined;
+        let reportedDown = false;
+        let everConnected = false;
         let connected!: (type: string) => void;
         firstConnections.push(new Promise((resolve) => (connected = resolve)));
         for (let index = 1; index <= config.connections; index += 1) {
@@ -87,14 +95,26 @@ export function handlerBridge(options: HandlerBridgeOptions): BesterPlugin {
               const remove = bester.scheduler.addWorker(type, worker);
               live += 1;
               if (live === 1) {
-                log.info({ type, socket: config.socket }, "handler connected");
+                clearTimeout(downTimer);
+                if (!everConnected || reportedDown) {
+                  log.info({ type, socket: config.socket }, "handler connected");
+                }
+                everConnected = true;
+                reportedDown = false;
                 connected(type);
               }
               return () => {
                 remove();
                 live -= 1;
                 if (live === 0 && bester.state === "running") {
-                  log.warn({ type, socket: config.socket }, "no handler connection is up; jobs wait until one reconnects");
+                  clearTimeout(downTimer);
+                  downTimer = setTimeout(() => {
+                    if (live === 0 && bester.state === "running") {
+                      reportedDown = true;
+                      log.warn({ type, socket: config.socket, downForMs: HANDLER_DOWN_WARNING_MS }, "no handler connection is up; jobs wait until one reconnects");
+                    }
+                  }, HANDLER_DOWN_WARNING_MS);
+                  downTimer.unref();
                 }
               };
             },

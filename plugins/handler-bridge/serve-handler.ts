@@ -109,9 +109,10 @@ class ReplyQueue {
     while (this.waiting.length > 0) {
       const message = this.waiting.shift()!;
       const job = message.job as HandlerJob;
+      const run: JobRun = { job, replied: false };
       let result: HandlerReply | Promise<HandlerReply> | { error: { message: string } };
       try {
-        result = this.handle(message.payload, job, this.tools(job));
+        result = this.handle(message.payload, job, this.tools(run));
       } catch (error) {
         result = failure(error);
       }
@@ -119,24 +120,31 @@ class ReplyQueue {
       if (isPromise(result)) {
         this.busy = true;
         result.then(
-          (reply) => this.resume(reply, job),
-          (error: unknown) => this.resume(failure(error), job),
+          (reply) => this.resume(reply, run),
+          (error: unknown) => this.resume(failure(error), run),
         );
         return;
       }
-      this.send(result, job);
+      this.send(result, run);
     }
   }
 
-  private resume(reply: unknown, job: HandlerJob | undefined): void {
+  private resume(reply: unknown, run: JobRun): void {
     this.busy = false;
-    this.send(reply, job);
+    this.send(reply, run);
     this.drain();
   }
 
-  private send(reply: unknown, job: HandlerJob | undefined): void {
+  private send(reply: unknown, run: JobRun): void {
+    run.replied = true;
+    const job = run.job;
     if (this.connection.destroyed) {
       return;
+    }
+    if (reply === null || typeof reply !== "object") {
+      const reason = `The handler function returned ${reply === null ? "null" : typeof reply} instead of { payload, director }.`;
+      console.error(`Job ${job?.jobID ?? "(no id)"} failed: ${reason}`);
+      reply = failure(new Error(reason));
     }
     let frame: Buffer;
     try {
@@ -151,14 +159,21 @@ class ReplyQueue {
     this.connection.write(frame);
   }
 
-  private tools(job: HandlerJob | undefined): HandlerTools {
+  private tools(run: JobRun): HandlerTools {
+    const job = run.job;
     return {
       progress: (progress) => {
         if (this.connection.destroyed) {
           return;
         }
+        if (run.replied) {
+          // The daemon would take a late report for the connection's next job, or close the link.
+          console.error(`Job ${job?.jobID ?? "(no id)"}: a progress report sent after the job's reply was dropped.`);
+          return;
+        }
         try {
-          this.connection.write(encodeFrame({ progress }));
+          // JSON has no undefined, and a frame without `progress` would read as the job's reply.
+          this.connection.write(encodeFrame({ progress: progress === undefined ? null : progress }));
         } catch (error) {
           // Progress is informational, so one that cannot be encoded is left out and the job goes on.
           console.error(`Job ${job?.jobID ?? "(no id)"}: progress report left out, because it could not be encoded as JSON (${(error as Error).message}).`);
@@ -169,6 +184,12 @@ class ReplyQueue {
 }
 
 /** Returns a plain reply whose payload is a long string with that string pre-encoded, which saves most of its JSON.stringify time. */
+/** One job on a connection, and whether its reply was sent, after which progress is left out. */
+interface JobRun {
+  job: HandlerJob | undefined;
+  replied: boolean;
+}
+
 function withLongPayload(reply: unknown): unknown {
   const payload = (reply as { payload?: unknown } | null)?.payload;
   if (typeof payload !== "string" || payload.length < LONG_STRING_CHARS || Object.getPrototypeOf(reply) !== Object.prototype) {
@@ -178,7 +199,22 @@ function withLongPayload(reply: unknown): unknown {
 }
 
 function failure(error: unknown): { error: { message: string } } {
-  return { error: { message: error instanceof Error ? error.message : String(error) } };
+  return { error: { message: describeThrown(error) } };
+}
+
+/** Returns the message of an Error, a string as it is, and other thrown values as JSON where they can be. */
+function describeThrown(error: unknown): string {
+  if (error instanceof Error) {
+    return error.message;
+  }
+  if (typeof error === "string") {
+    return error;
+  }
+  try {
+    return JSON.stringify(error) ?? String(error);
+  } catch {
+    return String(error);
+  }
 }
 
 function isPromise(value: unknown): value is Promise<HandlerReply> {

@@ -224,6 +224,9 @@ export class BesterClient extends EventEmitter<ClientEvents> {
       for (const pending of this.pending.splice(0)) {
         pending.reject(lost);
       }
+      if (this.closedError) {
+        return;
+      }
       if (this.closing || !this.reconnectOptions) {
         this.end(this.closing ? undefined : lost);
         return;
@@ -271,9 +274,11 @@ export class BesterClient extends EventEmitter<ClientEvents> {
         } catch (error) {
           // Wrong credentials stay wrong; any other failure is worth another attempt.
           if (error instanceof BesterClientError && error.code === "invalidCredentials") {
-            this.closing = true;
-            socket.destroy();
             this.emit("serverError", { code: error.code, message: error.message });
+            // Ended before the socket closes, so its close event starts no new reconnect and
+            // `close` carries the reason.
+            this.end(error);
+            socket.destroy();
             throw error;
           }
           socket.destroy();

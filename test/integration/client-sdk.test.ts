@@ -320,10 +320,12 @@ describe("client SDK reconnect", () => {
     const second = await startServer({ registration: true, store, listen: { host: "127.0.0.1", port } });
     try {
       const [error] = (await serverError) as [{ code: string }];
-      await closed;
+      const [closeError] = (await closed) as [BesterClientError | undefined];
 
       expect(error.code).to.equal("invalidCredentials");
+      expect(closeError?.code).to.equal("invalidCredentials");
       expect(client.closed).to.equal(true);
+      expect(client.closedByCaller).to.equal(false);
     } finally {
       await second.stop();
     }

@@ -1,6 +1,8 @@
 import { expect } from "chai";
 import { BesterClient, type JobOutputEvent } from "../../plugins/transport-tcp/client.js";
-import { startServer, tsHandler, type TestServer } from "../helper.js";
+import { createHash } from "node:crypto";
+import path from "node:path";
+import { REPO_ROOT, startServer, tsHandler, type TestServer } from "../helper.js";
 
 // The shipped example handlers, with the payload forms the README shows.
 describe("example handlers", () => {
@@ -15,6 +17,7 @@ describe("example handlers", () => {
         wordcount: tsHandler("examples/handlers/wordcount.ts"),
         clean: tsHandler("examples/handlers/clean.ts"),
         upper: tsHandler("examples/handlers/upper.ts"),
+        sha256: { command: ["python3", path.join(REPO_ROOT, "examples", "handlers", "sha256.py")], cwd: REPO_ROOT },
       },
     });
     alice = await BesterClient.connect({ port: server.port });
@@ -29,6 +32,15 @@ describe("example handlers", () => {
     await alice.close();
     await bob.close();
     await server.stop();
+  });
+
+  it("sha256 digests text as UTF-8", async () => {
+    const text = "héllo wörld 🚀";
+
+    const result = await alice.run("sha256", text);
+
+    expect(result.notification.status).to.equal("completed");
+    expect(result.outputs.map((output) => output.payload.data)).to.deep.equal([{ sha256: createHash("sha256").update(text, "utf8").digest("hex"), bytes: Buffer.byteLength(text) }]);
   });
 
   it("clean strips Markdown before wordcount", async () => {

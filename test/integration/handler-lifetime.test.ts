@@ -29,20 +29,26 @@ describe("handler process lifetime", function () {
     folder = undefined;
   });
 
-  it("exits once its daemon is killed", async () => {
-    const written = await writeDaemonConfig({ handlers: { echo: fixtureHandler("echo") } });
-    folder = written.folder;
-    daemon = await startDaemon(written.file);
-    const started = daemon.logs.find((entry) => entry.msg === "handler process started" && entry.type === "echo");
-    handlerPid = started?.pid as number;
-    expect(isProcessRunning(handlerPid)).to.equal(true);
+  const killedDaemonCases = [
+    { name: "a serveHandler handler", handler: fixtureHandler("echo") },
+    { name: "the Python example handler", handler: { command: ["python3", path.join(REPO_ROOT, "examples", "handlers", "sha256.py")], cwd: REPO_ROOT } },
+  ];
+  for (const { name, handler } of killedDaemonCases) {
+    it(`exits once its daemon is killed: ${name}`, async () => {
+      const written = await writeDaemonConfig({ handlers: { echo: handler } });
+      folder = written.folder;
+      daemon = await startDaemon(written.file);
+      const started = daemon.logs.find((entry) => entry.msg === "handler process started" && entry.type === "echo");
+      handlerPid = started?.pid as number;
+      expect(isProcessRunning(handlerPid)).to.equal(true);
 
-    daemon.child.kill("SIGKILL");
-    await daemon.exited;
-    const exited = await waitUntil(() => !isProcessRunning(handlerPid!), "the handler exited").then(() => true, () => false);
+      daemon.child.kill("SIGKILL");
+      await daemon.exited;
+      const exited = await waitUntil(() => !isProcessRunning(handlerPid!), "the handler exited").then(() => true, () => false);
 
-    expect(exited).to.equal(true);
-  });
+      expect(exited).to.equal(true);
+    });
+  }
 
   it("keeps running when started by hand", async () => {
     folder = await makeTempDir("bester-handler-lifetime-");

@@ -141,6 +141,63 @@ describe("handler SDK serveHandler", () => {
     link.close();
   });
 
+  it("sends undefined progress as null", async () => {
+    const socket = await serve((payload: number, job, tools) => {
+      tools.progress(undefined);
+      return { payload, director: pipeTo("next") };
+    });
+    const link = await HandlerLink.open(socket);
+
+    link.sendJob(1);
+
+    expect(await link.next()).to.deep.equal({ progress: null });
+    expect(await link.next()).to.deep.equal({ payload: 1, director: { type: "handler", handler: "next" } });
+    link.close();
+  });
+
+  it("leaves out progress after the reply", async () => {
+    const socket = await serve((payload: string, job, tools) => {
+      if (payload === "first") {
+        // Reported after the reply, while the connection's next job runs.
+        setTimeout(() => tools.progress("late"), 20);
+        return { payload, director: pipeTo("next") };
+      }
+      return new Promise((resolve) => setTimeout(() => resolve({ payload, director: pipeTo("next") }), 60));
+    });
+    const link = await HandlerLink.open(socket);
+
+    link.sendJob("first", "a");
+    const first = await link.next();
+    link.sendJob("second", "b");
+    const second = await link.next();
+
+    expect(first.payload).to.equal("first");
+    expect(second).to.deep.equal({ payload: "second", director: { type: "handler", handler: "next" } });
+    link.close();
+  });
+
+  it("fails a job whose function returns nothing", async () => {
+    const socket = await serve((() => undefined) as unknown as HandlerFunction);
+    const link = await HandlerLink.open(socket);
+
+    link.sendJob("x");
+
+    expect(await link.next()).to.deep.equal({ error: { message: "The handler function returned undefined instead of { payload, director }." } });
+    link.close();
+  });
+
+  it("describes a thrown plain object as JSON", async () => {
+    const socket = await serve(() => {
+      throw { reason: "quota", left: 0 };
+    });
+    const link = await HandlerLink.open(socket);
+
+    link.sendJob("x");
+
+    expect(await link.next()).to.deep.equal({ error: { message: '{"reason":"quota","left":0}' } });
+    link.close();
+  });
+
   it("answers jobs on one connection in order", async () => {
     const socket = await serve(async (payload: { delayMs: number; id: string }) => {
       await new Promise((resolve) => setTimeout(resolve, payload.delayMs));
@@ -209,7 +266,7 @@ describe("handler SDK through the daemon", () => {
       expect(result.outputs).to.deep.equal([]);
       expect(result.notification.status).to.equal("failed");
       expect(result.notification.error?.code).to.equal("handlerFailed");
-      expect(result.notification.error?.message).to.include('cannot process {"n":1}');
+      expect(result.notification.error?.message).to.equal('Handler "throws" failed: cannot process {"n":1}.');
       await client.close();
     } finally {
       await server.stop();
