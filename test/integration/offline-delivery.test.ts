@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import type { BesterPlugin } from "../../core/plugin.js";
 import { fixtureHandler, login, loginAndLeave, RawClient, sendOutput, slowSessionStart, startServer, waitUntil, type TestServer } from "../helper.js";
 
 describe("offline delivery", () => {
@@ -135,5 +136,50 @@ describe("offline delivery during a slow login", () => {
     expect((first.job as { payload: { data: unknown } }).payload.data).to.equal("stored");
     expect((second.job as { payload: { data: unknown } }).payload.data).to.equal("live");
     carol.close();
+  });
+});
+
+describe("engine delivery to offline users", () => {
+  let server: TestServer;
+  /** The user of each message that reached onUndelivered, in the order they arrived. */
+  const undelivered: string[] = [];
+
+  before(async () => {
+    const recorder: BesterPlugin = {
+      name: "undelivered-recorder",
+      apply(bester) {
+        // Runs before the offline plugin's tap, as soon as the engine hands a message on.
+        bester.hooks.onUndelivered.tap({ name: "undelivered-recorder", stage: -100 }, (user) => {
+          undelivered.push(user);
+          return undefined;
+        });
+      },
+    };
+    server = await startServer({ registration: true, plugins: [recorder] });
+    await loginAndLeave(server, "dora");
+  });
+
+  after(async () => {
+    await server.stop();
+  });
+
+  it("hands a known user's message on in the same turn", async () => {
+    undelivered.length = 0;
+    const delivered = server.bester.engine.deliverToKnownUser("dora", { reply: "jobOutput", job: { jobID: "x:dora@here", payload: { type: "t", data: 1 } } });
+    // The journal removes an ended job in this same turn, so both writes commit together.
+    const seenAtOnce = [...undelivered];
+    await delivered;
+
+    expect(seenAtOnce).to.deep.equal(["dora"]);
+  });
+
+  it("checks the account before handing an unchecked name on", async () => {
+    undelivered.length = 0;
+    const delivered = server.bester.engine.deliverToUser("dora", { reply: "jobOutput", job: { jobID: "y:dora@here", payload: { type: "t", data: 2 } } });
+    const seenAtOnce = [...undelivered];
+    await delivered;
+
+    expect(seenAtOnce).to.deep.equal([]);
+    expect(undelivered).to.deep.equal(["dora"]);
   });
 });
