@@ -32,7 +32,7 @@ export function registerListenCommand(program: Command): void {
 }
 
 async function listen(options: ListenOptions): Promise<number> {
-  // A missing password fails here, before the progress line says "connecting".
+  // A missing password fails here, before the progress line shows "connecting".
   passwordOf(options);
   const progress = await createProgress();
   progress.step("connecting");

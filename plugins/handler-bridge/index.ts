@@ -76,8 +76,8 @@ export function handlerBridge(options: HandlerBridgeOptions): BesterPlugin {
 
       function startPool(type: string, config: ResolvedHandlerConfig): void {
         let live = 0;
-        // A handler that closes after each reply (allowed by the protocol) is without a connection
-        // for a moment after every job, so only a gap longer than this is worth a warning.
+        // A handler that closes after each reply, as the protocol allows, has no connection for a
+        // moment after every job, so only a gap longer than HANDLER_DOWN_WARNING_MS is reported.
         let downTimer: NodeJS.Timeout | undefined;
         let reportedDown = false;
         let everConnected = false;
