@@ -138,16 +138,18 @@ export class Bester {
     if (this.lifecycle === "stopping" || this.lifecycle === "stopped") {
       return;
     }
+    // A start-up that failed or was interrupted never served, and its log may be a running server's file.
+    const early = this.lifecycle === "starting";
     this.lifecycle = "stopping";
     this.engine.stopAccepting();
-    this.log.info({ server: this.serverName }, "server stopping");
+    this.log.info({ server: this.serverName }, early ? "stopping before start-up finished" : "server stopping");
 
     try {
       await this.hooks.stop.promise();
     } finally {
       await this.hooks.close.promise();
       this.lifecycle = "stopped";
-      this.log.info({ server: this.serverName }, "server stopped");
+      this.log.info({ server: this.serverName }, early ? "stopped before start-up finished" : "server stopped");
       this.log.flush?.();
     }
   }

@@ -67,6 +67,7 @@ async function listen(options: ListenOptions): Promise<number> {
     throw error;
   });
   if (!connected) {
+    progress.fail("stopped waiting for the server");
     return 0;
   }
   client = connected.client;
@@ -129,7 +130,8 @@ async function connectWhenUp(
 }
 
 function isServerDown(error: unknown): boolean {
-  if (!(error instanceof BesterClientError) || error.code !== "connectFailed") {
+  // A server that is starting or stopping may also reset the connection during the login.
+  if (!(error instanceof BesterClientError) || (error.code !== "connectFailed" && error.code !== "connectionClosed")) {
     return false;
   }
   const cause = (error as { cause?: NodeJS.ErrnoException }).cause;

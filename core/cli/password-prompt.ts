@@ -1,12 +1,12 @@
 // Reads a password without echoing it on a terminal, or as the first line of piped stdin.
 
 import readline from "node:readline";
-import { BesterError } from "../errors.js";
+import { BesterClientError } from "../../plugins/transport-tcp/client-error.js";
 
 export async function readPassword(prompt: string): Promise<string> {
   const password = process.stdin.isTTY ? await promptHidden(prompt) : await readFirstLine();
   if (!password) {
-    throw new BesterError("invalidConfig", "The password is empty. Type one at the prompt or pipe it into stdin.");
+    throw new BesterClientError("invalidArgument", "The password is empty. Type one at the prompt or pipe it into stdin.");
   }
   return password;
 }
@@ -31,6 +31,13 @@ function promptHidden(prompt: string): Promise<string> {
         write.call(lines, prompt);
       }
     };
+    // Without a listener, readline only pauses on Ctrl-C, and the command would end with Node's
+    // exit code 13 for an unsettled await. Ending on SIGINT gives the usual Ctrl-C exit instead.
+    lines.on("SIGINT", () => {
+      lines.close();
+      output.write("\n");
+      process.kill(process.pid, "SIGINT");
+    });
     lines.question(prompt, (answer) => {
       lines.close();
       output.write("\n");

@@ -17,7 +17,9 @@ export async function createProgress(quiet = false): Promise<Progress> {
   const stream = process.stderr;
   if (!quiet && stream.isTTY && (stream.columns ?? 0) > 0) {
     const { default: ora } = await import("ora");
-    const spinner: Ora = ora({ stream }).start();
+    // ora's default discardStdin puts the terminal in raw mode, where Ctrl-C sends no SIGINT, so
+    // a command waiting for a job or a server could not be interrupted.
+    const spinner: Ora = ora({ stream, discardStdin: false }).start();
     return {
       step: (text) => {
         spinner.text = text;

@@ -3,6 +3,7 @@
 // when it runs, so other commands do not load the whole server.
 
 import { mkdirSync, openSync } from "node:fs";
+import { isIP } from "node:net";
 import path from "node:path";
 import { pino } from "pino";
 import type { Bester } from "../bester.js";
@@ -46,6 +47,8 @@ export async function start(options: StartOptions): Promise<void> {
     addresses = await bester.start((step) => progress.step(step));
   } catch (error) {
     progress.fail("start-up failed");
+    // The log may be a running server's, as when both use one data folder, so name this process.
+    log.error({ err: error, pid: process.pid }, "start-up failed; this process stops");
     await bester.stop().catch(() => undefined);
     throw error;
   }
@@ -111,7 +114,9 @@ function parseListen(value: string): { host?: string; port: number } {
   const portText = colon === -1 ? value : value.slice(colon + 1);
   const host = colon === -1 ? undefined : value.slice(0, colon).replace(/^\[|\]$/g, "");
   const port = Number(portText);
-  if (!/^[0-9]+$/.test(portText) || port < 1 || port > 65535 || host === "") {
+  // A host with a colon is an IPv6 address, in brackets or not; "127.0.0.1:2223:5" is a mistake.
+  const badHost = host === "" || (host !== undefined && host.includes(":") && isIP(host) !== 6);
+  if (!/^[0-9]+$/.test(portText) || port < 1 || port > 65535 || badHost) {
     throw new BesterClientError("invalidArgument", `--listen "${value}" is not a port or host:port. Examples: --listen 2223, --listen 127.0.0.1:2223.`);
   }
   return { host, port };

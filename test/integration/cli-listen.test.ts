@@ -1,13 +1,15 @@
 import { expect } from "chai";
+import { spawn } from "node:child_process";
 import { once } from "node:events";
+import net from "node:net";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { AccountStore, type AccountRecord } from "../../plugins/accounts/account-store.js";
 import { ACCOUNTS_NAMESPACE } from "../../plugins/accounts/index.js";
 import { BesterClient } from "../../plugins/transport-tcp/client.js";
-import { runCli, spawnCli, waitForOutput } from "../cli-runner.js";
-import { fixtureHandler, freePort, startServer, waitUntil, type TestServer } from "../helper.js";
+import { CLI_ENTRY, runCli, spawnCli, waitForOutput } from "../cli-runner.js";
+import { fixtureHandler, freePort, REPO_ROOT, startServer, waitUntil, type TestServer } from "../helper.js";
 
 describe("CLI listen", () => {
   let folder: string;
@@ -112,6 +114,62 @@ describe("CLI listen", () => {
     } finally {
       listener.kill("SIGKILL");
     }
+  });
+
+  it("waits when the login is reset", async () => {
+    // A server that resets every connection, as one that is stopping may.
+    const resetting = net.createServer((socket) => socket.resetAndDestroy()).listen(0, "127.0.0.1");
+    await once(resetting, "listening");
+    const { port } = resetting.address() as net.AddressInfo;
+    const listener = spawnCli(["listen", "--server", `127.0.0.1:${port}`, "-u", "bob", "-p", "bob-pw"]);
+
+    try {
+      const [waiting] = await waitForOutput(listener.stderr!, /^.*Waiting for the server.*$/m);
+      const exited = once(listener, "exit");
+      listener.kill("SIGINT");
+      const [code] = await exited;
+
+      expect(waiting).to.include("ECONNRESET");
+      expect(code).to.equal(0);
+    } finally {
+      listener.kill("SIGKILL");
+      resetting.close();
+    }
+  });
+
+  it("stops waiting on Ctrl-C in a terminal", async function () {
+    this.timeout(40_000);
+    const port = await freePort();
+    // A real pseudo-terminal with a width, so the CLI shows its spinner, and Ctrl-C typed as a key.
+    const script = [
+      "import fcntl, os, pty, select, struct, sys, termios, time",
+      "pid, fd = pty.fork()",
+      "if pid == 0:",
+      "    fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack('HHHH', 40, 200, 0, 0))",
+      "    os.execv(sys.argv[1], sys.argv[1:])",
+      "def read_for(seconds, until=None):",
+      "    text, end = b'', time.time() + seconds",
+      "    while time.time() < end and (until is None or until not in text):",
+      "        if select.select([fd], [], [], 0.2)[0]:",
+      "            try: text += os.read(fd, 4096)",
+      "            except OSError: return text, os.waitpid(pid, 0)[1]",
+      "        done, status = os.waitpid(pid, os.WNOHANG)",
+      "        if done: return text, status",
+      "    return text, None",
+      "text, status = read_for(20, b'Waiting for the server')",
+      "os.write(fd, b'\\x03')",
+      "text, status = read_for(10)",
+      "if status is None:",
+      "    os.kill(pid, 9); print('still running')",
+      "else:",
+      "    print('exit', os.waitstatus_to_exitcode(status))",
+    ].join("\n");
+    const child = spawn("python3", ["-c", script, process.execPath, "--import", "tsx", CLI_ENTRY, "listen", "--server", `127.0.0.1:${port}`, "-u", "bob", "-p", "bob-pw"], { cwd: REPO_ROOT });
+    let printed = "";
+    child.stdout.on("data", (chunk: Buffer) => (printed += chunk.toString("utf8")));
+    await once(child, "exit");
+
+    expect(printed.trim()).to.equal("exit 0");
   });
 
   it("exits 1 with --no-reconnect when down", async () => {

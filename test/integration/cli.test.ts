@@ -1,5 +1,6 @@
 import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import net from "node:net";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { expect } from "chai";
@@ -120,11 +121,36 @@ describe("bester start --listen", () => {
     }
   });
 
-  it("rejects an address that is not a port", async () => {
-    const result = await runCli(["start", "--listen", "127.0.0.1:http"]);
+  for (const value of ["127.0.0.1:http", "127.0.0.1:2223:5", "70000"]) {
+    it(`rejects --listen ${value}`, async () => {
+      const result = await runCli(["start", "--listen", value]);
 
-    expect(result.code).to.equal(1);
-    expect(result.stderr).to.equal('bester: --listen "127.0.0.1:http" is not a port or host:port. Examples: --listen 2223, --listen 127.0.0.1:2223. [invalidArgument]\n');
+      expect(result.code).to.equal(1);
+      expect(result.stderr).to.equal(`bester: --listen "${value}" is not a port or host:port. Examples: --listen 2223, --listen 127.0.0.1:2223. [invalidArgument]\n`);
+    });
+  }
+
+  it("names a taken port and a foreign host", async () => {
+    const folder = await makeTempDir("bester-cli-listen-taken-");
+    const config = path.join(folder, "bester.config.mjs");
+    await writeModuleConfig(config, { store: "memory", dataDir: path.join(folder, "data") });
+    const portHolder = net.createServer().listen(0, "127.0.0.1");
+    await once(portHolder, "listening");
+    const { port } = portHolder.address() as net.AddressInfo;
+
+    try {
+      const busy = await runCli(["start", "--config", config, "--log", path.join(folder, "busy.log"), "--listen", `127.0.0.1:${port}`]);
+      // 192.0.2.1 is a documentation address (RFC 5737), so no machine here has it.
+      const foreign = await runCli(["start", "--config", config, "--log", path.join(folder, "foreign.log"), "--listen", `192.0.2.1:${port}`]);
+
+      expect(busy.code).to.equal(1);
+      expect(busy.stderr).to.include(`Listening on 127.0.0.1:${port} failed (EADDRINUSE). Another process uses the port`);
+      expect(foreign.code).to.equal(1);
+      expect(foreign.stderr).to.include(`Listening on 192.0.2.1:${port} failed (EADDRNOTAVAIL). The host is not an address of this machine`);
+    } finally {
+      portHolder.close();
+      await rm(folder, { recursive: true, force: true });
+    }
   });
 });
 

@@ -73,7 +73,11 @@ describe("one server per data folder", function () {
     expect(second.stderr).to.match(/^bester: .* \[dataDirInUse\]$/m);
     expect(second.stderr).not.to.include("sonic boom");
     expect(second.stderr).not.to.include("    at ");
-    expect(existsSync(path.join(folder, "logs", "second.log")), "the log file").to.equal(true);
+    const lines = (await readFile(path.join(folder, "logs", "second.log"), "utf8")).trim().split("\n").map((line) => JSON.parse(line) as { msg: string; err?: { message: string } });
+    const failure = lines.find((line) => line.msg === "start-up failed; this process stops");
+    expect(failure?.err?.message).to.include(`process ${first.child.pid}`);
+    expect(lines.map((line) => line.msg)).to.include("stopped before start-up finished");
+    expect(lines.map((line) => line.msg)).not.to.include("server stopped");
   });
 
   it("starts after a server that was killed left its pid file", async () => {
