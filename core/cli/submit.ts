@@ -3,7 +3,7 @@
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { BesterClientError, type JobNotificationEvent, type JobOutputEvent } from "../../plugins/transport-tcp/client.js";
-import { addConnectOptions, connectAndLogin, type ConnectOptions } from "./connect.js";
+import { addConnectOptions, connectAndLogin, passwordOf, type ConnectOptions } from "./connect.js";
 import { createProgress } from "./spinner.js";
 
 interface SubmitOptions extends ConnectOptions {
@@ -90,9 +90,17 @@ async function submit(options: SubmitOptions): Promise<number> {
   // to earlier jobs and the server does not send them again, so they are printed on stderr. The
   // listeners go on before login, because they may arrive in the same read as the auth reply.
   const received: Received[] = [];
+  // A missing password fails before the progress line shows a login.
+  passwordOf(options);
+  // --no-wait shows no progress, because it returns as soon as the job is accepted.
+  const progress = options.wait === false ? undefined : await createProgress();
+  progress?.step(`logging in as ${options.user}`);
   const { client, address } = await connectAndLogin(options, {}, (connected) => {
     connected.on("output", (output) => received.push({ output }));
     connected.on("notification", (notification) => received.push({ notification }));
+  }).catch((error: unknown) => {
+    progress?.fail("logging in failed");
+    throw error;
   });
 
   try {
@@ -107,18 +115,17 @@ async function submit(options: SubmitOptions): Promise<number> {
       return 0;
     }
 
-    const progress = await createProgress();
-    progress.step(`running ${options.type} job as ${address}`);
+    progress!.step(`running ${options.type} job as ${address}`);
     const result = await client.run(options.type, data, {
       priority: options.priority,
-      onProgress: (report) => progress.step(`running ${options.type}: ${JSON.stringify(report)}`),
+      onProgress: (report) => progress!.step(`running ${options.type}: ${JSON.stringify(report)}`),
     });
 
     const { notification } = result;
     if (notification.status === "completed") {
-      progress.succeed(`job ${result.jobID} completed`);
+      progress!.succeed(`job ${result.jobID} completed`);
     } else {
-      progress.fail(`job ${result.jobID} failed: ${notification.error?.code}: ${notification.error?.message}`);
+      progress!.fail(`job ${result.jobID} failed: ${notification.error?.code}: ${notification.error?.message}`);
     }
     printEarlier(received, result.jobID);
     for (const output of result.outputs) {

@@ -60,6 +60,7 @@ describe("CLI client commands against bester start", () => {
     expect(jobID).to.be.a("string");
     expect(result.stdout).to.include('{\n  "a": 1\n}');
     expect(result.stdout).to.include(JSON.stringify({ reply: "jobNotification", job: { status: "completed", jobID } }));
+    expect(result.stderr).to.include("logging in as alice...\n");
     expect(result.stderr).to.include(`job ${jobID} completed`);
   });
 
@@ -68,6 +69,7 @@ describe("CLI client commands against bester start", () => {
 
     expect(result.code).to.equal(0);
     expect(result.stdout).to.match(/^[^:@\s]+\n$/);
+    expect(result.stderr).not.to.include("logging in");
   });
 
   it("submit --no-wait loses no message of its job", async () => {
