@@ -4,7 +4,7 @@
 import type { Logger } from "pino";
 import { ClientSession } from "./client-session.js";
 import type { ResolvedConfig } from "./config/types.js";
-import { BesterError } from "./errors.js";
+import { BesterError, wrapPluginError } from "./errors.js";
 import { createHooks, type BesterHooks } from "./hooks.js";
 import { JobEngine } from "./jobs/engine.js";
 import { Scheduler } from "./jobs/scheduler.js";
@@ -88,11 +88,7 @@ export class Bester {
       await plugin.apply(this);
     } catch (error) {
       // A plain Error from apply() would reach `bester start` as a bare stack trace with no plugin name.
-      if (error instanceof BesterError) {
-        throw error;
-      }
-      const message = error instanceof Error ? error.message : String(error);
-      throw new BesterError("pluginFailed", `Plugin "${plugin.name}" failed in apply(): ${message}`, { cause: error, plugin: plugin.name });
+      throw wrapPluginError(error, plugin.name, "apply()");
     }
   }
 

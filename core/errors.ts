@@ -109,6 +109,14 @@ export function isWireCode(code: string): code is WireErrorCode {
  * hook failed. A BesterError keeps its code, because a tap may reject on purpose with one.
  */
 export function wrapTapError(error: unknown, plugin: string, hook: string): BesterError {
+  return wrapPluginError(error, plugin, `hook ${hook}`, hook);
+}
+
+/**
+ * Wraps an error thrown by plugin code, at `place` (such as "apply()"), as wrapTapError does for
+ * taps: a plain error becomes `pluginFailed` naming the plugin and place.
+ */
+export function wrapPluginError(error: unknown, plugin: string, place: string, hook?: string): BesterError {
   if (error instanceof BesterError) {
     if (error.plugin) {
       return error;
@@ -116,7 +124,7 @@ export function wrapTapError(error: unknown, plugin: string, hook: string): Best
     return new BesterError(error.code, error.message, { cause: error.cause, plugin, hook });
   }
   const message = error instanceof Error ? error.message : String(error);
-  return new BesterError("pluginFailed", `Plugin "${plugin}" failed in hook ${hook}: ${message}`, {
+  return new BesterError("pluginFailed", `Plugin "${plugin}" failed in ${place}: ${message}`, {
     cause: error,
     plugin,
     hook,

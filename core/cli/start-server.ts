@@ -91,10 +91,11 @@ function openLog(config: ResolvedConfig, destination: string | undefined): { log
     return { log: createLogger({ level: config.logLevel }), logTarget: "stdout" };
   }
 
+  const logFile = path.resolve(target);
   // Opened here rather than by pino in the background: when start-up fails and the process exits
   // at once, pino's exit flush throws "sonic boom is not ready yet" on a file that is still opening.
-  mkdirSync(path.dirname(path.resolve(target)), { recursive: true });
-  const file = pino.destination({ dest: openSync(path.resolve(target), "a"), sync: false });
+  mkdirSync(path.dirname(logFile), { recursive: true });
+  const file = pino.destination({ dest: openSync(logFile, "a"), sync: false });
   // On a terminal, warnings and errors also go to stderr so problems are seen at once.
   const stream = process.stdout.isTTY
     ? pino.multistream([
@@ -103,8 +104,8 @@ function openLog(config: ResolvedConfig, destination: string | undefined): { log
       ])
     : file;
   // A path inside the working folder reads best relative to it; one outside it stays absolute.
-  const relative = path.relative(process.cwd(), path.resolve(target));
-  const logTarget = relative !== "" && !relative.startsWith("..") && !path.isAbsolute(relative) ? relative : path.resolve(target);
+  const relative = path.relative(process.cwd(), logFile);
+  const logTarget = relative !== "" && !relative.startsWith("..") && !path.isAbsolute(relative) ? relative : logFile;
   return { log: createLogger({ level: config.logLevel, stream }), logTarget };
 }
 

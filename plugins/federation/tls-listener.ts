@@ -8,6 +8,7 @@ import tls from "node:tls";
 import type { Logger } from "pino";
 import type { ListenConfig } from "../../core/config/types.js";
 import { BesterError } from "../../core/errors.js";
+import { listenAdvice } from "../transport-tcp/listen-advice.js";
 import { FramedSocket } from "./framed-socket.js";
 import { IncomingLink, type IncomingContext } from "./incoming-link.js";
 
@@ -66,7 +67,7 @@ export class TlsPeerListener {
         resolve();
       });
     }).catch((error: NodeJS.ErrnoException) => {
-      throw new BesterError("invalidConfig", `Listening for TLS peer links on ${address.host}:${address.port} failed (${error.code ?? error.message}). Pick a free port in federation.listen.`, { cause: error });
+      throw new BesterError("invalidConfig", `Listening for TLS peer links on ${address.host}:${address.port} failed (${error.code ?? error.message}). ${listenAdvice(error.code, "federation.listen")}`, { cause: error });
     });
     server.on("error", (error) => this.log.error({ err: error }, "TLS peer listener error"));
 

@@ -8,6 +8,7 @@ import type { Bester } from "../../core/bester.js";
 import type { ResolvedListenConfig } from "../../core/config/types.js";
 import type { BesterPlugin } from "../../core/plugin.js";
 import { TcpConnection } from "./tcp-connection.js";
+import { listenAdvice } from "./listen-advice.js";
 
 export const PLUGIN_NAME = "transport-tcp";
 
@@ -60,7 +61,7 @@ export function transportTcp(options: TcpTransportOptions): BesterPlugin {
               resolve();
             });
           }).catch((error: NodeJS.ErrnoException) => {
-            throw new Error(`Listening on ${entry.host}:${entry.port} failed (${error.code ?? error.message}). ${listenAdvice(error.code)}`, { cause: error });
+            throw new Error(`Listening on ${entry.host}:${entry.port} failed (${error.code ?? error.message}). ${listenAdvice(error.code, "listen (or bester start --listen)")}`, { cause: error });
           });
           server.on("error", (error) => log.error({ err: error }, "listener error"));
           servers.push(server);
@@ -98,20 +99,4 @@ async function createTlsServer(files: { key: string; cert: string }, accept: (so
     throw new Error(`Reading the TLS key or certificate failed (${error.code ?? error.message}: ${error.path ?? ""}). Check listen.tls.key and listen.tls.cert.`, { cause: error });
   });
   return tls.createServer({ key, cert }, accept);
-}
-
-/** Says what to change for a listen failure, by its error code. */
-function listenAdvice(code: string | undefined): string {
-  switch (code) {
-    case "EADDRINUSE":
-      return "Another process uses the port: pick a free one in listen.port (or bester start --listen), or stop the other process.";
-    case "EACCES":
-      return "This user may not bind that port (ports below 1024 need extra privileges): pick a port of 1024 or more.";
-    case "EADDRNOTAVAIL":
-    case "ENOTFOUND":
-    case "EAI_AGAIN":
-      return "The host is not an address of this machine: set listen.host (or bester start --listen) to one, such as 127.0.0.1 or 0.0.0.0.";
-    default:
-      return "Check listen.host and listen.port (or bester start --listen).";
-  }
 }
