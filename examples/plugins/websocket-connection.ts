@@ -10,7 +10,7 @@ export interface FrameReceiver {
   readonly user: string | undefined;
   readonly isTakenOver: boolean;
   receive(decoded: ReturnType<typeof parseFrameBody>): void;
-  /** Ends the session; `unsent` are the messages that never reached the operating system. */
+  /** Ends the session. `unsent` lists the messages that never reached the operating system. */
   closedByTransport(unsent?: object[]): void;
 }
 
