@@ -15,6 +15,8 @@ interface SubmitOptions extends ConnectOptions {
   priority: number;
   /** Undefined unless --wait or --no-wait was given; waiting is the default. */
   wait?: boolean;
+  /** Seconds the whole command may take; undefined waits as long as the job takes. */
+  timeout?: number;
 }
 
 export function registerSubmitCommand(program: Command): void {
@@ -29,10 +31,19 @@ export function registerSubmitCommand(program: Command): void {
       .option("--json", "parse the --file or stdin contents as JSON instead of sending them as a string")
       .option("--priority <n>", "priority, an integer; higher runs sooner", parseInteger, 0)
       .option("--wait", "wait for the job's outputs and notification (the default)")
-      .option("--no-wait", "print the job id once accepted and exit without waiting"),
+      .option("--no-wait", "print the job id once accepted and exit without waiting")
+      .option("--timeout <seconds>", "give up after this many seconds, logging in included, with exit code 1 and timedOut; the server still runs an accepted job (default: wait as long as the job takes)", parseSeconds),
   ).action(async (options: SubmitOptions) => {
     process.exitCode = await submit(options);
   });
+}
+
+function parseSeconds(value: string): number {
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    throw new BesterClientError("invalidArgument", `--timeout "${value}" is not a positive number of seconds.`);
+  }
+  return seconds;
 }
 
 function parseInteger(value: string): number {
@@ -95,17 +106,20 @@ async function submit(options: SubmitOptions): Promise<number> {
   // --no-wait shows no progress, because it returns as soon as the job is accepted.
   const progress = options.wait === false ? undefined : await createProgress();
   progress?.step(`logging in as ${options.user}`);
-  const { client, address } = await connectAndLogin(options, {}, (connected) => {
+  const deadline = options.timeout === undefined ? undefined : Date.now() + options.timeout * 1000;
+  const login = connectAndLogin(options, {}, (connected) => {
     connected.on("output", (output) => received.push({ output }));
     connected.on("notification", (notification) => received.push({ notification }));
-  }).catch((error: unknown) => {
+  });
+  const { client, address } = await beforeDeadline(login, deadline, () => `Logging in as ${options.user} did not finish within the --timeout of ${options.timeout} s. Check that the server is running and not overloaded.`).catch((error: unknown) => {
     progress?.fail("logging in failed");
     throw error;
   });
 
   try {
     if (options.wait === false) {
-      const jobID = await client.submit(options.type, data, { priority: options.priority });
+      const submission = client.submit(options.type, data, { priority: options.priority });
+      const jobID = await beforeDeadline(submission, deadline, () => `The job was not accepted within the --timeout of ${options.timeout} s. If the server accepts it later, it runs it, and its output and notification wait for your next login.`);
       process.stdout.write(`${jobID}\n`);
       // A fast job may end before the connection closes, and the server then sends its messages
       // here. close() reads until the server closed its side, so none of them is lost. The server
@@ -118,7 +132,15 @@ async function submit(options: SubmitOptions): Promise<number> {
     progress!.step(`running ${options.type} job as ${address}`);
     const result = await client.run(options.type, data, {
       priority: options.priority,
+      timeoutMs: deadline === undefined ? undefined : Math.max(deadline - Date.now(), 1),
       onProgress: (report) => progress!.step(`running ${options.type}: ${JSON.stringify(report)}`),
+    }).catch((error: unknown) => {
+      // Ends the spinner line before the error line, which says what happened to the job.
+      progress!.fail(`waiting for the ${options.type} job failed`);
+      if (error instanceof BesterClientError && error.code === "timedOut" && error.jobID !== undefined) {
+        throw new BesterClientError("timedOut", `Job ${error.jobID} did not finish within the --timeout of ${options.timeout} s. The server still runs it; its outputs and notification wait for your next login (\`bester listen --all\` prints them).`, { jobID: error.jobID });
+      }
+      throw error;
     });
 
     const { notification } = result;
@@ -135,6 +157,22 @@ async function submit(options: SubmitOptions): Promise<number> {
     return notification.status === "completed" ? 0 : 2;
   } finally {
     await client.close();
+  }
+}
+
+/** Resolves as `work` does, or rejects with `timedOut` once `deadline` (a Date.now() value) passes first. */
+async function beforeDeadline<T>(work: Promise<T>, deadline: number | undefined, message: () => string): Promise<T> {
+  if (deadline === undefined) {
+    return work;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new BesterClientError("timedOut", message())), Math.max(deadline - Date.now(), 0));
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

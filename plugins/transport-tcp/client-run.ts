@@ -10,6 +10,13 @@ export interface RunOptions {
   priority?: number;
   /** Called with each progress report the handler sends before its reply. */
   onProgress?: (progress: unknown) => void;
+  /**
+   * Milliseconds to wait for the job's notification, counted from the call; by default run() waits
+   * as long as the job takes. When they pass, run() rejects with `timedOut`. The server still runs
+   * the job and sends its outputs and notification to the user's connections, or keeps them for the
+   * next login.
+   */
+  timeoutMs?: number;
 }
 
 export interface RunResult {
@@ -37,23 +44,38 @@ export async function runJob(client: BesterClient, type: string, data: unknown, 
   const onNotification = (event: JobNotificationEvent) => (jobID ? matchNotification(event) : early.push({ kind: "notification", event }));
   const onProgress = (event: JobProgressEvent) => (jobID ? matchProgress(event) : early.push({ kind: "progress", event }));
 
-  let rejectClosed!: (error: Error) => void;
-  const closed = new Promise<never>((_, reject) => (rejectClosed = reject));
+  // Rejects when the connection closes or the timeout passes, whichever comes first.
+  let endedBy: Error | undefined;
+  let endRun!: (error: Error) => void;
+  const ended = new Promise<never>((_, reject) => {
+    endRun = (error) => {
+      endedBy ??= error;
+      reject(error);
+    };
+  });
   // Marks the rejection handled for the case where submit() fails first and nothing awaits it.
-  closed.catch(() => undefined);
-  const onClose = (lost?: Error) => rejectClosed(closedError(jobID, lost));
+  ended.catch(() => undefined);
+  const onClose = (lost?: Error) => endRun(closedError(jobID, lost));
+
+  let timer: NodeJS.Timeout | undefined;
+  if (options.timeoutMs !== undefined) {
+    timer = setTimeout(() => endRun(timedOutError(jobID, options.timeoutMs!)), options.timeoutMs);
+  }
 
   client.on("output", onOutput);
   client.on("notification", onNotification);
   client.on("progress", onProgress);
   client.on("close", onClose);
   try {
+    const submission = client.submit(type, data, { priority: options.priority });
+    // The race below reports the first failure; a later one of the submission needs no handler.
+    submission.catch(() => undefined);
     try {
-      jobID = await client.submit(type, data, { priority: options.priority });
+      jobID = await Promise.race([submission, ended]);
     } catch (error) {
       // After a lost connection the client cannot tell whether the server accepted the job, so the
       // error states that and names the next step.
-      if (error instanceof BesterClientError && error.code === "connectionClosed" && !client.closedByCaller) {
+      if (error !== endedBy && error instanceof BesterClientError && error.code === "connectionClosed" && !client.closedByCaller) {
         throw closedError(undefined, error);
       }
       throw error;
@@ -67,9 +89,10 @@ export async function runJob(client: BesterClient, type: string, data: unknown, 
         matchNotification(entry.event);
       }
     }
-    const notification = await Promise.race([done, closed]);
+    const notification = await Promise.race([done, ended]);
     return { jobID, outputs, notification };
   } finally {
+    clearTimeout(timer);
     client.off("output", onOutput);
     client.off("notification", onNotification);
     client.off("progress", onProgress);
@@ -85,5 +108,12 @@ function closedError(jobID: string | undefined, lost: Error | undefined): Bester
   if (jobID === undefined) {
     return new BesterClientError("connectionClosed", `${lost.message} The job's submission got no reply, so the server may or may not have accepted it. Once the server runs again, check for its messages at your next login (\`bester listen --all\`), or submit the job again.`, { cause: lost });
   }
-  return new BesterClientError("connectionClosed", `${lost.message} Job ${jobID} was accepted before that. If the server stopped, start it again: it runs the job after the restart, or again if it was running. Its output and notification then wait for your next login (\`bester listen --all\` prints them). Only a server with a durable store, such as the default sqlite, keeps the job across a restart.`, { cause: lost });
+  return new BesterClientError("connectionClosed", `${lost.message} Job ${jobID} was accepted before that. If the server stopped, start it again: it runs the job after the restart, or again if it was running. Its output and notification then wait for your next login (\`bester listen --all\` prints them). Only a server with a durable store, such as the default sqlite, keeps the job across a restart.`, { cause: lost, jobID });
+}
+
+function timedOutError(jobID: string | undefined, timeoutMs: number): BesterClientError {
+  if (jobID === undefined) {
+    return new BesterClientError("timedOut", `The job was not accepted within ${timeoutMs} ms. If the server accepts it later, it runs it, and its output and notification come to this user.`);
+  }
+  return new BesterClientError("timedOut", `Job ${jobID} did not finish within ${timeoutMs} ms. The server still runs it; its outputs and notification come to this user's connections, or wait for the next login (\`bester listen --all\` prints them).`, { jobID });
 }

@@ -11,6 +11,7 @@ import { encodeLongString } from "../../core/protocol/long-string.js";
 import type { WireError } from "../../core/errors.js";
 import type { ServerStatus } from "../../core/status.js";
 import { BesterClientError } from "./client-error.js";
+import { PendingRequests } from "./client-requests.js";
 import { runJob, type RunOptions, type RunResult } from "./client-run.js";
 import { iterateEvents, type ClientEvents, type JobNotificationEvent, type JobOutputEvent, type JobProgressEvent } from "./client-events.js";
 
@@ -44,16 +45,24 @@ export interface ClientOptions {
    * 100 000. The daemon may repeat a notification after it crashed (see docs/reliability.md).
    */
   rememberNotifications?: number;
+  /** Milliseconds a connection attempt may take before it fails with `connectFailed`; default 10 000, 0 for no limit. */
+  connectTimeoutMs?: number;
+  /**
+   * Milliseconds a request may wait for its reply, counted from when its frame was written; default
+   * 30 000, 0 for no limit. A request without a reply in time fails with `timedOut`, and the client
+   * closes the connection (and reconnects, when `reconnect` is on), because a late reply would be
+   * taken for the next request's. Waiting for a job's notification is not a request: see
+   * `RunOptions.timeoutMs`.
+   */
+  requestTimeoutMs?: number;
 }
 
-interface Pending {
-  resolve: (reply: Record<string, unknown>) => void;
-  reject: (error: Error) => void;
-}
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
 export class BesterClient extends EventEmitter<ClientEvents> {
   private socket!: net.Socket;
-  private pending: Pending[] = [];
+  private pending!: PendingRequests;
   private credentials: { username: string; password: string } | undefined;
   /** Set while reconnecting; resolves once requests may be sent again. */
   private reconnecting: Promise<void> | undefined;
@@ -186,14 +195,29 @@ export class BesterClient extends EventEmitter<ClientEvents> {
     const port = this.options.port ?? 2222;
     const socket = this.options.tls ? tls.connect({ host, port, ...this.options.tls }) : net.createConnection({ host, port });
     socket.setNoDelay(true);
+
+    // Without a limit, a connection to an address that drops packets waits out the kernel's SYN
+    // retries: about 127 s with Linux's default net.ipv4.tcp_syn_retries of 6.
+    const connectTimeoutMs = this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    let timedOut = false;
+    const timer = connectTimeoutMs > 0 ? setTimeout(() => {
+      timedOut = true;
+      // ETIMEDOUT is what the kernel reports for the same case, so callers can treat both alike.
+      socket.destroy(Object.assign(new Error(`No connection within ${connectTimeoutMs} ms.`), { code: "ETIMEDOUT" }));
+    }, connectTimeoutMs) : undefined;
     try {
       await once(socket, this.options.tls ? "secureConnect" : "connect");
     } catch (error) {
       socket.destroy();
       const code = (error as NodeJS.ErrnoException).code;
-      const reason = this.options.tls ? `${code ?? "TLS"}: ${(error as Error).message}` : code ?? (error as Error).message;
+      let reason = this.options.tls ? `${code ?? "TLS"}: ${(error as Error).message}` : code ?? (error as Error).message;
+      if (timedOut) {
+        reason = `timed out: no connection within ${connectTimeoutMs} ms`;
+      }
       const hint = this.options.tls ? "Check that the server runs, listens with TLS there, and that its certificate is trusted (tls.ca)." : "Check that the server runs and listens there.";
       throw new BesterClientError("connectFailed", `Connecting to ${host}:${port} failed (${reason}). ${hint}`, { cause: error });
+    } finally {
+      clearTimeout(timer);
     }
     return socket;
   }
@@ -202,6 +226,11 @@ export class BesterClient extends EventEmitter<ClientEvents> {
     this.socket = socket;
     const decoder = new FrameDecoder(this.options.maxFrameBytes ?? 16 * 1024 * 1024);
     let lost: Error = new BesterClientError("connectionClosed", "The connection to the server closed.");
+    const requestTimeoutMs = this.options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.pending = new PendingRequests(requestTimeoutMs, (timedOut) => {
+      lost = new BesterClientError("connectionClosed", `The client closed the connection, because a request got no reply within ${requestTimeoutMs} ms.`, { cause: timedOut });
+      socket.destroy();
+    });
 
     socket.on("data", (chunk: Buffer) => {
       for (const decoded of decoder.push(chunk)) {
@@ -221,9 +250,7 @@ export class BesterClient extends EventEmitter<ClientEvents> {
       if (socket !== this.socket) {
         return;
       }
-      for (const pending of this.pending.splice(0)) {
-        pending.reject(lost);
-      }
+      this.pending.rejectAll(lost);
       if (this.closedError) {
         return;
       }
@@ -309,10 +336,9 @@ export class BesterClient extends EventEmitter<ClientEvents> {
     if (this.socket.destroyed) {
       return Promise.reject(new BesterClientError("connectionClosed", "The connection to the server closed."));
     }
-    return new Promise((resolve, reject) => {
-      this.pending.push({ resolve, reject });
-      this.socket.write(encodeFrame(message));
-    });
+    const { reply, written } = this.pending.add(String(message.request));
+    this.socket.write(encodeFrame(message), written);
+    return reply;
   }
 
   /** Remembers the job id and returns whether this is its first notification. Job ids are unique per server. */
@@ -343,10 +369,7 @@ export class BesterClient extends EventEmitter<ClientEvents> {
         return;
     }
 
-    const pending = this.pending.shift();
-    if (pending) {
-      pending.resolve(message);
-    } else {
+    if (!this.pending.resolveNext(message)) {
       // An error with no request waiting, such as an authentication timeout before a close.
       this.emit("serverError", message.error as WireError);
     }
@@ -371,3 +394,4 @@ function expectReply(reply: Record<string, unknown>, name: string): Record<strin
   const error = reply.error as WireError | undefined;
   throw new BesterClientError(error?.code ?? "unexpectedReply", error?.message ?? `Expected a ${name} reply, got ${JSON.stringify(reply.reply)}.`);
 }
+

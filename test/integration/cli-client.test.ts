@@ -37,7 +37,7 @@ describe("CLI client commands against bester start", () => {
         listen: { host: "127.0.0.1", port: 0 },
         store,
         dataDir: path.join(folder, "data"),
-        handlers: { echo: fixtureHandler("echo"), progress: fixtureHandler("progress") },
+        handlers: { echo: fixtureHandler("echo"), progress: fixtureHandler("progress"), slow: fixtureHandler("delay-echo", { env: { DELAY_MS: "3000" } }) },
       }),
     );
     daemon = spawnCli(["start", "-c", config, "--log", path.join(folder, "bester.log")]);
@@ -125,6 +125,20 @@ describe("CLI client commands against bester start", () => {
     expect(result.stderr).to.match(/^bester: .*"nope".* \[noHandler\]$/m);
   });
 
+  it("submit --timeout gives up on a slow job", async () => {
+    const result = await runCli(["submit", ...login("bob", "bob-pw"), "-t", "slow", "--data", '"late"', "--timeout", "1"]);
+
+    expect(result.code).to.equal(1);
+    const line = /^bester: Job (\S+) did not finish within the --timeout of 1 s\..* \[timedOut\]$/m.exec(result.stderr);
+    expect(line, result.stderr).to.not.equal(null);
+    expect(result.stderr).to.include("waiting for the slow job failed");
+
+    // The server still ran the job and kept its result for bob's next login.
+    const later = await runCli(["submit", ...login("bob", "bob-pw"), "-t", "slow", "--data", '"second"']);
+    expect(later.code).to.equal(0);
+    expect(later.stderr).to.include(`output ${line![1]}:bob@`);
+  });
+
   it("submit exits 1 on a wrong password", async () => {
     const result = await runCli(["submit", ...login("alice", "wrong"), "-t", "echo", "--data", "1"]);
 
@@ -208,7 +222,7 @@ describe("CLI client commands against bester start", () => {
 
     expect(result.code).to.equal(0);
     expect(status.serverName).to.equal(server);
-    expect(status.jobTypes.map((entry) => entry.type)).to.deep.equal(["echo", "progress"]);
+    expect(status.jobTypes.map((entry) => entry.type)).to.deep.equal(["echo", "progress", "slow"]);
     expect(status.jobTypes[0]!.completed).to.be.at.least(4);
     expect(status.sections).to.deep.equal({});
   });
