@@ -12,6 +12,8 @@ interface Waiting {
   reject: (error: Error) => void;
   /** The Date.now() value by which the reply must arrive, set once the request's frame is written. */
   deadline?: number;
+  /** Set once the request left the queue, so a late write callback starts no timer. */
+  done?: boolean;
 }
 
 export class PendingRequests {
@@ -44,7 +46,7 @@ export class PendingRequests {
     this.queue.push(waiting);
 
     const written = () => {
-      if (this.timeoutMs === 0 || !this.queue.includes(waiting)) {
+      if (this.timeoutMs === 0 || waiting.done) {
         return;
       }
       waiting.deadline = Date.now() + this.timeoutMs;
@@ -59,6 +61,7 @@ export class PendingRequests {
     if (!waiting) {
       return false;
     }
+    waiting.done = true;
     waiting.resolve(reply);
     return true;
   }
@@ -68,6 +71,7 @@ export class PendingRequests {
     clearTimeout(this.timer);
     this.timer = undefined;
     for (const waiting of this.queue.splice(0)) {
+      waiting.done = true;
       waiting.reject(error);
     }
   }
@@ -98,6 +102,7 @@ export class PendingRequests {
     }
 
     this.queue.shift();
+    oldest.done = true;
     const error = new BesterClientError(
       "timedOut",
       `The server sent no reply to the ${oldest.name} request within ${this.timeoutMs} ms (requestTimeoutMs). The client closed the connection, because replies arrive in request order and a late one would be taken for the next request's. Check that the server is running and not overloaded.`,
