@@ -3,11 +3,9 @@
 
 import type { Command } from "commander";
 import { setTimeout as sleep } from "node:timers/promises";
-import { BesterClientError, type BesterClient, type JobNotificationEvent, type JobOutputEvent, type JobProgressEvent } from "../../plugins/transport-tcp/client.js";
+import { BesterClientError, RECONNECT_DEFAULTS, reconnectDelayMs, type BesterClient, type JobNotificationEvent, type JobOutputEvent, type JobProgressEvent } from "../../plugins/transport-tcp/client.js";
 import { addConnectOptions, connectAndLogin, passwordOf, type ConnectOptions } from "./connect.js";
 import { createProgress, type Progress } from "./spinner.js";
-
-const RECONNECT = { delayMs: 200, maxDelayMs: 5000 };
 
 /** Socket errors that clear once the server runs. TLS trust errors and unknown host names do not clear. */
 const SERVER_DOWN_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN"]);
@@ -104,7 +102,7 @@ async function connectWhenUp(
   let lastMessage = "";
   for (let attempt = 1; ; attempt += 1) {
     try {
-      return await connectAndLogin(options, { reconnect: options.reconnect ? RECONNECT : false }, attach);
+      return await connectAndLogin(options, { reconnect: options.reconnect }, attach);
     } catch (error) {
       if (!options.reconnect || !isServerDown(error)) {
         throw error;
@@ -121,7 +119,7 @@ async function connectWhenUp(
       }
 
       try {
-        await sleep(Math.min(RECONNECT.delayMs * 2 ** (attempt - 1), RECONNECT.maxDelayMs), undefined, { signal });
+        await sleep(reconnectDelayMs(attempt, RECONNECT_DEFAULTS), undefined, { signal });
       } catch {
         return undefined;
       }

@@ -57,6 +57,14 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
 }
 
+/** The reconnect delays the client uses when `reconnect` leaves them out. */
+export const RECONNECT_DEFAULTS = { delayMs: 200, maxDelayMs: 5000 } as const;
+
+/** Returns the wait before reconnect attempt `attempt` (counted from 1): `delayMs`, doubled per earlier attempt, at most `maxDelayMs`. */
+export function reconnectDelayMs(attempt: number, options: { delayMs: number; maxDelayMs: number }): number {
+  return Math.min(options.delayMs * 2 ** (attempt - 1), options.maxDelayMs);
+}
+
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
@@ -81,8 +89,8 @@ export class BesterClient extends EventEmitter<ClientEvents> {
     const reconnect = options.reconnect === true ? {} : options.reconnect || undefined;
     this.reconnectOptions = reconnect && {
       retries: reconnect.retries ?? Number.POSITIVE_INFINITY,
-      delayMs: reconnect.delayMs ?? 200,
-      maxDelayMs: reconnect.maxDelayMs ?? 5000,
+      delayMs: reconnect.delayMs ?? RECONNECT_DEFAULTS.delayMs,
+      maxDelayMs: reconnect.maxDelayMs ?? RECONNECT_DEFAULTS.maxDelayMs,
     };
   }
 
@@ -280,9 +288,9 @@ export class BesterClient extends EventEmitter<ClientEvents> {
   }
 
   private async reconnectWithBackoff(): Promise<void> {
-    const { retries, delayMs, maxDelayMs } = this.reconnectOptions!;
+    const { retries } = this.reconnectOptions!;
     for (let attempt = 1; attempt <= retries; attempt += 1) {
-      await sleep(Math.min(delayMs * 2 ** (attempt - 1), maxDelayMs));
+      await sleep(reconnectDelayMs(attempt, this.reconnectOptions!));
       if (this.closing) {
         break;
       }
