@@ -62,7 +62,7 @@ export function passwordOf(options: ConnectOptions): string {
  */
 export async function connectAndLogin(
   options: ConnectOptions,
-  clientOptions: Pick<ClientOptions, "reconnect"> = {},
+  clientOptions: Pick<ClientOptions, "reconnect" | "connectTimeoutMs" | "requestTimeoutMs"> = {},
   beforeLogin: (client: BesterClient) => void = () => {},
 ): Promise<{ client: BesterClient; address: string }> {
   const password = passwordOf(options);

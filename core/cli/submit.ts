@@ -105,14 +105,16 @@ async function submit(options: SubmitOptions): Promise<number> {
   passwordOf(options);
   // --no-wait shows no progress, because it returns as soon as the job is accepted.
   const progress = options.wait === false ? undefined : await createProgress();
-  progress?.step(`logging in as ${options.user}`);
+  progress?.step(`connecting and logging in as ${options.user}`);
   const deadline = options.timeout === undefined ? undefined : Date.now() + options.timeout * 1000;
-  const login = connectAndLogin(options, {}, (connected) => {
+  // --timeout replaces the client's own connect and reply limits, so a longer one is not cut short.
+  const limits = deadline === undefined ? {} : { connectTimeoutMs: 0, requestTimeoutMs: 0 };
+  const login = connectAndLogin(options, limits, (connected) => {
     connected.on("output", (output) => received.push({ output }));
     connected.on("notification", (notification) => received.push({ notification }));
   });
   const { client, address } = await beforeDeadline(login, deadline, () => `Logging in as ${options.user} did not finish within the --timeout of ${options.timeout} s. Check that the server is running and not overloaded.`).catch((error: unknown) => {
-    progress?.fail("logging in failed");
+    progress?.fail("connecting or logging in failed");
     throw error;
   });
 

@@ -95,6 +95,7 @@ const federation: SchemaObject = {
         maxDelayMs: { type: "integer", minimum: 1 },
       },
     },
+    ackTimeoutMs: { type: "integer", minimum: 0 },
   },
 };
 
@@ -260,6 +261,7 @@ function resolveFederation(config: FederationConfig, root: string, dataDir: stri
     tls,
     listen,
     reconnect: { minDelayMs, maxDelayMs: Math.max(minDelayMs, config.reconnect?.maxDelayMs ?? 30_000) },
+    ackTimeoutMs: config.ackTimeoutMs ?? 30_000,
   };
 }
 

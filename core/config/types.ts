@@ -134,6 +134,11 @@ export interface FederationConfig {
   listen?: ListenConfig;
   /** Reconnect backoff of outgoing peer links, in milliseconds; default 250 doubling up to 30000. */
   reconnect?: { minDelayMs?: number; maxDelayMs?: number };
+  /**
+   * Milliseconds an outgoing link waits for the peer to acknowledge a sent message before it
+   * reconnects and sends again; default 30000, 0 waits without limit.
+   */
+  ackTimeoutMs?: number;
 }
 
 /** The federation config after defaults were applied and paths resolved. */
@@ -143,6 +148,7 @@ export interface ResolvedFederationConfig {
   tls?: { key: string; cert: string; ca?: string };
   listen?: Required<ListenConfig>;
   reconnect: { minDelayMs: number; maxDelayMs: number };
+  ackTimeoutMs: number;
 }
 
 /** A config after defaults were applied and paths resolved against the config file's folder. */

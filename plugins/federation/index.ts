@@ -88,6 +88,7 @@ export class FederationPlugin implements BesterPlugin {
           maxFrameBytes: options.maxFrameBytes,
           reconnect: options.reconnect,
           handshakeTimeoutMs,
+          ackTimeoutMs: options.ackTimeoutMs,
           hooks,
           log,
         }));

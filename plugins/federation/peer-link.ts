@@ -34,6 +34,8 @@ export interface PeerLinkOptions {
   maxFrameBytes: number;
   reconnect: { minDelayMs: number; maxDelayMs: number };
   handshakeTimeoutMs: number;
+  /** Milliseconds without an acknowledgement, while messages are outstanding, before the link reconnects; 0 for no limit. */
+  ackTimeoutMs: number;
   hooks: FederationHooks;
   log: Logger;
 }
@@ -49,6 +51,12 @@ export class PeerLink {
   private attempts = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private handshakeTimer: NodeJS.Timeout | undefined;
+  /**
+   * Runs while sent messages wait for acknowledgement and restarts at each one. A connection whose
+   * peer host vanished accepts writes for many minutes, until TCP gives up retransmitting (about
+   * 15 minutes with Linux's default net.ipv4.tcp_retries2 of 15), and this notices it sooner.
+   */
+  private ackTimer: NodeJS.Timeout | undefined;
   private lastFailure = "";
 
   constructor(private readonly options: PeerLinkOptions) {}
@@ -77,6 +85,7 @@ export class PeerLink {
     this.state = "stopped";
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.handshakeTimer);
+    this.stopAckTimer();
     this.link?.destroy();
   }
 
@@ -100,6 +109,17 @@ export class PeerLink {
       this.link!.send(pending[this.sentCount]!.message);
       this.sentCount += 1;
     }
+    if (this.sentCount === 0) {
+      this.stopAckTimer();
+    } else if (!this.ackTimer && this.options.ackTimeoutMs > 0) {
+      this.ackTimer = setTimeout(() => this.fail(`sent no acknowledgement within ${this.options.ackTimeoutMs} ms (federation.ackTimeoutMs)`), this.options.ackTimeoutMs);
+      this.ackTimer.unref();
+    }
+  }
+
+  private stopAckTimer(): void {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
   }
 
   private connect(): void {
@@ -220,6 +240,8 @@ export class PeerLink {
     }
 
     this.sentCount -= 1;
+    // The peer is alive and working through the window, so the wait starts again.
+    this.ackTimer?.refresh();
     this.options.outbox.remove(id as string).catch((error: unknown) => {
       this.options.log.error({ err: error, peer: this.peer, id }, "removing an acknowledged message from the outbox failed");
     });
@@ -244,6 +266,7 @@ export class PeerLink {
       return;
     }
     clearTimeout(this.handshakeTimer);
+    this.stopAckTimer();
     const wasUp = this.state === "up";
     if (wasUp) {
       this.options.log.warn({ peer: this.peer, reason: this.lastFailure || "connection closed", pending: this.options.outbox.size }, "peer link down");

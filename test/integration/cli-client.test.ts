@@ -60,7 +60,7 @@ describe("CLI client commands against bester start", () => {
     expect(jobID).to.be.a("string");
     expect(result.stdout).to.include('{\n  "a": 1\n}');
     expect(result.stdout).to.include(JSON.stringify({ reply: "jobNotification", job: { status: "completed", jobID } }));
-    expect(result.stderr).to.include("logging in as alice...\n");
+    expect(result.stderr).to.include("connecting and logging in as alice...\n");
     expect(result.stderr).to.include(`job ${jobID} completed`);
   });
 

@@ -127,7 +127,10 @@ describe("federation parts", () => {
       tls: { key: "/srv/bester/tls/k.pem", cert: "/srv/bester/tls/c.pem", ca: undefined },
       listen: undefined,
       reconnect: { minDelayMs: 250, maxDelayMs: 30_000 },
+      ackTimeoutMs: 30_000,
     });
+    expect(resolveConfig({ federation: { ackTimeoutMs: 0 } }, "/srv/bester").federation?.ackTimeoutMs).to.equal(0);
+    expect(() => resolveConfig({ federation: { ackTimeoutMs: -1 } }, "/srv/bester")).to.throw(BesterError, /federation\.ackTimeoutMs/);
     expect(() => resolveConfig({ federation: { peers: [{ name: "10.0.0.2", publicKey: keyB.publicKeyText }] } }, "/srv/bester")).to.throw(BesterError, /federation\.peers\.0\.name/);
     expect(() => resolveConfig({ federation: { peers: [{ name: "10.0.0.2:1", publicKey: "abc" }] } }, "/srv/bester")).to.throw(BesterError, /publicKey/);
   });
