@@ -3,7 +3,7 @@
 // pipelined after its auth runs as the authenticated user.
 
 import type { Logger } from "pino";
-import { BesterError, toWireError, type WireError } from "./errors.js";
+import { BesterError, isInternalError, toWireError, type WireError } from "./errors.js";
 import type { AuthDecision, BesterHooks } from "./hooks.js";
 import type { JobEngine } from "./jobs/engine.js";
 import { formatAddress } from "./jobs/job.js";
@@ -201,7 +201,7 @@ export class ClientSession {
       }
       return { reply };
     } catch (error) {
-      if (!(error instanceof BesterError)) {
+      if (isInternalError(error)) {
         this.host.log.error({ err: error, request: name, connection: this.connection.id }, "request handler failed");
       }
       return { reply: errorReply(toWireError(error)) };
@@ -267,8 +267,10 @@ export class ClientSession {
       if (queuedID !== undefined) {
         this.events.discard(queuedID);
       }
-      if (!(error instanceof BesterError)) {
-        this.host.log.error({ err: error, type: job.payload.type }, "job submission failed");
+      if (isInternalError(error)) {
+        this.host.log.error({ err: error, type: job.payload.type, user: this.user }, "job submission failed");
+      } else {
+        this.host.log.debug({ code: (error as BesterError).code, reason: (error as BesterError).message, type: job.payload.type, user: this.user }, "job submission rejected");
       }
       return { reply: { reply: "jobSubmission", submission: { status: "rejected", error: toWireError(error) } } };
     }

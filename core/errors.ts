@@ -131,6 +131,15 @@ export function wrapPluginError(error: unknown, plugin: string, place: string, h
   });
 }
 
+/**
+ * Returns whether a thrown value reaches a client only as `internalError`: any value that is not a
+ * BesterError, and a BesterError with a host-only code such as `pluginFailed`. Its details exist
+ * only in the log, so the code that catches it must log it.
+ */
+export function isInternalError(error: unknown): boolean {
+  return !(error instanceof BesterError) || !isWireCode(error.code);
+}
+
 /** Converts any thrown value to a wire error, keeping a BesterError's code. */
 export function toWireError(error: unknown, fallback: WireErrorCode = "internalError"): WireError {
   if (error instanceof BesterError) {

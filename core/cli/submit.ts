@@ -137,8 +137,9 @@ async function submit(options: SubmitOptions): Promise<number> {
       timeoutMs: deadline === undefined ? undefined : Math.max(deadline - Date.now(), 1),
       onProgress: (report) => progress!.step(`running ${options.type}: ${JSON.stringify(report)}`),
     }).catch((error: unknown) => {
-      // Ends the spinner line before the error line, which says what happened to the job.
-      progress!.fail(`waiting for the ${options.type} job failed`);
+      // Ends the spinner line before the error line, which explains what happened to the job.
+      const accepted = error instanceof BesterClientError && error.jobID !== undefined;
+      progress!.fail(accepted ? `waiting for the ${options.type} job failed` : `submitting the ${options.type} job failed`);
       if (error instanceof BesterClientError && error.code === "timedOut" && error.jobID !== undefined) {
         throw new BesterClientError("timedOut", `Job ${error.jobID} did not finish within the --timeout of ${options.timeout} s. The server still runs it; its outputs and notification wait for your next login (\`bester listen --all\` prints them).`, { jobID: error.jobID });
       }

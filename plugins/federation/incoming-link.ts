@@ -6,7 +6,7 @@ import type { TLSSocket } from "node:tls";
 import type Keyv from "keyv";
 import type { Logger } from "pino";
 import type { Bester } from "../../core/bester.js";
-import { BesterError, toWireError, type WireError } from "../../core/errors.js";
+import { BesterError, isInternalError, toWireError, type WireError } from "../../core/errors.js";
 import type { Connection } from "../../core/sessions.js";
 import type { FederationHooks } from "./federation-hooks.js";
 import { AUTH_REQUEST, channelBinding, createNonce, HELLO_REQUEST, parseAuth, parseHello, transcriptText, type Transcript } from "./handshake.js";
@@ -164,10 +164,10 @@ export class IncomingLink {
       await this.context.received().set(key, true, RECEIVED_TTL_MS);
       this.connection.send({ reply: "ack", id, result });
     } catch (error) {
-      if (!(error instanceof BesterError)) {
+      if (isInternalError(error)) {
         log.error({ err: error, peer, id, request: name }, "processing a peer message failed");
       } else {
-        log.warn({ peer, id, request: name, code: error.code, reason: error.message }, "rejected a peer message");
+        log.warn({ peer, id, request: name, code: (error as BesterError).code, reason: (error as BesterError).message }, "rejected a peer message");
       }
       this.connection.send({ reply: "error", id, error: toWireError(error) });
     }

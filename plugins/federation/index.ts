@@ -114,6 +114,14 @@ export class FederationPlugin implements BesterPlugin {
       }
     });
 
+    // A peer that links to this server is up, so an outgoing link to it that waits out its backoff
+    // tries at once instead of after up to reconnect.maxDelayMs.
+    hooks.linkUp.tap(PLUGIN_NAME, ({ peer, direction }) => {
+      if (direction === "incoming") {
+        links.get(peer)?.reconnectNow();
+      }
+    });
+
     let stopSweep: (() => void) | undefined;
     bester.hooks.ready.tap(PLUGIN_NAME, () => {
       stopSweep = startExpirySweep(() => [incoming.received(), bester.store.namespace(GRANTS_NAMESPACE)], log);

@@ -89,6 +89,17 @@ export class PeerLink {
     this.link?.destroy();
   }
 
+  /** Starts the next attempt now when the link waits between attempts; does nothing otherwise. */
+  reconnectNow(): void {
+    if (this.state !== "idle" || this.reconnectTimer === undefined) {
+      return;
+    }
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    this.options.log.info({ peer: this.peer, pending: this.options.outbox.size }, "peer linked to this server; reconnecting now");
+    this.connect();
+  }
+
   get outbox(): Outbox {
     return this.options.outbox;
   }
@@ -276,6 +287,7 @@ export class PeerLink {
       return;
     }
     this.state = "idle";
+    this.lastFailure ||= "connection closed";
     this.scheduleReconnect();
   }
 
@@ -292,6 +304,7 @@ export class PeerLink {
     this.lastFailure = "";
 
     this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
       if (this.state === "idle") {
         this.connect();
       }

@@ -123,6 +123,7 @@ describe("CLI client commands against bester start", () => {
 
     expect(result.code).to.equal(1);
     expect(result.stderr).to.match(/^bester: .*"nope".* \[noHandler\]$/m);
+    expect(result.stderr).to.include("submitting the nope job failed");
   });
 
   it("submit --timeout gives up on a slow job", async () => {

@@ -138,3 +138,35 @@ describe("federation acknowledgement timeout", function () {
     expect(peer.received.length).to.equal(countBefore + 1);
   });
 });
+
+describe("federation reconnect when the peer links in", function () {
+  this.timeout(30_000);
+
+  let plan: Plan;
+  const servers: TestServer[] = [];
+
+  after(async () => {
+    await Promise.all(servers.map((server) => server.stop()));
+    await plan.cleanup();
+  });
+
+  it("cuts the outgoing link's backoff short", async () => {
+    plan = await planServers(2);
+    const [planA, planB] = plan.servers as [PlannedServer, PlannedServer];
+    // A starts alone, so its first attempt fails and it waits 2-4 s before the next one.
+    const a = await startPlanned(planA, [planB], { federation: { reconnect: { minDelayMs: 4000, maxDelayMs: 8000 } } });
+    servers.push(a);
+    await waitUntil(() => a.logs.some((line) => line.msg === "peer link retry scheduled"), "A's first attempt failed");
+    const retry = a.logs.find((line) => line.msg === "peer link retry scheduled")!;
+
+    const b = await startPlanned(planB, [planA]);
+    servers.push(b);
+    await waitForLinkUp(a, planB.name);
+
+    const up = a.logs.find((line) => line.msg === "peer link up")!;
+    expect(a.logs.some((line) => line.msg === "peer linked to this server; reconnecting now" && line.peer === planB.name)).to.equal(true);
+    expect(retry.delayMs as number).to.be.at.least(2000);
+    // The link came up before the scheduled retry would have started.
+    expect((up.time as number) - (retry.time as number)).to.be.below(retry.delayMs as number);
+  });
+});
