@@ -17,6 +17,10 @@ function recordingDirector(seen: DirectorContext[]) {
         await bester.engine.deliverToUser(director.user as string, bester.engine.outputMessage(job, output));
         return "done";
       });
+      // Hands delivery to the built-in userDelivery director, which checks every name before sending.
+      bester.hooks.onDirector.for("team").tapPromise("recording-director", ({ job, output, director }) =>
+        bester.hooks.onDirector.for("userDelivery").promise({ job, output, director: { type: "userDelivery", users: director.members as string[] } }),
+      );
       // A tap that declines (returns undefined) leaves the director type unhandled.
       bester.hooks.onDirector.for("declined").tap("recording-director", () => undefined);
     },
@@ -132,6 +136,23 @@ describe("directors", () => {
 
     expect(notification.status).to.equal("completed");
     expect(output.payload).to.deep.equal({ type: "scripted", data: "for later" });
+  });
+
+  it("plugin director can delegate to userDelivery", async () => {
+    const bob = await connectAs(server.port, "bob");
+    const delivered = await acceptedJob(alice, "scripted", { reply: { payload: "team news", director: { type: "team", members: ["alice", "bob"] } } });
+    const rejected = await acceptedJob(alice, "scripted", { reply: { payload: "not for bob", director: { type: "team", members: ["bob", "nobody"] } } });
+
+    const completed = await notificationFor(alice, delivered);
+    const failed = await notificationFor(alice, rejected);
+
+    expect(completed.status).to.equal("completed");
+    expect((await outputFor(bob, delivered)).payload.data).to.equal("team news");
+    expect((await outputFor(alice, delivered)).payload.data).to.equal("team news");
+    // Every local name is checked before anything is sent, so bob gets nothing of the failed job.
+    expect(failed.error?.code).to.equal("unknownUser");
+    expect(bob.history.some((message) => JSON.stringify(message).includes(rejected))).to.equal(false);
+    bob.close();
   });
 
   it("plugin director that declines is unknownDirector", async () => {
