@@ -32,11 +32,18 @@ export function registerSubmitCommand(program: Command): void {
       .option("--priority <n>", "priority, an integer; higher runs sooner", parseInteger, 0)
       .option("--wait", "wait for the job's outputs and notification (the default)")
       .option("--no-wait", "print the job id once accepted and exit without waiting")
-      .option("--timeout <seconds>", "give up after this many seconds, logging in included, with exit code 1 and timedOut; the server still runs an accepted job (default: wait as long as the job takes)", parseSeconds),
+      .option("--timeout <seconds>", "give up after this many seconds, logging in included, with exit code 1 and timedOut; the server still runs an accepted job (default: wait as long as the job takes)", parseSeconds)
+      .addHelpText("after", SUBMIT_EXIT_CODES),
   ).action(async (options: SubmitOptions) => {
     process.exitCode = await submit(options);
   });
 }
+
+const SUBMIT_EXIT_CODES = `
+Exit codes:
+  0  the job completed (with --no-wait: the server accepted it)
+  1  failure: invalid arguments, connection or login failures, a rejected job, --timeout passed
+  2  the job failed; its notification names the error`;
 
 function parseSeconds(value: string): number {
   const seconds = Number(value);

@@ -248,6 +248,15 @@ describe("bester usage mistakes", () => {
     expect(result.stderr).to.equal("bester: unknown command 'bogus' [invalidArgument]\n(run `bester --help` for the list of commands)\n");
   });
 
+  it("lists exit codes in submit help", async () => {
+    const result = await runCli(["submit", "--help"]);
+
+    expect(result.code).to.equal(0);
+    expect(result.stdout).to.include("--timeout <seconds>");
+    expect(result.stdout).to.include("Exit codes:\n  0  the job completed");
+    expect(result.stdout).to.include("  2  the job failed");
+  });
+
   it("points a mistake in a nested command to its help", async () => {
     const result = await runCli(["user", "add"]);
 
