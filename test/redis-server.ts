@@ -14,10 +14,10 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-/** Starts redis-server and resolves once it accepts connections. */
-export async function startRedis(): Promise<RedisServer> {
+/** Starts redis-server, on `port` when given (to restart one), and resolves once it accepts connections. */
+export async function startRedis(options: { port?: number } = {}): Promise<RedisServer> {
   const folder = await mkdtemp(path.join(os.tmpdir(), "bester-redis-"));
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const child: ChildProcess = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", folder], {
     stdio: "ignore",
   });

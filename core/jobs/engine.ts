@@ -180,7 +180,7 @@ export class JobEngine {
   private async complete(job: Job, reply: Record<string, unknown>): Promise<void> {
     // Checked first, so a job with no acceptance pending, the usual case, costs no extra promise.
     if (this.acceptance.has(job) && !(await this.isAccepted(job))) {
-      this.log.info({ jobId: job.id, type: job.type }, "the job's acceptance failed after its handler replied, so its result is discarded");
+      this.log.warn({ jobId: job.id, type: job.type }, "the job's acceptance failed after its handler replied, so its result is discarded");
       return;
     }
 

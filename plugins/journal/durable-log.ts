@@ -1,6 +1,7 @@
 // One group-commit writer per server, shared by the job journal and the offline message store so
 // that a job's removal and its offline notification can commit in one transaction.
 
+import type { Logger } from "pino";
 import type { Bester } from "../../core/bester.js";
 import { BesterError } from "../../core/errors.js";
 import { MemoryJournalBackend, type JournalBackend } from "./backend.js";
@@ -18,12 +19,12 @@ interface SharedLog {
 const logs = new WeakMap<Bester, SharedLog>();
 
 /** Creates the backend for a store URL; the journal lives next to the keyv data. */
-export function createJournalBackend(storeUrl: string): JournalBackend {
+export function createJournalBackend(storeUrl: string, log?: Logger): JournalBackend {
   if (storeUrl.startsWith("sqlite://")) {
     return new SqliteJournalBackend(storeUrl.slice("sqlite://".length));
   }
   if (storeUrl.startsWith("redis://") || storeUrl.startsWith("rediss://")) {
-    return new RedisJournalBackend(storeUrl);
+    return new RedisJournalBackend(storeUrl, log);
   }
   return new MemoryJournalBackend();
 }
@@ -35,8 +36,9 @@ export function createJournalBackend(storeUrl: string): JournalBackend {
 export async function openDurableLog(bester: Bester, options: GroupCommitOptions = {}): Promise<GroupCommitWriter> {
   let shared = logs.get(bester);
   if (!shared) {
-    const backend = createJournalBackend(bester.config.store);
-    const writer = new GroupCommitWriter(backend, bester.logFor(LOG_NAME), options);
+    const log = bester.logFor(LOG_NAME);
+    const backend = createJournalBackend(bester.config.store, log);
+    const writer = new GroupCommitWriter(backend, log, options);
     const opened = backend.open().catch((error: unknown) => {
       throw new BesterError("storeFailed", `Opening the journal at ${backend.description} failed: ${(error as Error).message}. Check the path or server in "store".`, { cause: error });
     });

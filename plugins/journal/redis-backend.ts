@@ -1,7 +1,8 @@
 // The journal on Redis: each entry is a string key, and a sorted set with score 0 indexes the keys
 // so a prefix scan is a lexicographic range query. Each batch runs as one MULTI/EXEC transaction.
 
-import { createClient } from "@keyv/redis";
+import type { Logger } from "pino";
+import { closeRedisClient, describeRedisUrl, openRedisClient, type RedisClient } from "../store/redis-client.js";
 import type { JournalBackend, JournalBatch, JournalEntry } from "./backend.js";
 
 const KEY_PREFIX = "bester:journal:";
@@ -9,28 +10,21 @@ const INDEX_KEY = "bester:journal-index";
 /** Keys fetched per MGET during a scan. */
 const SCAN_PAGE = 500;
 
-function connectClient(url: string) {
-  return createClient({ url });
-}
-
-type RedisClient = ReturnType<typeof connectClient>;
-
 export class RedisJournalBackend implements JournalBackend {
   readonly durable = true;
   readonly description: string;
   private client: RedisClient | undefined;
 
-  constructor(private readonly url: string) {
-    const parsed = new URL(url);
-    this.description = `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  constructor(
+    private readonly url: string,
+    private readonly log?: Logger,
+  ) {
+    this.description = describeRedisUrl(url);
   }
 
+  /** Connects, or rejects when Redis is not reachable within REDIS_CONNECT_TIMEOUT_MS. */
   async open(): Promise<void> {
-    const client = connectClient(this.url);
-    // Errors also reject the pending command, which is where they are reported.
-    client.on("error", () => undefined);
-    await client.connect();
-    this.client = client;
+    this.client = await openRedisClient(this.url, this.log, "journal");
   }
 
   async write(batch: JournalBatch): Promise<void> {
@@ -71,9 +65,7 @@ export class RedisJournalBackend implements JournalBackend {
   async close(): Promise<void> {
     const client = this.client;
     this.client = undefined;
-    if (client?.isOpen) {
-      await client.quit();
-    }
+    await closeRedisClient(client);
   }
 
   private require(): RedisClient {

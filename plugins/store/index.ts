@@ -3,12 +3,13 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import KeyvSqlite from "@keyv/sqlite";
-import KeyvRedis from "@keyv/redis";
 import Keyv from "keyv";
 import type { Bester } from "../../core/bester.js";
 import { BesterError } from "../../core/errors.js";
 import type { BesterPlugin } from "../../core/plugin.js";
+import type { Logger } from "pino";
 import { MemoryStoreProvider, type StoreProvider } from "../../core/store.js";
+import { RedisStoreProvider } from "./redis-store.js";
 
 export const PLUGIN_NAME = "store";
 
@@ -29,7 +30,9 @@ class SqliteStoreProvider implements StoreProvider {
     let entry = this.namespaces.get(name);
     if (!entry) {
       const adapter = new KeyvSqlite({ uri: `sqlite://${this.file}`, table: SQLITE_TABLE, busyTimeout: 5000 });
-      const keyv = new Keyv<Value>({ store: adapter, namespace: name });
+      // By default keyv swallows a failed write and set() returns false. With throwOnErrors a
+      // caller such as the federation outbox fails instead of taking the write for a stored one.
+      const keyv = new Keyv<Value>({ store: adapter, namespace: name, throwOnErrors: true });
       keyv.on("error", () => undefined);
       entry = { keyv, adapter };
       this.namespaces.set(name, entry);
@@ -53,42 +56,8 @@ class SqliteStoreProvider implements StoreProvider {
   }
 }
 
-class RedisStoreProvider implements StoreProvider {
-  readonly durable = true;
-  readonly description: string;
-  private namespaces = new Map<string, { keyv: Keyv<any>; adapter: KeyvRedis<any> }>();
-
-  constructor(private readonly url: string) {
-    const parsed = new URL(url);
-    this.description = `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
-  }
-
-  namespace<Value = unknown>(name: string): Keyv<Value> {
-    let entry = this.namespaces.get(name);
-    if (!entry) {
-      const adapter = new KeyvRedis<Value>(this.url, { throwOnConnectError: true, namespace: name });
-      const keyv = new Keyv<Value>({ store: adapter, namespace: name, useKeyPrefix: false });
-      keyv.on("error", () => undefined);
-      entry = { keyv, adapter };
-      this.namespaces.set(name, entry);
-    }
-    return entry.keyv as Keyv<Value>;
-  }
-
-  async open(): Promise<void> {
-    await this.namespace("meta").set("openedAt", Date.now());
-  }
-
-  async close(): Promise<void> {
-    for (const { adapter } of this.namespaces.values()) {
-      await adapter.disconnect();
-    }
-    this.namespaces.clear();
-  }
-}
-
 /** Creates the provider for a store URL: `memory`, `sqlite://PATH` or `redis://host:port`. */
-export function createStoreProvider(url: string): StoreProvider & { open?: () => Promise<void> } {
+export function createStoreProvider(url: string): StoreProvider & { open?: (log?: Logger) => Promise<void> } {
   if (url === "memory") {
     return new MemoryStoreProvider();
   }
@@ -112,7 +81,7 @@ export function storePlugin(options: { url: string }): BesterPlugin {
       let opened = false;
       bester.hooks.initialize.tapPromise({ name: PLUGIN_NAME, stage: -100 }, async () => {
         try {
-          await provider.open?.();
+          await provider.open?.(log);
         } catch (error) {
           throw new BesterError("storeFailed", `Opening the store ${provider.description} failed: ${(error as Error).message}. Check the path or server in "store".`, { cause: error });
         }

@@ -1,0 +1,101 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import sqlite3 from "sqlite3";
+import { expect } from "chai";
+import { BesterError } from "../../core/errors.js";
+import { createStoreProvider } from "../../plugins/store/index.js";
+import { REDIS_CONNECT_TIMEOUT_MS } from "../../plugins/store/redis-client.js";
+import { freePort, login, RawClient, startServer, waitUntil, type TestServer } from "../helper.js";
+import { startRedis, type RedisServer } from "../redis-server.js";
+
+/** Runs one SQL statement on its own connection to `file`, as another program would. */
+function runSql(file: string, sql: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const db = new sqlite3.Database(file);
+    db.exec(sql, (error) => db.close(() => (error ? reject(error) : resolve())));
+  });
+}
+
+describe("store failures", function () {
+  this.timeout(30_000);
+  let folder: string;
+
+  before(async () => {
+    folder = await mkdtemp(path.join(os.tmpdir(), "bester-store-failures-"));
+  });
+
+  after(async () => {
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  it("sqlite write failure rejects the write", async () => {
+    const file = path.join(folder, "dropped.sqlite");
+    const provider = createStoreProvider(`sqlite://${file}`);
+    await provider.open?.();
+    const outbox = provider.namespace("federation-outbox");
+    await outbox.set("first", { n: 1 });
+
+    // Without its table every write fails inside SQLite.
+    await runSql(file, "DROP TABLE bester");
+    const error = await outbox.set("second", { n: 2 }).then(() => undefined, (caught: unknown) => caught);
+
+    expect(error, "set() resolved although SQLite failed").to.be.instanceOf(Error);
+    expect((error as Error).message).to.include("no such table");
+    await provider.close();
+  });
+
+  it("redis start-up without a server fails with storeFailed", async () => {
+    const port = await freePort();
+    const started = Date.now();
+
+    const error = await startServer({ store: `redis://127.0.0.1:${port}` }).then(
+      (server: TestServer) => server.stop().then(() => undefined),
+      (caught: unknown) => caught,
+    );
+
+    expect(error).to.be.instanceOf(BesterError);
+    expect((error as BesterError).code).to.equal("storeFailed");
+    expect((error as BesterError).message).to.include(`no connection within ${REDIS_CONNECT_TIMEOUT_MS} ms`);
+    expect(Date.now() - started).to.be.below(REDIS_CONNECT_TIMEOUT_MS * 3);
+  });
+
+  describe("redis outage while running", () => {
+    let redis: RedisServer;
+    let server: TestServer;
+
+    before(async () => {
+      redis = await startRedis();
+      server = await startServer({ store: redis.url, registration: true });
+    });
+
+    after(async () => {
+      await server?.stop();
+      await redis?.stop();
+    });
+
+    it("fails logins at once and recovers", async () => {
+      const before = await RawClient.connect(server.port);
+      await login(before, "alice");
+      before.close();
+
+      await redis.stop();
+      const during = await RawClient.connect(server.port);
+      const reply = await during.request({ request: "auth", account: { username: "alice", password: "secret" } });
+      during.close();
+
+      expect(reply.reply).to.equal("error");
+      expect((reply.error as { code: string }).code).to.equal("internalError");
+      await waitUntil(() => server.logs.some((line) => line.msg === "Redis connection lost; commands fail until it is back"), "a warning about the lost connection");
+      const failed = server.logs.find((line) => line.msg === "request handler failed" && line.request === "auth");
+      expect((failed?.err as { message: string } | undefined)?.message).to.include("The client is offline");
+
+      // The restarted server starts empty (no persistence), so the account is registered again.
+      redis = await startRedis({ port: redis.port });
+      await waitUntil(() => server.logs.some((line) => line.msg === "Redis connection back"), "the connection to come back", 10_000);
+      const after = await RawClient.connect(server.port);
+      await login(after, "alice");
+      after.close();
+    });
+  });
+});
