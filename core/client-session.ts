@@ -214,9 +214,19 @@ export class ClientSession {
     }
 
     const account = message.account as { username: string; password: string };
-    const decision = this.host.hooks.onAuth.isUsed()
-      ? await this.host.hooks.onAuth.promise({ username: account.username, password: account.password, connection: this.connection })
-      : undefined;
+    let decision: AuthDecision | undefined;
+    try {
+      decision = this.host.hooks.onAuth.isUsed()
+        ? await this.host.hooks.onAuth.promise({ username: account.username, password: account.password, connection: this.connection })
+        : undefined;
+    } catch (error) {
+      // A failing tap (such as an unreachable store) still gets an auth-shaped reply, as the protocol
+      // gives every failed login, so clients that match replies by kind keep working.
+      if (isInternalError(error)) {
+        this.host.log.error({ err: error, username: account.username, connection: this.connection.id }, "login failed with an error");
+      }
+      decision = { ok: false, error: toWireError(error) };
+    }
     const final: AuthDecision = decision ?? { ok: false, error: { code: "invalidCredentials", message: "The username or password is wrong." } };
 
     if (!final.ok) {

@@ -2,7 +2,7 @@
 // directors which local users exist and grants the `admin` permission to admin accounts.
 
 import type { Bester } from "../../core/bester.js";
-import { BesterError } from "../../core/errors.js";
+import { BesterError, isWireCode, toWireError } from "../../core/errors.js";
 import type { BesterPlugin } from "../../core/plugin.js";
 import { AccountStore, type AccountRecord } from "./account-store.js";
 import { LoginLimiter, type LoginLimiterOptions } from "./login-limiter.js";
@@ -61,10 +61,13 @@ export function accountsPlugin(options: AccountsOptions): BesterPlugin {
         try {
           await store().add(username, password);
         } catch (error) {
-          if (error instanceof BesterError) {
+          if (error instanceof BesterError && isWireCode(error.code)) {
             return failed(error.code, error.message);
           }
-          throw error;
+          // The client gets the protocol's register-shaped failure; the details stay in the log.
+          log.error({ err: error, user: username }, "registering a user failed");
+          const wire = toWireError(error);
+          return failed(wire.code, wire.message);
         }
         log.info({ user: username }, "user registered");
         return { reply: "register", register: { status: "ok" } };

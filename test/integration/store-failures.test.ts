@@ -84,11 +84,19 @@ describe("store failures", function () {
       const reply = await during.request({ request: "auth", account: { username: "alice", password: "secret" } });
       during.close();
 
-      expect(reply.reply).to.equal("error");
-      expect((reply.error as { code: string }).code).to.equal("internalError");
+      // The protocol's auth-shaped failure, as for a wrong password, with the details in the log.
+      expect(reply.reply).to.equal("auth");
+      expect((reply.auth as { status: string }).status).to.equal("failed");
+      expect((reply.auth as { error: { code: string } }).error.code).to.equal("internalError");
       await waitUntil(() => server.logs.some((line) => line.msg === "Redis connection lost; commands fail until it is back"), "a warning about the lost connection");
-      const failed = server.logs.find((line) => line.msg === "request handler failed" && line.request === "auth");
+      const failed = server.logs.find((line) => line.msg === "login failed with an error" && line.username === "alice");
       expect((failed?.err as { message: string } | undefined)?.message).to.include("The client is offline");
+
+      const register = await RawClient.connect(server.port);
+      const registered = await register.request({ request: "register", account: { username: "bob", password: "secret" } });
+      register.close();
+      expect(registered).to.deep.equal({ reply: "register", register: { status: "failed", error: { code: "internalError", message: "The server failed unexpectedly; the log has the details." } } });
+      expect(server.logs.some((line) => line.msg === "registering a user failed" && line.user === "bob")).to.equal(true);
 
       // The restarted server starts empty (no persistence), so the account is registered again.
       redis = await startRedis({ port: redis.port });
