@@ -71,13 +71,13 @@ async function withAccounts<T>(options: StoreOptions, action: (accounts: Account
   // load, which every other command would pay.
   const { loadConfig } = await import("../config/loader.js");
   const config = await loadConfig({ file: options.config });
-  const [{ AccountStore }, { ACCOUNTS_NAMESPACE }, { createStoreProvider }] = await Promise.all([
+  const [{ AccountStore }, { ACCOUNTS_NAMESPACE }, { createStoreProvider, openStore }] = await Promise.all([
     import("../../plugins/accounts/account-store.js"),
     import("../../plugins/accounts/index.js"),
     import("../../plugins/store/index.js"),
   ]);
   const provider = createStoreProvider(config.store);
-  await provider.open?.();
+  await openStore(provider);
   try {
     return await action(new AccountStore(provider.namespace<AccountRecord>(ACCOUNTS_NAMESPACE)));
   } finally {

@@ -70,6 +70,15 @@ export function createStoreProvider(url: string): StoreProvider & { open?: (log?
   throw new BesterError("invalidConfig", `Unsupported store "${url}". Use memory, sqlite://PATH or redis://host:port.`);
 }
 
+/** Opens `provider`, turning any failure into `storeFailed` that names the store and the setting to check. */
+export async function openStore(provider: ReturnType<typeof createStoreProvider>, log?: Logger): Promise<void> {
+  try {
+    await provider.open?.(log);
+  } catch (error) {
+    throw new BesterError("storeFailed", `Opening the store ${provider.description} failed: ${(error as Error).message}. Check the path or server in "store".`, { cause: error });
+  }
+}
+
 export function storePlugin(options: { url: string }): BesterPlugin {
   return {
     name: PLUGIN_NAME,
@@ -80,11 +89,7 @@ export function storePlugin(options: { url: string }): BesterPlugin {
 
       let opened = false;
       bester.hooks.initialize.tapPromise({ name: PLUGIN_NAME, stage: -100 }, async () => {
-        try {
-          await provider.open?.(log);
-        } catch (error) {
-          throw new BesterError("storeFailed", `Opening the store ${provider.description} failed: ${(error as Error).message}. Check the path or server in "store".`, { cause: error });
-        }
+        await openStore(provider, log);
         opened = true;
         log.info({ store: provider.description }, "store open");
       });

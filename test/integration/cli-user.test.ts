@@ -8,6 +8,7 @@ import { createStoreProvider } from "../../plugins/store/index.js";
 import type { Command } from "commander";
 import { createProgram } from "../../core/cli/program.js";
 import { runCli } from "../cli-runner.js";
+import { freePort } from "../helper.js";
 
 describe("CLI help and exit codes", () => {
   it("gives every verb a description and help", () => {
@@ -160,6 +161,16 @@ describe("CLI user commands", () => {
     expect(again.code).to.equal(1);
     expect(again.stderr).to.include("[unknownUser]");
     expect(list.stdout).to.equal("root\n");
+  });
+
+  it("reports an unreachable store with storeFailed", async () => {
+    const config = path.join(folder, "redis-down.config.json");
+    await writeFile(config, JSON.stringify({ store: `redis://127.0.0.1:${await freePort()}`, dataDir: path.join(folder, "data-redis-down") }));
+
+    const result = await runCli(["user", "add", "bob", "-c", config], { input: "pw\n" });
+
+    expect(result.code).to.equal(1);
+    expect(result.stderr).to.match(/^bester: Opening the store redis:\/\/127\.0\.0\.1:\d+ failed: no connection within 5000 ms .*\[storeFailed\]\n$/);
   });
 
   it("reports a missing config file", async () => {
