@@ -75,7 +75,7 @@ export async function openStore(provider: ReturnType<typeof createStoreProvider>
   try {
     await provider.open?.(log);
   } catch (error) {
-    throw new BesterError("storeFailed", `Opening the store ${provider.description} failed: ${(error as Error).message}. Check the path or server in "store".`, { cause: error });
+    throw new BesterError("storeFailed", `Opening the store ${provider.description} failed: ${(error as Error).message}. Check that the path or URL in "store" is right and, for Redis, that redis-server is running there.`, { cause: error });
   }
 }
 
