@@ -5,12 +5,12 @@ import { BesterClient, BesterClientError, type JobNotificationEvent } from "../.
 import { runCli } from "../cli-runner.js";
 import { fixtureHandler, startServer, waitUntil, type TestServer } from "../helper.js";
 
-/** A TCP server on loopback that accepts connections and never sends a byte, like a hung server. */
+/** Starts a TCP server on loopback that accepts connections and never sends a byte, like a hung server. */
 async function startSilentServer(): Promise<{ port: number; connections: net.Socket[]; close: () => Promise<void> }> {
   const connections: net.Socket[] = [];
   const server = net.createServer((socket) => {
     connections.push(socket);
-    // Reads and drops what the client sends, so a client's close is seen and answered.
+    // Reads and drops what the client sends, so the server sees a client's close and closes too.
     socket.resume();
     socket.on("error", () => undefined);
   });
@@ -113,7 +113,7 @@ describe("client SDK request timeout", () => {
 
 describe("client SDK connect timeout", () => {
   it("rejects a connection that does not finish with connectFailed", async () => {
-    // A plain TCP server never answers the TLS handshake, so the connection never becomes ready.
+    // A plain TCP server never replies to the TLS handshake, so the connection never becomes ready.
     const silent = await startSilentServer();
     const started = Date.now();
 
