@@ -114,8 +114,10 @@ async function submit(options: SubmitOptions): Promise<number> {
   const progress = options.wait === false ? undefined : await createProgress();
   progress?.step(`connecting and logging in as ${options.user}`);
   const deadline = options.timeout === undefined ? undefined : Date.now() + options.timeout * 1000;
-  // --timeout replaces the client's own connect and reply limits, so a longer one is not cut short.
-  const limits = deadline === undefined ? {} : { connectTimeoutMs: 0, requestTimeoutMs: 0 };
+  // --timeout replaces the client's own connect, reply and close limits, so a longer one is not cut
+  // short. No single step can need more than the whole command's time.
+  const timeoutMs = options.timeout === undefined ? undefined : Math.ceil(options.timeout * 1000);
+  const limits = timeoutMs === undefined ? {} : { connectTimeoutMs: timeoutMs, requestTimeoutMs: timeoutMs };
   const login = connectAndLogin(options, limits, (connected) => {
     connected.on("output", (output) => received.push({ output }));
     connected.on("notification", (notification) => received.push({ notification }));

@@ -51,8 +51,8 @@ export interface ClientOptions {
    * Milliseconds a request may wait for its reply, counted from when its frame was written; default
    * 30 000, 0 for no limit. A request without a reply in time fails with `timedOut`, and the client
    * closes the connection (and reconnects, when `reconnect` is on), because a late reply would be
-   * taken for the next request's. Waiting for a job's notification is not a request: see
-   * `RunOptions.timeoutMs`.
+   * taken for the next request's. close() waits at most this long for the server to close its
+   * side. Waiting for a job's notification is not a request: see `RunOptions.timeoutMs`.
    */
   requestTimeoutMs?: number;
 }
@@ -182,7 +182,11 @@ export class BesterClient extends EventEmitter<ClientEvents> {
     return iterateEvents<JobProgressEvent>(this, "progress", "close", () => this.closed);
   }
 
-  /** Closes the connection after pending writes and stops reconnecting. */
+  /**
+   * Closes the connection after pending writes and stops reconnecting. It waits for the server to
+   * close its side, so messages already on their way are read, but at most requestTimeoutMs: a
+   * server that stopped responding never does.
+   */
   async close(): Promise<void> {
     this.closing = true;
     if (this.closed) {
@@ -195,7 +199,15 @@ export class BesterClient extends EventEmitter<ClientEvents> {
     } else {
       this.socket.end();
     }
-    await closed;
+
+    const limitMs = this.options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    const socket = this.socket;
+    const timer = limitMs > 0 ? setTimeout(() => socket.destroy(), limitMs) : undefined;
+    try {
+      await closed;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private async openSocket(): Promise<net.Socket> {
@@ -218,10 +230,8 @@ export class BesterClient extends EventEmitter<ClientEvents> {
     } catch (error) {
       socket.destroy();
       const code = (error as NodeJS.ErrnoException).code;
-      let reason = this.options.tls ? `${code ?? "TLS"}: ${(error as Error).message}` : code ?? (error as Error).message;
-      if (timedOut) {
-        reason = `timed out: no connection within ${connectTimeoutMs} ms`;
-      }
+      const tlsReason = `${code ?? "TLS"}: ${(error as Error).message}`;
+      const reason = timedOut ? `timed out: no connection within ${connectTimeoutMs} ms` : this.options.tls ? tlsReason : code ?? (error as Error).message;
       const hint = this.options.tls ? "Check that the server runs, listens with TLS there, and that its certificate is trusted (tls.ca)." : "Check that the server runs and listens there.";
       throw new BesterClientError("connectFailed", `Connecting to ${host}:${port} failed (${reason}). ${hint}`, { cause: error });
     } finally {

@@ -10,7 +10,7 @@ async function startSilentServer(): Promise<{ port: number; connections: net.Soc
   const connections: net.Socket[] = [];
   const server = net.createServer((socket) => {
     connections.push(socket);
-    // Reads and drops what the client sends, so the server sees a client's close and closes too.
+    // Reads and drops what the client sends, so a client's close reaches the server, which closes too.
     socket.resume();
     socket.on("error", () => undefined);
   });
@@ -203,5 +203,31 @@ describe("CLI submit --timeout", () => {
       expect(result.code, value).to.equal(1);
       expect(result.stderr, value).to.include(`--timeout "${value}" is not a positive number of seconds. [invalidArgument]`);
     }
+  });
+});
+
+describe("client SDK close against a server that never closes", () => {
+  it("drops the connection after requestTimeoutMs", async () => {
+    // allowHalfOpen keeps the server's side open after the client's end, like a server that hangs.
+    const sockets: net.Socket[] = [];
+    const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+      sockets.push(socket);
+      socket.resume();
+      socket.on("error", () => undefined);
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const client = await BesterClient.connect({ port: (server.address() as net.AddressInfo).port, requestTimeoutMs: 300 });
+    const started = Date.now();
+
+    await client.close();
+
+    expect(Date.now() - started).to.be.at.least(290);
+    expect(client.closed).to.equal(true);
+    for (const socket of sockets) {
+      socket.destroy();
+    }
+    server.close();
+    await once(server, "close");
   });
 });
