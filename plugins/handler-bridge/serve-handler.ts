@@ -183,13 +183,13 @@ class ReplyQueue {
   }
 }
 
-/** Returns a plain reply whose payload is a long string with that string pre-encoded, which saves most of its JSON.stringify time. */
 /** One job on a connection, and whether its reply was sent, after which progress is left out. */
 interface JobRun {
   job: HandlerJob | undefined;
   replied: boolean;
 }
 
+/** Returns a plain reply whose payload is a long string with that string pre-encoded, which saves most of its JSON.stringify time. */
 function withLongPayload(reply: unknown): unknown {
   const payload = (reply as { payload?: unknown } | null)?.payload;
   if (typeof payload !== "string" || payload.length < LONG_STRING_CHARS || Object.getPrototypeOf(reply) !== Object.prototype) {

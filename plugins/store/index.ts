@@ -4,10 +4,10 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import KeyvSqlite from "@keyv/sqlite";
 import Keyv from "keyv";
+import type { Logger } from "pino";
 import type { Bester } from "../../core/bester.js";
 import { BesterError } from "../../core/errors.js";
 import type { BesterPlugin } from "../../core/plugin.js";
-import type { Logger } from "pino";
 import { MemoryStoreProvider, type StoreProvider } from "../../core/store.js";
 import { RedisStoreProvider } from "./redis-store.js";
 
