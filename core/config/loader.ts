@@ -78,7 +78,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
     if ((error as NodeJS.ErrnoException).code === "ENOENT") {
       throw new BesterError("configNotFound", `Config file ${where} was not found. Check the path given to --config.`, { cause: error });
     }
-    throw new BesterError("invalidConfig", `Loading ${where} failed: ${reason}`, { cause: error });
+    throw new BesterError("invalidConfig", `Loading ${where} failed: ${reason}${adviceFor(reason)}`, { cause: error });
   }
 
   if (!result || result.isEmpty) {
@@ -86,6 +86,17 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
   }
   const config = options.listen ? withListenAddress(result.config as BesterConfig, options.listen) : result.config;
   return resolveConfig(config, path.dirname(result.filepath), result.filepath);
+}
+
+/**
+ * Node resolves a config's imports from the config file's folder, so a config kept outside the
+ * project finds no "bester-ng" package unless one is installed there.
+ */
+function adviceFor(reason: string): string {
+  if (!/Cannot find (module|package) ['"]bester-ng['"]/.test(reason)) {
+    return "";
+  }
+  return ` A config file outside the Bester NG project cannot import "bester-ng" unless the package is installed in or above its folder. Export the plain object instead (defineConfig only adds type checking), or run npm install with the path of the Bester NG project in the config's folder.`;
 }
 
 /** Returns the config with the first client listener moved to `address`; a config with no listener gets one. */

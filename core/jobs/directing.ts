@@ -2,6 +2,7 @@
 // director and hand it to the onDirector taps for that director type. Every failure becomes a
 // coded error that the job's notification carries to the submitter.
 
+import type { ErrorObject } from "ajv";
 import type { Logger } from "pino";
 import { BesterError, isWireCode, type WireError, type WireErrorCode } from "../errors.js";
 import type { BesterHooks, DirectorOutcome } from "../hooks.js";
@@ -14,8 +15,8 @@ const directorValidators = new Map(Object.entries(DIRECTOR_SCHEMAS).map(([type, 
 /** Validates the reply and runs its director; returns whether the job is done or continued. */
 export async function runDirector(hooks: BesterHooks, job: Job, reply: Record<string, unknown>): Promise<DirectorOutcome> {
   if (!validateHandlerReply(reply)) {
-    const problem = describeSchemaError(validateHandlerReply.errors);
-    throw coded("invalidHandlerOutput", `Handler "${job.type}" sent an invalid reply (${problem}). A reply is {"payload", "director"} or {"error"}.`);
+    const problem = describeSchemaError(errorsOfIntendedForm(reply, validateHandlerReply.errors));
+    throw coded("invalidHandlerOutput", `Handler "${job.type}" sent an invalid reply (${problem}). A reply is {"payload", "director"} or {"error": {"message"}}.`);
   }
   if ("error" in reply && !("director" in reply)) {
     const message = (reply.error as { message?: unknown }).message;
@@ -61,4 +62,16 @@ export function directingError(log: Logger, job: Job, error: unknown): WireError
 
 function coded(code: WireErrorCode, message: string): BesterError {
   return new BesterError(code, message);
+}
+
+/**
+ * Keeps the schema errors of the reply form the handler meant: the error form when the reply has
+ * `error` and no `director`, the output form otherwise. Without this, `{"error": "text"}` would be
+ * reported as a missing payload, the first form's complaint.
+ */
+function errorsOfIntendedForm(reply: Record<string, unknown>, errors: ErrorObject[] | null | undefined): ErrorObject[] {
+  const meantError = "error" in reply && !("director" in reply);
+  const all = errors ?? [];
+  const intended = all.filter((error) => error.keyword !== "oneOf" && error.instancePath.startsWith("/error") === meantError);
+  return intended.length > 0 ? intended : all;
 }

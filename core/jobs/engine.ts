@@ -298,11 +298,16 @@ export class JobEngine {
     const retries = this.scheduler.optionsOf(job.type)?.retries ?? 0;
     if (retryable && job.attempts < retries) {
       job.attempts += 1;
-      this.log.warn({ jobId: job.id, type: job.type, worker: worker.name, attempt: job.attempts, err: error }, "handler connection failed mid-job; retrying on another connection");
+      // The message is enough here: the error comes from the connection, so its stack adds nothing.
+      this.log.warn({ jobId: job.id, type: job.type, worker: worker.name, attempt: job.attempts, reason: (error as BesterError).message }, "handler connection failed mid-job; retrying on another connection");
       this.scheduler.retry(job);
       return;
     }
-    void this.finish(job, { status: "failed", error: toWireError(error, "handlerFailed") });
+    const wire = toWireError(error, "handlerFailed");
+    if (retryable && job.attempts > 0) {
+      wire.message = `${wire.message} It failed the same way on each of ${job.attempts + 1} attempts. For a handler the server starts itself, the server log has its exit code and stderr.`;
+    }
+    void this.finish(job, { status: "failed", error: wire });
   }
 
   private reportProgress(job: Job, progress: unknown): void {

@@ -149,7 +149,7 @@ export class FrameDecoder {
           fatal: true,
           error: {
             code: "frameTooLarge",
-            message: `The frame length ${length} exceeds maxFrameBytes (${this.maxFrameBytes}). Split the data or raise maxFrameBytes on the server.`,
+            message: `The frame length ${length} exceeds maxFrameBytes (${this.maxFrameBytes}). ${this.adviceForLength(length)}`,
           },
         });
         break;
@@ -161,6 +161,20 @@ export class FrameDecoder {
       decoded.push(parseFrameBody(frame.subarray(FRAME_HEADER_BYTES)));
     }
     return decoded;
+  }
+
+  /**
+   * Returns the fix for an oversized length. A sender that writes the prefix in network byte order
+   * turns a small frame into a huge length, so when the swapped bytes fit, that is the likely cause.
+   */
+  private adviceForLength(length: number): string {
+    const swapped = Buffer.alloc(FRAME_HEADER_BYTES);
+    swapped.writeUInt32BE(length, 0);
+    const bigEndian = swapped.readUInt32LE(0);
+    if (bigEndian <= this.maxFrameBytes) {
+      return `The 4-byte length prefix is little-endian. Read big-endian, the same bytes give ${bigEndian}, so the sender likely wrote the length in big-endian byte order.`;
+    }
+    return "Split the data or raise maxFrameBytes on the server.";
   }
 
   private peekLength(): number {

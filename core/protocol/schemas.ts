@@ -6,6 +6,15 @@ import { USERNAME_PATTERN } from "../jobs/job.js";
 
 const ajv = new Ajv({ allErrors: false, strict: true });
 
+const JOB_TYPE_PATTERN = "^[^@:]+$";
+const HANDOFF_TARGET_PATTERN = "^[^@]+@.+$";
+
+/** Rule of each schema pattern in words, shown in error messages in place of the regular expression. */
+const PATTERN_RULES: Record<string, string> = {
+  [JOB_TYPE_PATTERN]: 'must not contain "@" or ":"',
+  [HANDOFF_TARGET_PATTERN]: 'must have the form "<type>@<host:port>", such as "wordcount@10.0.0.2:2222"',
+};
+
 const account: SchemaObject = {
   type: "object",
   required: ["username", "password"],
@@ -54,7 +63,7 @@ export const CLIENT_REQUEST_SCHEMAS: Record<string, SchemaObject> = {
             required: ["type", "data"],
             additionalProperties: false,
             properties: {
-              type: { type: "string", minLength: 1, maxLength: 128, pattern: "^[^@:]+$" },
+              type: { type: "string", minLength: 1, maxLength: 128, pattern: JOB_TYPE_PATTERN },
               data: {},
             },
           },
@@ -108,7 +117,7 @@ export const DIRECTOR_SCHEMAS: Record<string, SchemaObject> = {
   handoff: {
     type: "object",
     required: ["type", "handler"],
-    properties: { type: { const: "handoff" }, handler: { type: "string", pattern: "^[^@]+@.+$" } },
+    properties: { type: { const: "handoff" }, handler: { type: "string", pattern: HANDOFF_TARGET_PATTERN } },
   },
 };
 
@@ -126,6 +135,10 @@ export function describeSchemaError(errors: ErrorObject[] | null | undefined): s
   }
   if (first.keyword === "additionalProperties") {
     return `${path === "(root)" ? "" : path}/${String(first.params.additionalProperty)} is not an allowed property`;
+  }
+  const rule = first.keyword === "pattern" ? PATTERN_RULES[String(first.params.pattern)] : undefined;
+  if (rule) {
+    return `${path} ${rule}`;
   }
   if (first.keyword === "const") {
     return `${path} must be ${JSON.stringify(first.params.allowedValue)}`;

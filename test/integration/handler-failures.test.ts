@@ -146,6 +146,23 @@ describe("handler failures", () => {
     });
   }
 
+  it("error reply that is a string names /error", async () => {
+    const error = await failureOf("scripted", { reply: { error: "disk on fire" } });
+
+    expect(error.code).to.equal("invalidHandlerOutput");
+    expect(error.message).to.include("(/error must be object)");
+    expect(error.message).to.include('{"error": {"message"}}');
+    await expectServing("scripted");
+  });
+
+  it("handoff to a target without @ shows its form", async () => {
+    const error = await failureOf("scripted", { reply: { payload: 1, director: { type: "handoff", handler: "wordcount" } } });
+
+    expect(error.code).to.equal("invalidHandlerOutput");
+    expect(error.message).to.include('/handler must have the form "<type>@<host:port>"');
+    await expectServing("scripted");
+  });
+
   it("handler frame that is not JSON is invalidHandlerOutput", async () => {
     const error = await failureOf("raw", { garbage: true });
 
@@ -203,6 +220,7 @@ describe("handler failures", () => {
     const error = await failureOf("scripted", { exit: 1 });
 
     expect(error.code).to.equal("handlerFailed");
+    expect(error.message).to.not.include("attempts");
     await expectServing("scripted");
     expect(handlerStarts("scripted").length).to.equal(startedBefore.length + 1);
   });
@@ -227,6 +245,8 @@ describe("handler failures", () => {
     const error = await failureOf("flaky", { exit: 1 });
 
     expect(error.code).to.equal("handlerFailed");
+    expect(error.message).to.include("closed before it replied");
+    expect(error.message).to.include("on each of 2 attempts");
     // retries: 1 means two attempts, and each crash makes the supervisor start a new process.
     await waitUntil(() => handlerStarts("flaky").length === startedBefore.length + 2, "the flaky handler started twice more");
     await expectServing("flaky");

@@ -98,6 +98,28 @@ describe("frame codec", () => {
     expect(error.message).to.include("101");
   });
 
+  it("names big-endian lengths in frameTooLarge", () => {
+    const decoder = new FrameDecoder(16 * 1024 * 1024);
+    const header = Buffer.alloc(4);
+    header.writeUInt32BE(90, 0);
+    const error = errorOf(decoder.push(header)[0]);
+
+    expect(error.code).to.equal("frameTooLarge");
+    expect(error.message).to.include(`length ${header.readUInt32LE(0)} exceeds`);
+    expect(error.message).to.include("give 90");
+    expect(error.message).to.include("big-endian byte order");
+  });
+
+  it("advises splitting a frame that is too large", () => {
+    const decoder = new FrameDecoder(100);
+    const header = Buffer.alloc(4);
+    header.writeUInt32LE(0x01000100, 0);
+    const error = errorOf(decoder.push(header)[0]);
+
+    expect(error.message).to.include("Split the data or raise maxFrameBytes");
+    expect(error.message).to.not.include("big-endian");
+  });
+
   it("decodes nothing after frameTooLarge", () => {
     const decoder = new FrameDecoder(100);
     const header = Buffer.alloc(4);
