@@ -42,6 +42,7 @@ export const HOST_ERROR_CODES = {
   pluginFailed: "A plugin's tap raised an error.",
   storeFailed: "The store could not be opened or written.",
   dataDirInUse: "Another running server uses the data folder.",
+  storeInUse: "Another running server uses the store's job journal.",
 } as const;
 
 export type HostErrorCode = keyof typeof HOST_ERROR_CODES;

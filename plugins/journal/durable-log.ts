@@ -39,9 +39,12 @@ export async function openDurableLog(bester: Bester, options: GroupCommitOptions
     const log = bester.logFor(LOG_NAME);
     const backend = createJournalBackend(bester.config.store, log);
     const writer = new GroupCommitWriter(backend, log, options);
-    const opened = backend.open().catch((error: unknown) => {
-      throw new BesterError("storeFailed", `Opening the journal at ${backend.description} failed: ${(error as Error).message}. Check that the path or URL in "store" is right and, for Redis, that redis-server is running there.`, { cause: error });
-    });
+    const opened = backend
+      .open()
+      .catch((error: unknown) => {
+        throw new BesterError("storeFailed", `Opening the journal at ${backend.description} failed: ${(error as Error).message}. Check that the path or URL in "store" is right and, for Redis, that redis-server is running there.`, { cause: error });
+      })
+      .then(() => backend.claim?.());
     shared = { writer, opened };
     logs.set(bester, shared);
 

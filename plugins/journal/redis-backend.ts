@@ -4,6 +4,7 @@
 import type { Logger } from "pino";
 import { closeRedisClient, describeRedisUrl, openRedisClient, type RedisClient } from "../store/redis-client.js";
 import type { JournalBackend, JournalBatch, JournalEntry } from "./backend.js";
+import { RedisLease } from "./redis-lease.js";
 
 const KEY_PREFIX = "bester:journal:";
 const INDEX_KEY = "bester:journal-index";
@@ -14,6 +15,7 @@ export class RedisJournalBackend implements JournalBackend {
   readonly durable = true;
   readonly description: string;
   private client: RedisClient | undefined;
+  private lease: RedisLease | undefined;
 
   constructor(
     private readonly url: string,
@@ -25,6 +27,13 @@ export class RedisJournalBackend implements JournalBackend {
   /** Connects, or rejects when Redis is not reachable within REDIS_CONNECT_TIMEOUT_MS. */
   async open(): Promise<void> {
     this.client = await openRedisClient(this.url, this.log, "journal");
+  }
+
+  /** Claims the database for this server, or throws storeInUse; see RedisLease. */
+  async claim(): Promise<void> {
+    const lease = new RedisLease(this.require(), this.description, this.log);
+    await lease.claim();
+    this.lease = lease;
   }
 
   async write(batch: JournalBatch): Promise<void> {
@@ -63,6 +72,8 @@ export class RedisJournalBackend implements JournalBackend {
   }
 
   async close(): Promise<void> {
+    await this.lease?.release().catch((error: unknown) => this.log?.warn({ err: error, journal: this.description }, "releasing the claim on the Redis journal failed; it expires on its own"));
+    this.lease = undefined;
     const client = this.client;
     this.client = undefined;
     await closeRedisClient(client);

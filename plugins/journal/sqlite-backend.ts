@@ -4,6 +4,8 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import sqlite3 from "sqlite3";
+import { BesterError } from "../../core/errors.js";
+import { claimPidFile, releasePidFile } from "../../core/pid-file.js";
 import { prefixEnd, type JournalBackend, type JournalBatch, type JournalEntry } from "./backend.js";
 import { FILE_VALUE_CHARS, isFileReference, REFERENCE_RANGE, ValueFiles } from "./value-files.js";
 
@@ -24,10 +26,16 @@ export class SqliteJournalBackend implements JournalBackend {
   private readonly files: ValueFiles;
   /** Keys whose stored value is a file reference, so that file is removed once the key is replaced or deleted. */
   private fileKeys = new Map<string, string>();
+  private claimed = false;
 
   constructor(private readonly file: string) {
     this.description = `sqlite://${file}`;
     this.files = new ValueFiles(`${file}-values`);
+  }
+
+  /** Pid file that claims the store file for one server. */
+  private get lockFile(): string {
+    return `${this.file}.pid`;
   }
 
   async open(): Promise<void> {
@@ -58,6 +66,19 @@ export class SqliteJournalBackend implements JournalBackend {
    * multi-row statement per 400 rows with bound values. Values of FILE_VALUE_CHARS or more are
    * written to their own files first, and the transaction stores references to them.
    */
+  /**
+   * Claims the file with `<file>.pid`. The data folder's own pid file does not cover a store file
+   * outside the folder, or two servers whose configs name one file with different data folders.
+   */
+  async claim(): Promise<void> {
+    const lock = this.lockFile;
+    claimPidFile(lock, {
+      inUse: (owner) => new BesterError("storeInUse", `Another server (process ${owner}) uses the store ${this.description}. Give each server its own store file, or stop the other server. If process ${owner} is not a Bester NG server, delete ${lock}.`),
+      raced: () => new BesterError("storeInUse", `Another server opened the store ${this.description} at the same time. Give each server its own store file.`),
+    });
+    this.claimed = true;
+  }
+
   async write(batch: JournalBatch): Promise<void> {
     const created: string[] = [];
     const replaced: string[] = [];
@@ -173,6 +194,11 @@ export class SqliteJournalBackend implements JournalBackend {
   }
 
   async close(): Promise<void> {
+    if (this.claimed) {
+      this.claimed = false;
+      // A pid file left behind names a process that is gone, and the next claim replaces it.
+      releasePidFile(this.lockFile);
+    }
     const db = this.db;
     this.db = undefined;
     if (db) {
