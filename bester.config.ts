@@ -1,7 +1,7 @@
 // The configuration `npx bester start` uses in this repository: one server on 127.0.0.1:2222 with
 // the example handlers, started as child processes. See docs/configuration.md for every key.
 
-import { defineConfig } from "./core/config/types.js";
+import { defineConfig } from "bester-ng";
 
 const node = (script: string) => [process.execPath, "--import", "tsx", script];
 

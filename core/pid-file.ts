@@ -16,9 +16,23 @@ export interface PidFileErrors {
   raced: () => BesterError;
 }
 
+/**
+ * Creates `folder` and its parents, or throws storeFailed naming `setting`, the config key that
+ * chose it. A file where a folder should be fails with EEXIST or ENOTDIR, which alone is unclear.
+ */
+export function createFolder(folder: string, setting: string): void {
+  try {
+    mkdirSync(folder, { recursive: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const cause = code === "EEXIST" || code === "ENOTDIR" ? "a file, not a folder, is in the way" : (error as Error).message;
+    throw new BesterError("storeFailed", `Creating the folder ${folder} failed: ${cause}. Check ${setting} in the config.`, { cause: error });
+  }
+}
+
 /** Creates the pid file, replacing one left by a process that no longer runs. */
-export function claimPidFile(file: string, errors: PidFileErrors): void {
-  mkdirSync(path.dirname(file), { recursive: true });
+export function claimPidFile(file: string, errors: PidFileErrors, setting: string): void {
+  createFolder(path.dirname(file), setting);
 
   // Two attempts: the second follows the removal of a stale file, so it fails only when another
   // server created the file in between.

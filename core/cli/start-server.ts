@@ -68,10 +68,14 @@ export async function start(options: StartOptions): Promise<void> {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
-      return;
+      // A second signal skips the drain. Stored jobs run again after the next start, and the
+      // handlers exit by themselves once they see this process gone.
+      process.stderr.write(`${signal} received again; stopping at once\n`);
+      log.warn({ signal }, "second stop signal; exiting without waiting for running jobs");
+      process.exit(1);
     }
     stopping = true;
-    process.stderr.write(`${signal} received; stopping\n`);
+    process.stderr.write(`${signal} received; ${describeDrain(bester)}\n`);
     bester
       .stop()
       .then(() => process.exit(0))
@@ -82,6 +86,19 @@ export async function start(options: StartOptions): Promise<void> {
   };
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
+}
+
+/** Says what the stop waits for, so a terminal that stays silent for the drain is explained. */
+function describeDrain(bester: Bester): string {
+  const stats = bester.scheduler.stats();
+  const running = stats.reduce((sum, entry) => sum + entry.running, 0);
+  const queued = stats.reduce((sum, entry) => sum + entry.queued, 0);
+  if (running === 0) {
+    return "stopping";
+  }
+  const seconds = bester.config.shutdown.drainTimeoutMs / 1000;
+  const left = bester.store.durable ? "stay stored and run after the next start" : "are lost, because the store is memory";
+  return `stopping: waiting up to ${seconds} s for ${running} running job${running === 1 ? "" : "s"}. Jobs still running then, and the ${queued} queued, ${left}. Press Ctrl-C again to stop at once`;
 }
 
 /** JSON log lines go to stdout for services; on a terminal they go to a file so the console stays readable. */

@@ -28,7 +28,7 @@ export function dataDirLock(): BesterPlugin {
           inUse: (owner) =>
             new BesterError("dataDirInUse", `Another server (process ${owner}) uses the data folder ${folder}. Stop it first, or give this server its own dataDir. If process ${owner} is not a Bester NG server, delete ${file}.`),
           raced: () => new BesterError("dataDirInUse", `Another server started on the data folder ${folder} at the same time. Start one server per dataDir.`),
-        });
+        }, "dataDir");
       });
 
       // Stage 1000: after every other close tap, so the folder stays ours until the store closed.

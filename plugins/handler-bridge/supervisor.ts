@@ -53,7 +53,8 @@ export class HandlerSupervisor {
         spawn(`exec ${command}`, { cwd: this.config.cwd, env, shell: true, detached: true, stdio: ["ignore", "pipe", "pipe"] });
     const startedAt = Date.now();
     this.child = child;
-    this.log.info({ type: this.type, pid: child.pid }, "handler process started");
+    // Logged on "spawn": a command that does not exist gets a pid of undefined and an "error" instead.
+    child.once("spawn", () => this.log.info({ type: this.type, pid: child.pid }, "handler process started"));
 
     readline.createInterface({ input: child.stdout! }).on("line", (line) => this.log.debug({ type: this.type, pid: child.pid }, line));
     readline.createInterface({ input: child.stderr! }).on("line", (line) => this.log.warn({ type: this.type, pid: child.pid, stderr: line }, "handler wrote to stderr"));
@@ -82,9 +83,12 @@ export class HandlerSupervisor {
       this.restartDelayMs = Math.min(this.restartDelayMs * 2, MAX_RESTART_DELAY_MS);
     };
 
-    child.on("error", (error) => {
-      this.log.error({ type: this.type, err: error }, "handler process could not start; check handlers.<type>.command");
-      restart({ err: error }, "handler process failed to start; retrying");
+    child.on("error", (error: NodeJS.ErrnoException) => {
+      // The stack of a spawn error points into Node.js and helps no one; the code and the program do.
+      const program = Array.isArray(command) ? command[0] : "/bin/sh";
+      const reason = error.code === "ENOENT" ? `program "${program}" not found` : error.message;
+      this.log.error({ type: this.type, code: error.code, command, cwd: this.config.cwd }, `handler process could not start: ${reason}. Check handlers.${this.type}.command and handlers.${this.type}.cwd`);
+      restart({ code: error.code }, "handler process failed to start; retrying");
     });
     child.on("exit", (code, signal) => restart({ code, signal }, "handler process exited; restarting"));
   }

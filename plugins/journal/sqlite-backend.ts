@@ -75,7 +75,7 @@ export class SqliteJournalBackend implements JournalBackend {
     claimPidFile(lock, {
       inUse: (owner) => new BesterError("storeInUse", `Another server (process ${owner}) uses the store ${this.description}. Give each server its own store file, or stop the other server. If process ${owner} is not a Bester NG server, delete ${lock}.`),
       raced: () => new BesterError("storeInUse", `Another server opened the store ${this.description} at the same time. Give each server its own store file.`),
-    });
+    }, "store");
     this.claimed = true;
   }
 

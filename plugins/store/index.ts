@@ -1,12 +1,12 @@
 // The store plugin: turns the `store` URL into keyv namespaces on SQLite, Redis or memory.
 
-import { mkdirSync } from "node:fs";
 import path from "node:path";
 import KeyvSqlite from "@keyv/sqlite";
 import Keyv from "keyv";
 import type { Logger } from "pino";
 import type { Bester } from "../../core/bester.js";
 import { BesterError } from "../../core/errors.js";
+import { createFolder } from "../../core/pid-file.js";
 import type { BesterPlugin } from "../../core/plugin.js";
 import { MemoryStoreProvider, type StoreProvider } from "../../core/store.js";
 import { RedisStoreProvider } from "./redis-store.js";
@@ -23,7 +23,8 @@ class SqliteStoreProvider implements StoreProvider {
 
   constructor(private readonly file: string) {
     this.description = `sqlite://${file}`;
-    mkdirSync(path.dirname(file), { recursive: true });
+    // The default store file lies in dataDir, so either key may have chosen the folder.
+    createFolder(path.dirname(file), "store and dataDir");
   }
 
   namespace<Value = unknown>(name: string): Keyv<Value> {

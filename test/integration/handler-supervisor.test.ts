@@ -27,4 +27,19 @@ describe("handler supervisor", () => {
     expect(last.type).to.equal("missing");
     expect(last.crashes).to.be.a("number").and.at.least(2);
   });
+
+  it("names a missing program without a stack", async () => {
+    server = await startServer({
+      handlers: { missing: { command: ["/nonexistent/handler-binary", "--flag"], unavailableTimeoutMs: 60_000 } },
+    });
+
+    const failure = server.logs.find((line) => String(line.msg).startsWith("handler process could not start"))!;
+    const started = server.logs.filter((line) => line.msg === "handler process started" && line.type === "missing");
+
+    expect(failure.msg).to.equal('handler process could not start: program "/nonexistent/handler-binary" not found. Check handlers.missing.command and handlers.missing.cwd');
+    expect(failure.code).to.equal("ENOENT");
+    expect(failure.command).to.deep.equal(["/nonexistent/handler-binary", "--flag"]);
+    expect(failure).to.not.have.property("err");
+    expect(started).to.deep.equal([]);
+  });
 });

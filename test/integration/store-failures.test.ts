@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import sqlite3 from "sqlite3";
@@ -7,6 +7,7 @@ import { BesterError } from "../../core/errors.js";
 import { createStoreProvider } from "../../plugins/store/index.js";
 import { REDIS_CONNECT_TIMEOUT_MS } from "../../plugins/store/redis-client.js";
 import { freePort, login, RawClient, startServer, waitUntil, type TestServer } from "../helper.js";
+import { runCli } from "../cli-runner.js";
 import { startRedis, type RedisServer } from "../redis-server.js";
 
 /** Runs one SQL statement on its own connection to `file`, as another program would. */
@@ -27,6 +28,27 @@ describe("store failures", function () {
 
   after(async () => {
     await rm(folder, { recursive: true, force: true });
+  });
+
+  it("data folder that is a file is storeFailed", async () => {
+    const dataDir = path.join(folder, "a-file");
+    await writeFile(dataDir, "not a folder\n");
+    const config = path.join(folder, "file-data-dir.config.json");
+    await writeFile(config, JSON.stringify({ listen: { host: "127.0.0.1", port: 0 }, dataDir }));
+
+    const started = await startServer({ dataDir, store: `sqlite://${dataDir}/bester.sqlite` }).then(
+      async (server) => {
+        await server.stop();
+        return undefined;
+      },
+      (caught: unknown) => caught as BesterError,
+    );
+    const listed = await runCli(["user", "list", "-c", config]);
+
+    expect(started?.code).to.equal("storeFailed");
+    expect(started?.message).to.include(`Creating the folder ${dataDir} failed: a file, not a folder, is in the way`);
+    expect(listed.code).to.equal(1);
+    expect(listed.stderr).to.include("a file, not a folder, is in the way. Check store and dataDir in the config. [storeFailed]");
   });
 
   it("sqlite write failure rejects the write", async () => {

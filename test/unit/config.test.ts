@@ -70,6 +70,26 @@ describe("config validation", () => {
     expect(error.message).to.include("bester.config.json");
   });
 
+  it("lists the allowed log levels", () => {
+    const error = configError({ log: { level: "warning" } });
+
+    expect(error.message).to.include('log.level = "warning" must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent"');
+  });
+
+  for (const [name, config, rule] of [
+    ["a store URL typo", { store: "sqlte://x" }, 'store = "sqlte://x" must be "memory", "sqlite://PATH"'],
+    ["a server name without port", { server: { name: "example.org" } }, 'must be "host:port"'],
+    ["a handler type with @", { handlers: { "a@b": { socket: "/tmp/a.sock" } } }, 'invalid key "a@b", which must be 1 to 128 characters without "@" or ":"'],
+    ["a malformed peer key", { federation: { peers: [{ name: "h:1", publicKey: "x" }] } }, 'must be "ed25519:" followed by 44 base64 characters'],
+  ] as const) {
+    it(`describes the pattern of ${name} in words`, () => {
+      const error = configError(config);
+
+      expect(error.message).to.include(rule);
+      expect(error.message).to.not.include("must match pattern");
+    });
+  }
+
   it("rejects an unknown top-level key, naming it", () => {
     const error = configError({ listne: { port: 1 } });
 
