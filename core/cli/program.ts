@@ -2,15 +2,13 @@
 // without starting a process.
 
 import { Command } from "commander";
-import { existsSync, readFileSync } from "node:fs";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { registerKeysCommand } from "./keys.js";
 import { registerListenCommand } from "./listen.js";
 import { registerStartCommand } from "./start.js";
 import { registerStatusCommand } from "./status.js";
 import { registerSubmitCommand } from "./submit.js";
 import { registerUserCommands } from "./user.js";
+import { packageVersion } from "./version.js";
 
 export const EXIT_CODES_HELP = `
 Exit codes:
@@ -46,27 +44,5 @@ function pointToCommandHelp(commands: readonly Command[]): void {
   for (const command of commands) {
     command.showHelpAfterError("(add --help for the command's options)");
     pointToCommandHelp(command.commands);
-  }
-}
-
-/**
- * Reads the version from the package's own package.json, the nearest one above this file named
- * bester-ng. The path differs between the source (core/cli) and the build (dist/core/cli).
- */
-function packageVersion(): string {
-  let folder = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const file = path.join(folder, "package.json");
-    if (existsSync(file)) {
-      const manifest = JSON.parse(readFileSync(file, "utf8")) as { name?: string; version?: string };
-      if (manifest.name === "bester-ng" && manifest.version) {
-        return manifest.version;
-      }
-    }
-    const parent = path.dirname(folder);
-    if (parent === folder) {
-      return "unknown";
-    }
-    folder = parent;
   }
 }

@@ -13,6 +13,7 @@ import type { ResolvedConfig } from "../config/types.js";
 import { createLogger, type Logger } from "../log.js";
 import { BesterClientError } from "../../plugins/transport-tcp/client-error.js";
 import { createProgress } from "./spinner.js";
+import { packageVersion } from "./version.js";
 
 export interface StartOptions {
   config?: string;
@@ -33,6 +34,8 @@ export async function start(options: StartOptions): Promise<void> {
   }
 
   const { log, logTarget } = openLog(config, options.log);
+  // One line that ties the log to a version, a config file and a process, for reports and restarts.
+  log.info({ version: packageVersion(), node: process.version, pid: process.pid, config: config.file, dataDir: config.dataDir }, "server starting");
   progress.step("applying plugins");
   let bester: Bester;
   try {

@@ -4,6 +4,7 @@
 import type { Command } from "commander";
 import { BesterError } from "../errors.js";
 import type { AccountStore, AccountRecord } from "../../plugins/accounts/account-store.js";
+import { REMOVAL_CHECK_MS } from "../../plugins/accounts/removal-watch.js";
 import { readPassword } from "./password-prompt.js";
 
 interface StoreOptions {
@@ -20,8 +21,8 @@ export function registerUserCommands(program: Command): void {
     .option("--admin", "allow the user to read the server status")
     .action(async (name: string, options: StoreOptions & { admin?: boolean }) => {
       const password = await readPassword(`Password for ${name}: `);
-      await withAccounts(options, (accounts) => accounts.add(name, password, { admin: options.admin }));
-      process.stderr.write(`user ${name} added\n`);
+      const store = await withAccounts(options, (accounts) => accounts.add(name, password, { admin: options.admin }));
+      process.stderr.write(`user ${name} added in ${store.description}\n`);
     });
 
   user
@@ -30,8 +31,8 @@ export function registerUserCommands(program: Command): void {
     .option("-c, --config <file>", "config file whose store to use")
     .action(async (name: string, options: StoreOptions) => {
       const password = await readPassword(`New password for ${name}: `);
-      await withAccounts(options, (accounts) => accounts.setPassword(name, password));
-      process.stderr.write(`password of ${name} changed\n`);
+      const store = await withAccounts(options, (accounts) => accounts.setPassword(name, password));
+      process.stderr.write(`password of ${name} changed in ${store.description}\n`);
     });
 
   user
@@ -40,8 +41,8 @@ export function registerUserCommands(program: Command): void {
     .option("-c, --config <file>", "config file whose store to use")
     .option("--revoke", "remove admin rights instead of granting them")
     .action(async (name: string, options: StoreOptions & { revoke?: boolean }) => {
-      await withAccounts(options, (accounts) => accounts.setAdmin(name, !options.revoke));
-      process.stderr.write(options.revoke ? `user ${name} is no longer an admin\n` : `user ${name} is now an admin\n`);
+      const store = await withAccounts(options, (accounts) => accounts.setAdmin(name, !options.revoke));
+      process.stderr.write(`${options.revoke ? `user ${name} is no longer an admin` : `user ${name} is now an admin`} in ${store.description}\n`);
     });
 
   user
@@ -49,24 +50,33 @@ export function registerUserCommands(program: Command): void {
     .description("Remove a user.")
     .option("-c, --config <file>", "config file whose store to use")
     .action(async (name: string, options: StoreOptions) => {
-      const removed = await withAccounts(options, (accounts) => accounts.remove(name));
-      if (!removed) {
-        throw new BesterError("unknownUser", `User "${name}" does not exist.`);
+      const store = await withAccounts(options, (accounts) => accounts.remove(name));
+      if (!store.result) {
+        throw new BesterError("unknownUser", `User "${name}" does not exist in ${store.description}.`);
       }
-      process.stderr.write(`user ${name} removed\n`);
+      // A running server on this store notices the removal and closes the user's connections.
+      process.stderr.write(`user ${name} removed from ${store.description}; a running server closes its connections within ${REMOVAL_CHECK_MS / 1000} s\n`);
     });
 
   user
     .command("list")
     .description("List users, one per line.")
     .option("-c, --config <file>", "config file whose store to use")
-    .action(async (options: StoreOptions) => {
-      const names = await withAccounts(options, (accounts) => accounts.list());
-      process.stdout.write(names.map((name) => `${name}\n`).join(""));
+    .option("-l, --long", 'add a second column, "admin" or "user"')
+    .action(async (options: StoreOptions & { long?: boolean }) => {
+      const { result: lines } = await withAccounts(options, async (accounts) => {
+        const names = await accounts.list();
+        if (!options.long) {
+          return names;
+        }
+        return Promise.all(names.map(async (name) => `${name}\t${(await accounts.isAdmin(name)) ? "admin" : "user"}`));
+      });
+      process.stdout.write(lines.map((line) => `${line}\n`).join(""));
     });
 }
 
-async function withAccounts<T>(options: StoreOptions, action: (accounts: AccountStore) => Promise<T>): Promise<T> {
+/** Runs `action` on the accounts of the configured store; returns its result and the store's description. */
+async function withAccounts<T>(options: StoreOptions, action: (accounts: AccountStore) => Promise<T>): Promise<{ result: T; description: string }> {
   // Loaded here, not at the top: the config loader and the store drivers take about 200 ms to
   // load, which every other command would pay.
   const { loadConfig } = await import("../config/loader.js");
@@ -79,7 +89,8 @@ async function withAccounts<T>(options: StoreOptions, action: (accounts: Account
   const provider = createStoreProvider(config.store);
   await openStore(provider);
   try {
-    return await action(new AccountStore(provider.namespace<AccountRecord>(ACCOUNTS_NAMESPACE)));
+    const result = await action(new AccountStore(provider.namespace<AccountRecord>(ACCOUNTS_NAMESPACE)));
+    return { result, description: provider.description };
   } finally {
     await provider.close();
   }

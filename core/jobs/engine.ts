@@ -335,6 +335,9 @@ export class JobEngine {
     this.scheduler.recordOutcome(job.type, outcome.status);
     if (outcome.status === "failed") {
       this.log.warn({ jobId: job.id, type: job.type, user: job.user, code: outcome.error.code, reason: outcome.error.message }, "job failed");
+    } else if (this.log.isLevelEnabled("debug")) {
+      // Checked first, so the hot path builds no log object at the default level.
+      this.log.debug({ jobId: job.id, type: job.type, user: job.user, ms: Date.now() - job.acceptedAt }, "job completed");
     }
 
     if (this.hooks.onJobEnd.isUsed()) {

@@ -25,6 +25,13 @@ function scrypt(password: string, salt: Buffer, params: ScryptOptions): Promise<
   });
 }
 
+/**
+ * Key of the removal mark: a value that changes with every removal, so a running server notices
+ * removals made by `bester user remove` with one read. No username can take it, because usernames
+ * contain no "#".
+ */
+const REMOVAL_MARK_KEY = "#removed";
+
 export class AccountStore {
   /** A record to hash against for unknown users, so a failed login takes as long either way. */
   private decoy: Promise<AccountRecord> | undefined;
@@ -59,9 +66,18 @@ export class AccountStore {
     await this.keyv.set(username, admin ? { ...rest, admin: true } : rest);
   }
 
-  /** Deletes a user; returns whether the user existed. */
+  /** Deletes a user and changes the removal mark; returns whether the user existed. */
   async remove(username: string): Promise<boolean> {
-    return this.keyv.delete(username);
+    const existed = await this.keyv.delete(username);
+    if (existed) {
+      await (this.keyv as Keyv<unknown>).set(REMOVAL_MARK_KEY, `${Date.now()}-${randomBytes(4).toString("hex")}`);
+    }
+    return existed;
+  }
+
+  /** Returns the removal mark, which changes whenever a user is removed; undefined before the first removal. */
+  async removalMark(): Promise<string | undefined> {
+    return (await (this.keyv as Keyv<unknown>).get(REMOVAL_MARK_KEY)) as string | undefined;
   }
 
   async exists(username: string): Promise<boolean> {
@@ -78,7 +94,10 @@ export class AccountStore {
       return names;
     }
     for await (const [key] of this.keyv.iterator(undefined)) {
-      names.push(String(key));
+      // Skips the removal mark and anything else that is not an account.
+      if (isValidUsername(String(key))) {
+        names.push(String(key));
+      }
     }
     return names.sort();
   }

@@ -6,6 +6,7 @@ import { BesterError, isWireCode, toWireError } from "../../core/errors.js";
 import type { BesterPlugin } from "../../core/plugin.js";
 import { AccountStore, type AccountRecord } from "./account-store.js";
 import { LoginLimiter, type LoginLimiterOptions } from "./login-limiter.js";
+import { RemovalWatch } from "./removal-watch.js";
 
 export const PLUGIN_NAME = "accounts";
 
@@ -16,6 +17,8 @@ export interface AccountsOptions {
   registration: boolean;
   /** Limits on failed logins before `rateLimited`; the defaults apply when left out. */
   loginLimits?: LoginLimiterOptions;
+  /** Milliseconds between checks for users removed while logged in; default 5000. */
+  removalCheckMs?: number;
 }
 
 export function accountsPlugin(options: AccountsOptions): BesterPlugin {
@@ -27,6 +30,10 @@ export function accountsPlugin(options: AccountsOptions): BesterPlugin {
       const store = () => (accounts ??= new AccountStore(bester.store.namespace<AccountRecord>(ACCOUNTS_NAMESPACE)));
 
       const limiter = new LoginLimiter(options.loginLimits);
+      const removals = new RemovalWatch(store, bester.sessions, log, options.removalCheckMs);
+
+      bester.hooks.start.tapPromise(PLUGIN_NAME, () => removals.start());
+      bester.hooks.close.tap(PLUGIN_NAME, () => removals.stop());
 
       bester.hooks.onAuth.tapPromise(PLUGIN_NAME, async ({ username, password, connection }) => {
         if (limiter.isLimited(username, connection.remoteAddress)) {

@@ -82,7 +82,7 @@ describe("CLI user commands", () => {
     const root = await runCli(["user", "add", "root", "--admin", "-c", config], { input: "root-pw\n" });
 
     expect(alice.code).to.equal(0);
-    expect(alice.stderr).to.include("user alice added");
+    expect(alice.stderr).to.include(`user alice added in sqlite://${path.join(folder, "bester.sqlite")}`);
     expect(root.code).to.equal(0);
     expect(await withAccounts((accounts) => accounts.verify("alice", "alice-pw"))).to.equal(true);
     expect(await withAccounts((accounts) => accounts.isAdmin("alice"))).to.equal(false);
@@ -156,8 +156,12 @@ describe("CLI user commands", () => {
     const removed = await runCli(["user", "remove", "alice", "-c", config]);
     const again = await runCli(["user", "remove", "alice", "-c", config]);
     const list = await runCli(["user", "list", "-c", config]);
+    const long = await runCli(["user", "list", "--long", "-c", config]);
 
     expect(removed.code).to.equal(0);
+    expect(removed.stderr).to.include(`user alice removed from sqlite://`);
+    expect(removed.stderr).to.include("a running server closes its connections within 5 s");
+    expect(long.stdout).to.equal("root\tadmin\n");
     expect(again.code).to.equal(1);
     expect(again.stderr).to.include("[unknownUser]");
     expect(list.stdout).to.equal("root\n");

@@ -58,6 +58,17 @@ describe("jobs", () => {
     alice.close();
   });
 
+  it("logs a completed job at debug level", async () => {
+    const alice = await connectAs(server.port, "alice");
+    const jobID = await acceptedJob(alice, "echo", "traced");
+    await notificationFor(alice, jobID);
+    const line = server.logs.find((entry) => entry.msg === "job completed" && entry.jobId === jobID);
+
+    expect(line).to.include({ level: 20, type: "echo", user: "alice" });
+    expect(line!.ms).to.be.a("number");
+    alice.close();
+  });
+
   it("jobID has no ':' or '@' and the output id splits at its first ':'", async () => {
     const alice = await connectAs(server.port, "alice");
     const jobID = await acceptedJob(alice, "echo", 1);

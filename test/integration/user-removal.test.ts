@@ -1,0 +1,58 @@
+import { expect } from "chai";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { REMOVAL_CHECK_MS } from "../../plugins/accounts/removal-watch.js";
+import { runCli } from "../cli-runner.js";
+import { connectAs, startServer, type TestServer } from "../helper.js";
+
+// `bester user remove` changes the store from another process; the running server then closes the
+// removed user's connections within one removal check.
+describe("user removed while logged in", function () {
+  this.timeout(30_000);
+  let folder: string;
+  let config: string;
+  let server: TestServer;
+
+  before(async () => {
+    folder = await mkdtemp(path.join(os.tmpdir(), "bester-user-removal-"));
+    const store = `sqlite://${path.join(folder, "bester.sqlite")}`;
+    config = path.join(folder, "bester.config.json");
+    await writeFile(config, JSON.stringify({ listen: { host: "127.0.0.1", port: 0 }, store, dataDir: path.join(folder, "cli-data") }));
+    server = await startServer({ store, registration: true });
+  });
+
+  after(async () => {
+    await server.stop();
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  it("closes the removed user's connections only", async () => {
+    const eve = await connectAs(server.port, "eve");
+    const eveAgain = await connectAs(server.port, "eve");
+    const frank = await connectAs(server.port, "frank");
+
+    const removed = await runCli(["user", "remove", "eve", "-c", config]);
+    const notices = await Promise.all([eve, eveAgain].map((client) => client.nextReply("error", REMOVAL_CHECK_MS + 5000)));
+    await Promise.all([eve.waitClosed(), eveAgain.waitClosed()]);
+    // frank's connection still handles requests: a job of a type with no handler is rejected.
+    const reply = await frank.request({ request: "newJob", job: { payload: { type: "nothing", data: 1 } } });
+
+    expect(removed.code).to.equal(0);
+    for (const notice of notices) {
+      expect(notice.error).to.deep.equal({ code: "notAuthenticated", message: 'The account "eve" was removed, so this connection closes.' });
+    }
+    expect(frank.closed).to.equal(false);
+    expect(JSON.stringify(reply)).to.include("noHandler");
+    expect(server.bester.sessions.isOnline("eve")).to.equal(false);
+    expect(server.bester.sessions.isOnline("frank")).to.equal(true);
+    frank.close();
+  });
+
+  it("lists users without the removal mark", async () => {
+    const listed = await runCli(["user", "list", "-c", config]);
+
+    expect(listed.code).to.equal(0);
+    expect(listed.stdout).to.equal("frank\n");
+  });
+});
