@@ -4,6 +4,7 @@ export { Bester, type BesterOptions, type StartStep } from "./core/bester.js";
 export { createBester, builtinPlugins } from "./core/config/builtins.js";
 export { loadConfig } from "./core/config/loader.js";
 export { resolveConfig } from "./core/config/schema.js";
+export { validatePluginOptions } from "./core/config/plugin-options.js";
 export { defineConfig, type BesterConfig, type HandlerConfig, type ResolvedConfig } from "./core/config/types.js";
 export { BesterError, WIRE_ERROR_CODES, type WireError } from "./core/errors.js";
 export { createHooks, type BesterHooks } from "./core/hooks.js";

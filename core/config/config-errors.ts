@@ -3,8 +3,11 @@
 
 import type { ErrorObject, SchemaObject } from "ajv";
 
-/** Describes the most specific schema mistake in `config` with its key, value and fix. */
-export function describeConfigError(errors: ErrorObject[], config: unknown, schema: SchemaObject, source: string): string {
+/**
+ * Describes the most specific schema mistake in `config` with its key, value and fix. `reference`
+ * names where the valid keys are listed.
+ */
+export function describeConfigError(errors: ErrorObject[], config: unknown, schema: SchemaObject, source: string, reference = "docs/configuration.md"): string {
   const error = mostSpecificError(errors);
   if (!error) {
     return `Invalid config in ${source}.`;
@@ -14,9 +17,13 @@ export function describeConfigError(errors: ErrorObject[], config: unknown, sche
   if (error.propertyName !== undefined) {
     return `Invalid config in ${source}: ${key} has an invalid key "${error.propertyName}", which ${describeProblem(error, schema)}. Rename it.`;
   }
+  if (error.keyword === "required") {
+    const missing = String(error.params.missingProperty);
+    return `Invalid config in ${source}: missing key "${key === "(top level)" ? missing : `${key}.${missing}`}". Add it, as ${reference} describes.`;
+  }
   if (error.keyword === "additionalProperties") {
     const extra = String(error.params.additionalProperty);
-    return `Invalid config in ${source}: unknown key "${key === "(top level)" ? extra : `${key}.${extra}`}". Remove it or check its spelling against docs/configuration.md.`;
+    return `Invalid config in ${source}: unknown key "${key === "(top level)" ? extra : `${key}.${extra}`}". Remove it or check its spelling against ${reference}.`;
   }
 
   const value = describeValue(valueAt(config, error.instancePath));
@@ -56,6 +63,7 @@ const PATTERN_RULES: Record<string, string> = {
   "^[^@:\\s]+:[0-9]{1,5}$|^\\[[0-9a-fA-F:.]+\\]:[0-9]{1,5}$": 'must be "host:port", such as "jobs.example.org:2222" or "[::1]:2222"',
   "^ed25519:[A-Za-z0-9+/]{43}=$": 'must be "ed25519:" followed by 44 base64 characters, as "bester keys" prints it',
   "^[^@:]{1,128}$": 'must be 1 to 128 characters without "@" or ":"',
+  "^/": 'must start with "/"',
 };
 
 /** Says what the key accepts: "must be an integer from 0 to 1000" rather than ajv's "must be >= 0". */

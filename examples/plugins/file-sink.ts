@@ -6,7 +6,7 @@
 import { constants } from "node:fs";
 import { mkdir, open, realpath } from "node:fs/promises";
 import path from "node:path";
-import { BesterError, type Bester, type BesterPlugin } from "../../index.js";
+import { BesterError, validatePluginOptions, type Bester, type BesterPlugin } from "../../index.js";
 
 export const PLUGIN_NAME = "example-file-sink";
 
@@ -29,7 +29,16 @@ export interface FileSinkLine {
   writtenAt: string;
 }
 
+const OPTIONS_SCHEMA = {
+  type: "object",
+  required: ["folder"],
+  additionalProperties: false,
+  properties: { folder: { type: "string", minLength: 1 } },
+};
+
 export function fileSink(options: FileSinkOptions): BesterPlugin {
+  // Checked when the config is loaded, so a misspelt option stops start-up with its name.
+  validatePluginOptions<FileSinkOptions>(PLUGIN_NAME, OPTIONS_SCHEMA, options);
   return {
     name: PLUGIN_NAME,
     apply(bester: Bester) {

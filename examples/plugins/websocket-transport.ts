@@ -5,7 +5,7 @@
 
 import { WebSocketServer } from "ws";
 import type { AddressInfo } from "node:net";
-import type { Bester, BesterPlugin } from "../../index.js";
+import { validatePluginOptions, type Bester, type BesterPlugin } from "../../index.js";
 import { WebSocketConnection } from "./websocket-connection.js";
 
 export const PLUGIN_NAME = "example-transport-websocket";
@@ -28,7 +28,21 @@ export interface WebSocketTransportOptions {
   authTimeoutMs?: number;
 }
 
+const OPTIONS_SCHEMA = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    host: { type: "string", minLength: 1 },
+    port: { type: "integer", minimum: 0, maximum: 65535 },
+    path: { type: "string", pattern: "^/" },
+    maxMessageBytes: { type: "integer", minimum: 1 },
+    authTimeoutMs: { type: "integer", minimum: 1 },
+  },
+};
+
 export function websocketTransport(options: WebSocketTransportOptions = {}): BesterPlugin {
+  // Checked when the config is loaded, so a misspelt option stops start-up with its name.
+  validatePluginOptions<WebSocketTransportOptions>(PLUGIN_NAME, OPTIONS_SCHEMA, options);
   return {
     name: PLUGIN_NAME,
     apply(bester: Bester) {
