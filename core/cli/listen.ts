@@ -33,7 +33,7 @@ async function listen(options: ListenOptions): Promise<number> {
   // A missing password fails here, before the progress line shows "connecting".
   passwordOf(options);
   const progress = await createProgress();
-  progress.step("connecting");
+  progress.step(`connecting and logging in as ${options.user}`);
   const print = (reply: string, job: JobOutputEvent | JobNotificationEvent | JobProgressEvent) => {
     process.stdout.write(options.json ? `${JSON.stringify({ reply, job })}\n` : formatHuman(reply, job));
   };
@@ -61,7 +61,7 @@ async function listen(options: ListenOptions): Promise<number> {
   process.once("SIGTERM", stop);
 
   const connected = await connectWhenUp(options, progress, attach, interrupt.signal).catch((error: unknown) => {
-    progress.fail("connecting failed");
+    progress.fail("connecting or logging in failed");
     throw error;
   });
   if (!connected) {
