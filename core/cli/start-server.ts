@@ -81,7 +81,10 @@ export async function start(options: StartOptions): Promise<void> {
     process.stderr.write(`${signal} received; ${describeDrain(bester)}\n`);
     bester
       .stop()
-      .then(() => process.exit(0))
+      .then(() => {
+        process.stderr.write("stopped\n");
+        process.exit(0);
+      })
       .catch((error: unknown) => {
         log.error({ err: error }, "shutdown failed");
         process.exit(1);
@@ -91,7 +94,7 @@ export async function start(options: StartOptions): Promise<void> {
   process.on("SIGTERM", () => stop("SIGTERM"));
 }
 
-/** Says what the stop waits for, so a terminal that stays silent for the drain is explained. */
+/** Describes what the stop waits for, so the terminal does not stay silent through the drain unexplained. */
 function describeDrain(bester: Bester): string {
   const stats = bester.scheduler.stats();
   const running = stats.reduce((sum, entry) => sum + entry.running, 0);

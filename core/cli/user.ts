@@ -22,7 +22,7 @@ export function registerUserCommands(program: Command): void {
     .action(async (name: string, options: StoreOptions & { admin?: boolean }) => {
       const password = await readPassword(`Password for ${name}: `);
       const store = await withAccounts(options, (accounts) => accounts.add(name, password, { admin: options.admin }));
-      process.stderr.write(`user ${name} added in ${store.description}\n`);
+      process.stderr.write(`${options.admin ? "admin" : "user"} ${name} added in ${store.description}\n`);
     });
 
   user

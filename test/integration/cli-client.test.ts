@@ -236,9 +236,11 @@ describe("CLI client commands against bester start", () => {
   });
 
   it("start stops on SIGINT with exit 0", async () => {
+    const stopped = waitForOutput(daemon.stderr!, /SIGINT received; stopping\nstopped\n/);
     daemon.kill("SIGINT");
     const [code] = await once(daemon, "exit");
 
     expect(code).to.equal(0);
+    expect((await stopped)[0]).to.equal("SIGINT received; stopping\nstopped\n");
   });
 });

@@ -84,6 +84,7 @@ describe("CLI user commands", () => {
     expect(alice.code).to.equal(0);
     expect(alice.stderr).to.include(`user alice added in sqlite://${path.join(folder, "bester.sqlite")}`);
     expect(root.code).to.equal(0);
+    expect(root.stderr).to.include("admin root added in sqlite://");
     expect(await withAccounts((accounts) => accounts.verify("alice", "alice-pw"))).to.equal(true);
     expect(await withAccounts((accounts) => accounts.isAdmin("alice"))).to.equal(false);
     expect(await withAccounts((accounts) => accounts.isAdmin("root"))).to.equal(true);
