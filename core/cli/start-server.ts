@@ -13,6 +13,7 @@ import type { ResolvedConfig } from "../config/types.js";
 import { createLogger, type Logger } from "../log.js";
 import { BesterClientError } from "../../plugins/transport-tcp/client-error.js";
 import { createProgress } from "./spinner.js";
+import { terminalLogStream } from "./terminal-log.js";
 import { packageVersion } from "./version.js";
 
 export interface StartOptions {
@@ -119,11 +120,12 @@ function openLog(config: ResolvedConfig, destination: string | undefined): { log
   // at once, pino's exit flush throws "sonic boom is not ready yet" on a file that is still opening.
   mkdirSync(path.dirname(logFile), { recursive: true });
   const file = pino.destination({ dest: openSync(logFile, "a"), sync: false });
-  // On a terminal, warnings and errors also go to stderr so problems are seen at once.
+  // On a terminal, warnings and errors also go to stderr so problems are seen at once, as one
+  // readable line each; the file keeps the JSON lines, stacks included.
   const stream = process.stdout.isTTY
     ? pino.multistream([
         { level: "trace", stream: file },
-        { level: "warn", stream: pino.destination({ dest: 2, sync: false }) },
+        { level: "warn", stream: terminalLogStream() },
       ])
     : file;
   // A path inside the working folder reads best relative to it; one outside it stays absolute.

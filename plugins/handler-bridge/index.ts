@@ -70,7 +70,8 @@ export function handlerBridge(options: HandlerBridgeOptions): BesterPlugin {
         clearTimeout(timer);
         if (result === "timeout") {
           const missing = bester.scheduler.stats().filter((entry) => entry.workers === 0).map((entry) => entry.type);
-          log.warn({ types: missing, timeoutMs }, "some handlers did not connect during start-up; their jobs wait for a connection up to handlers.<type>.unavailableTimeoutMs");
+          const settings = missing.map((type) => `handlers.${type}.unavailableTimeoutMs`).join(", ");
+          log.warn({ types: missing, timeoutMs }, `some handlers did not connect during start-up; their jobs wait for a connection up to ${settings}`);
         }
       }
 

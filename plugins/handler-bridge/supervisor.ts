@@ -16,6 +16,8 @@ const HEALTHY_RUN_MS = 10_000;
 const STOP_GRACE_MS = 5_000;
 
 export class HandlerSupervisor {
+  /** Code of the last failed start, such as ENOENT, until a start succeeds. */
+  private lastSpawnError: string | undefined;
   private child: ChildProcess | undefined;
   private restartDelayMs = MIN_RESTART_DELAY_MS;
   private restartTimer: NodeJS.Timeout | undefined;
@@ -54,7 +56,10 @@ export class HandlerSupervisor {
     const startedAt = Date.now();
     this.child = child;
     // Logged on "spawn": a command that does not exist gets a pid of undefined and an "error" instead.
-    child.once("spawn", () => this.log.info({ type: this.type, pid: child.pid }, "handler process started"));
+    child.once("spawn", () => {
+      this.lastSpawnError = undefined;
+      this.log.info({ type: this.type, pid: child.pid }, "handler process started");
+    });
 
     readline.createInterface({ input: child.stdout! }).on("line", (line) => this.log.debug({ type: this.type, pid: child.pid }, line));
     readline.createInterface({ input: child.stderr! }).on("line", (line) => this.log.warn({ type: this.type, pid: child.pid, stderr: line }, "handler wrote to stderr"));
@@ -84,10 +89,14 @@ export class HandlerSupervisor {
     };
 
     child.on("error", (error: NodeJS.ErrnoException) => {
-      // The stack of a spawn error points into Node.js and helps no one; the code and the program do.
-      const program = Array.isArray(command) ? command[0] : "/bin/sh";
-      const reason = error.code === "ENOENT" ? `program "${program}" not found` : error.message;
-      this.log.error({ type: this.type, code: error.code, command, cwd: this.config.cwd }, `handler process could not start: ${reason}. Check handlers.${this.type}.command and handlers.${this.type}.cwd`);
+      // The same failure on every retry is logged at error once; the retry lines count the rest.
+      if (error.code !== this.lastSpawnError) {
+        this.lastSpawnError = error.code;
+        // The stack of a spawn error points into Node.js and helps no one; the code and the program do.
+        const program = Array.isArray(command) ? command[0] : "/bin/sh";
+        const reason = error.code === "ENOENT" ? `program "${program}" not found` : error.message;
+        this.log.error({ type: this.type, code: error.code, command, cwd: this.config.cwd }, `handler process could not start: ${reason}. Check handlers.${this.type}.command and handlers.${this.type}.cwd`);
+      }
       restart({ code: error.code }, "handler process failed to start; retrying");
     });
     child.on("exit", (code, signal) => restart({ code, signal }, "handler process exited; restarting"));

@@ -33,13 +33,18 @@ describe("handler supervisor", () => {
       handlers: { missing: { command: ["/nonexistent/handler-binary", "--flag"], unavailableTimeoutMs: 60_000 } },
     });
 
-    const failure = server.logs.find((line) => String(line.msg).startsWith("handler process could not start"))!;
+    const failures = server.logs.filter((line) => String(line.msg).startsWith("handler process could not start"));
+    const retries = server.logs.filter((line) => line.msg === "handler process failed to start; retrying");
     const started = server.logs.filter((line) => line.msg === "handler process started" && line.type === "missing");
+    const failure = failures[0]!;
 
     expect(failure.msg).to.equal('handler process could not start: program "/nonexistent/handler-binary" not found. Check handlers.missing.command and handlers.missing.cwd');
     expect(failure.code).to.equal("ENOENT");
     expect(failure.command).to.deep.equal(["/nonexistent/handler-binary", "--flag"]);
     expect(failure).to.not.have.property("err");
     expect(started).to.deep.equal([]);
+    // Start-up waited for the handler, so it failed several times, and each failure after the first is a retry line only.
+    expect(retries.length).to.be.at.least(3);
+    expect(failures).to.have.length(1);
   });
 });
