@@ -61,6 +61,19 @@ async function serveRawHandler(socket: string): Promise<net.Server> {
   return server;
 }
 
+/** A handler started by hand that exits on its first job: it drops the connection and stops listening. */
+async function serveExitingHandler(socket: string): Promise<net.Server> {
+  const server: net.Server = net.createServer((connection) => {
+    connection.once("data", () => {
+      connection.destroy();
+      server.close();
+    });
+    connection.on("error", () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  return server;
+}
+
 describe("handler failures", () => {
   let server: TestServer;
   let sockets: string;
@@ -71,6 +84,7 @@ describe("handler failures", () => {
   before(async () => {
     sockets = await makeTempDir("bester-sockets-");
     rawHandler = await serveRawHandler(path.join(sockets, "raw.sock"));
+    await serveExitingHandler(path.join(sockets, "exiting.sock"));
     lateHandler = await serveInProcess(path.join(sockets, "late.sock"), "late", (payload, job) => ({ payload, director: deliverTo(job.from) }));
 
     server = await startServer({
@@ -86,6 +100,7 @@ describe("handler failures", () => {
         late: { socket: path.join(sockets, "late.sock"), connections: 2 },
         // The same handler socket under a type whose jobs wait only briefly for it.
         brief: { socket: path.join(sockets, "late.sock"), connections: 1, unavailableTimeoutMs: 300 },
+        exiting: { socket: path.join(sockets, "exiting.sock"), connections: 1, unavailableTimeoutMs: 300 },
       },
     });
     client = await connectAs(server.port, "alice");
@@ -303,6 +318,13 @@ describe("handler failures", () => {
     // The reconnect backoff can exceed this type's short wait limit, so wait for the connection first.
     await waitUntil(() => server.bester.scheduler.stats().find((entry) => entry.type === "brief")!.workers > 0, "a brief connection is up");
     await expectServing("brief");
+  });
+
+  it("handlerUnavailable names a job that ended its handler", async () => {
+    const error = await failureOf("exiting", "last words");
+
+    expect(error.code).to.equal("handlerUnavailable");
+    expect(error.message).to.include("the connection closed before a reply once, so the job itself may make the handler exit");
   });
 
   it("remote recipient without federation fails with unknownPeer", async () => {
