@@ -116,6 +116,18 @@ describe("store claimed by one server", function () {
       expect(afterStop).to.equal(null);
     });
 
+    it("lets servers share Redis with their own database numbers", async () => {
+      const first = await startServer({ store: `${redis.url}/1` });
+      const second = await startServer({ store: `${redis.url}/2` });
+      const inDefault = await withClient((client) => client.get(LEASE_KEY));
+      await second.stop();
+      await first.stop();
+
+      expect(first.bester.store.description).to.equal(`${redis.url}/1`);
+      expect(second.bester.store.description).to.equal(`${redis.url}/2`);
+      expect(inDefault).to.equal(null);
+    });
+
     it("takes over the claim of a killed server on this host", async () => {
       const stale = JSON.stringify({ host: os.hostname(), pid: deadPid(), token: "stale-token" });
       await withClient((client) => client.set(LEASE_KEY, stale, { PX: 60_000 }));
