@@ -2,11 +2,11 @@ import { expect } from "chai";
 import { rm } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
-import { pino } from "pino";
 import type { Job } from "../../core/jobs/job.js";
 import { encodeFrame } from "../../core/protocol/frame-codec.js";
 import { RawJson, rawOr } from "../../core/protocol/raw-json.js";
-import { HandlerConnection } from "../../plugins/handler-bridge/handler-connection.js";
+import type { HandlerConnection } from "../../plugins/handler-bridge/handler-connection.js";
+import { openHandlerConnection } from "../handler-connections.js";
 import { makeTempDir } from "../helper.js";
 
 // The handler connections read into one shared buffer and copy each read out of it. These tests
@@ -16,25 +16,9 @@ function job(id: string): Job {
   return { id, type: "raw", data: id, priority: 0, user: "alice", origin: "127.0.0.1:2222", notify: true, chainLength: 0, attempts: 0, acceptedAt: Date.now() };
 }
 
-/** Opens a HandlerConnection to `socketPath` and resolves once it is ready for jobs. */
-async function open(socketPath: string, index: number, timeoutMs = 5000): Promise<HandlerConnection> {
-  let ready!: () => void;
-  const connected = new Promise<void>((resolve) => (ready = resolve));
-  const connection = new HandlerConnection({
-    type: "raw",
-    socket: socketPath,
-    index,
-    timeoutMs,
-    maxFrameBytes: 4 * 1024 * 1024,
-    addWorker: () => {
-      ready();
-      return () => undefined;
-    },
-    log: pino({ level: "silent" }),
-  });
-  connection.connect();
-  await connected;
-  return connection;
+/** Opens a connection of type "raw" to `socketPath`. */
+function open(socketPath: string, index: number, timeoutMs = 5000): Promise<HandlerConnection> {
+  return openHandlerConnection(socketPath, { type: "raw", index, timeoutMs });
 }
 
 function reply(payload: unknown): Buffer {

@@ -2,9 +2,9 @@ import { expect } from "chai";
 import { rm } from "node:fs/promises";
 import type net from "node:net";
 import path from "node:path";
-import { pino } from "pino";
 import type { Job } from "../../core/jobs/job.js";
-import { HandlerConnection } from "../../plugins/handler-bridge/handler-connection.js";
+import type { HandlerConnection } from "../../plugins/handler-bridge/handler-connection.js";
+import { openHandlerConnection } from "../handler-connections.js";
 import { deliverTo, serveHandler } from "../../plugins/handler-bridge/serve-handler.js";
 import { makeTempDir } from "../helper.js";
 
@@ -12,25 +12,9 @@ function job(id: string, data: unknown): Job {
   return { id, type: "echo", data, priority: 0, user: "alice", origin: "127.0.0.1:2222", notify: true, chainLength: 0, attempts: 0, acceptedAt: Date.now() };
 }
 
-/** Opens a HandlerConnection to `socketPath` and resolves once it is ready for jobs. */
-async function open(socketPath: string, index: number): Promise<HandlerConnection> {
-  let ready!: () => void;
-  const connected = new Promise<void>((resolve) => (ready = resolve));
-  const connection = new HandlerConnection({
-    type: "echo",
-    socket: socketPath,
-    index,
-    timeoutMs: 5000,
-    maxFrameBytes: 1024 * 1024,
-    addWorker: () => {
-      ready();
-      return () => undefined;
-    },
-    log: pino({ level: "silent" }),
-  });
-  connection.connect();
-  await connected;
-  return connection;
+/** Opens a connection of type "echo" to `socketPath`. */
+function open(socketPath: string, index: number): Promise<HandlerConnection> {
+  return openHandlerConnection(socketPath, { type: "echo", index, maxFrameBytes: 1024 * 1024 });
 }
 
 /** Bytes a connection wrote that are still waiting in its stream, not yet given to the kernel. */
