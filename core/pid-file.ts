@@ -48,6 +48,9 @@ export function claimPidFile(file: string, errors: PidFileErrors, setting: strin
     }
 
     const owner = readOwner(file);
+    // NOTE: a pid is checked in this process's pid namespace. Two containers that share the folder
+    // and both run as pid 1 each take the other's file for a stale one; a lock held on an open file
+    // would not be fooled.
     if (owner !== undefined && isProcessRunning(owner) && (owner !== process.pid || heldHere.has(file))) {
       throw errors.inUse(owner);
     }

@@ -63,7 +63,15 @@ export async function startServer(config: BesterConfig = {}): Promise<TestServer
     REPO_ROOT,
   );
   const bester = await createBester(resolved, { log });
-  const addresses = await bester.start();
+  let addresses: string[];
+  try {
+    addresses = await bester.start();
+  } catch (error) {
+    // As bester start does after a failed start: release what the server opened, then report.
+    await bester.stop().catch(() => undefined);
+    await rm(dataDir, { recursive: true, force: true });
+    throw error;
+  }
   const port = Number(addresses[0]!.split(":").pop());
 
   return {

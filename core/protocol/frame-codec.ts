@@ -165,16 +165,18 @@ export class FrameDecoder {
 
   /**
    * Returns the fix for an oversized length. A sender that writes the prefix in network byte order
-   * turns a small frame into a huge length, so when the swapped bytes fit, that is the likely cause.
+   * turns a small frame into a huge length, so when the swapped bytes fit, that is a likely cause.
    */
   private adviceForLength(length: number): string {
     const swapped = Buffer.alloc(FRAME_HEADER_BYTES);
     swapped.writeUInt32BE(length, 0);
     const bigEndian = swapped.readUInt32LE(0);
+    const split = "Split the data or raise maxFrameBytes on the server.";
     if (bigEndian <= this.maxFrameBytes) {
-      return `The 4-byte length prefix is little-endian. Read big-endian, the same bytes give ${bigEndian}, so the sender likely wrote the length in big-endian byte order.`;
+      // A large frame can also read as a small one big-endian, so both causes are named.
+      return `${split} If the frame is small, check the sender's byte order: the 4-byte length prefix is little-endian, and read big-endian the same bytes give ${bigEndian}.`;
     }
-    return "Split the data or raise maxFrameBytes on the server.";
+    return split;
   }
 
   private peekLength(): number {

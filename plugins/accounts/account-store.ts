@@ -68,6 +68,7 @@ export class AccountStore {
 
   /** Deletes a user and changes the removal mark; returns whether the user existed. */
   async remove(username: string): Promise<boolean> {
+    this.assertUsername(username);
     const existed = await this.keyv.delete(username);
     if (existed) {
       await (this.keyv as Keyv<unknown>).set(REMOVAL_MARK_KEY, `${Date.now()}-${randomBytes(4).toString("hex")}`);

@@ -30,7 +30,9 @@ export function accountsPlugin(options: AccountsOptions): BesterPlugin {
       const store = () => (accounts ??= new AccountStore(bester.store.namespace<AccountRecord>(ACCOUNTS_NAMESPACE)));
 
       const limiter = new LoginLimiter(options.loginLimits);
-      const removals = new RemovalWatch(store, bester.sessions, log, options.removalCheckMs);
+      // Users whose logins this plugin decided; another onAuth plugin's users have no account here.
+      const authenticated = new Set<string>();
+      const removals = new RemovalWatch(store, bester.sessions, authenticated, log, options.removalCheckMs);
 
       bester.hooks.start.tapPromise(PLUGIN_NAME, () => removals.start());
       bester.hooks.close.tap(PLUGIN_NAME, () => removals.stop());
@@ -42,8 +44,11 @@ export function accountsPlugin(options: AccountsOptions): BesterPlugin {
           return { ok: false, error: { code: "rateLimited", message: `Too many failed logins for "${username}" or from this address. Retry in up to ${seconds} s.` } };
         }
 
-        if (await store().verify(username, password)) {
+        // The second read closes most of the scrypt hash's window, in which a removal could land
+        // and its check run before this session exists.
+        if ((await store().verify(username, password)) && (await store().exists(username))) {
           limiter.recordSuccess(username);
+          authenticated.add(username);
           return { ok: true, user: username };
         }
         limiter.recordFailure(username, connection.remoteAddress);

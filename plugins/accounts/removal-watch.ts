@@ -17,6 +17,8 @@ export class RemovalWatch {
   constructor(
     private readonly accounts: () => AccountStore,
     private readonly sessions: SessionRegistry,
+    /** Users the accounts plugin logged in; only they are checked. */
+    private readonly authenticated: Set<string>,
     private readonly log: Logger,
     private readonly intervalMs = REMOVAL_CHECK_MS,
   ) {}
@@ -46,7 +48,8 @@ export class RemovalWatch {
       }
       this.lastMark = mark;
       for (const { user } of this.sessions.list()) {
-        if (!(await this.accounts().exists(user))) {
+        if (this.authenticated.has(user) && !(await this.accounts().exists(user))) {
+          this.authenticated.delete(user);
           this.closeSessionsOf(user);
         }
       }

@@ -21,6 +21,8 @@ export function dataDirLock(): BesterPlugin {
       const log = bester.logFor(PLUGIN_NAME);
       const file = path.resolve(bester.config.dataDir, LOCK_FILE);
       const folder = path.dirname(file);
+      // Per server: another server in this process that failed to claim the folder must not remove this one's file.
+      let claimed = false;
 
       // Stage -200: before the store (-100) opens the journal and before any handler starts.
       bester.hooks.initialize.tap({ name: PLUGIN_NAME, stage: -200 }, () => {
@@ -29,10 +31,15 @@ export function dataDirLock(): BesterPlugin {
             new BesterError("dataDirInUse", `Another server (process ${owner}) uses the data folder ${folder}. Stop it first, or give this server its own dataDir. If process ${owner} is not a Bester NG server, delete ${file}.`),
           raced: () => new BesterError("dataDirInUse", `Another server started on the data folder ${folder} at the same time. Start one server per dataDir.`),
         }, "dataDir");
+        claimed = true;
       });
 
       // Stage 1000: after every other close tap, so the folder stays ours until the store closed.
       bester.hooks.close.tap({ name: PLUGIN_NAME, stage: 1000 }, () => {
+        if (!claimed) {
+          return;
+        }
+        claimed = false;
         const failure = releasePidFile(file);
         if (failure) {
           log.warn({ err: failure, file }, "removing the data folder's pid file failed; the next start replaces it");

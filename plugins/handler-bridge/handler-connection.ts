@@ -152,7 +152,8 @@ export class HandlerConnection implements HandlerWorker {
         inFlight.timer = setTimeout(() => {
           // A handler that wrote a wrong length prefix looks like a slow one, so say that part of a frame came.
           const partial = this.decoder?.bufferedBytes ?? 0;
-          const advice = partial > 0 ? `${partial} bytes of a frame arrived but not the rest, so check the length prefix the handler writes.` : `Make the handler faster or raise handlers.${job.type}.timeoutMs.`;
+          const faster = `Make the handler faster or raise handlers.${job.type}.timeoutMs.`;
+          const advice = partial > 0 ? `${faster} ${partial} bytes of a frame had arrived but not the rest; if the reply is small, check the length prefix the handler writes.` : faster;
           // Discard the connection so a late reply is never taken for the next job.
           this.discard(new BesterError("handlerTimeout", `Handler "${job.type}" did not reply within ${this.options.timeoutMs} ms. ${advice}`));
         }, this.options.timeoutMs);

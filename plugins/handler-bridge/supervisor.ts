@@ -2,6 +2,7 @@
 // and stops it on shutdown. The process learns its socket from BESTER_SOCKET and the daemon's
 // process id from BESTER_DAEMON_PID.
 
+import { existsSync } from "node:fs";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
@@ -94,7 +95,9 @@ export class HandlerSupervisor {
         this.lastSpawnError = error.code;
         // The stack of a spawn error points into Node.js and helps no one; the code and the program do.
         const program = Array.isArray(command) ? command[0] : "/bin/sh";
-        const reason = error.code === "ENOENT" ? `program "${program}" not found` : error.message;
+        // spawn reports a missing working folder as ENOENT too, so check which one is missing.
+        const cwdMissing = this.config.cwd !== undefined && !existsSync(this.config.cwd);
+        const reason = cwdMissing ? `working folder ${this.config.cwd} not found` : error.code === "ENOENT" ? `program "${program}" not found` : error.message;
         this.log.error({ type: this.type, code: error.code, command, cwd: this.config.cwd }, `handler process could not start: ${reason}. Check handlers.${this.type}.command and handlers.${this.type}.cwd`);
       }
       restart({ code: error.code }, "handler process failed to start; retrying");

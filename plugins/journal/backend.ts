@@ -15,11 +15,6 @@ export interface JournalBackend {
   /** Whether entries survive a restart of the daemon. */
   readonly durable: boolean;
   open(): Promise<void>;
-  /**
-   * Claims the journal for this server after open(), so that a second server on the same store
-   * stops with storeInUse instead of running the first one's jobs again. close() releases it.
-   */
-  claim?(): Promise<void>;
   /** Applies every write of the batch atomically and durably before resolving. */
   write(batch: JournalBatch): Promise<void>;
   /** Returns the entries whose key starts with `prefix`, in ascending key order. */

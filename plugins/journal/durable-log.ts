@@ -18,13 +18,17 @@ interface SharedLog {
 
 const logs = new WeakMap<Bester, SharedLog>();
 
-/** Creates the backend for a store URL; the journal lives next to the keyv data. */
-export function createJournalBackend(storeUrl: string, log?: Logger): JournalBackend {
+/**
+ * Creates the backend for a store URL; the journal lives next to the keyv data. With `claim`, its
+ * open() claims the store for this process, so a second server on the same store stops with
+ * storeInUse instead of running the first one's jobs again; close() releases the claim.
+ */
+export function createJournalBackend(storeUrl: string, log?: Logger, options: { claim?: boolean } = {}): JournalBackend {
   if (storeUrl.startsWith("sqlite://")) {
-    return new SqliteJournalBackend(storeUrl.slice("sqlite://".length));
+    return new SqliteJournalBackend(storeUrl.slice("sqlite://".length), options);
   }
   if (storeUrl.startsWith("redis://") || storeUrl.startsWith("rediss://")) {
-    return new RedisJournalBackend(storeUrl, log);
+    return new RedisJournalBackend(storeUrl, log, options);
   }
   return new MemoryJournalBackend();
 }
@@ -37,14 +41,16 @@ export async function openDurableLog(bester: Bester, options: GroupCommitOptions
   let shared = logs.get(bester);
   if (!shared) {
     const log = bester.logFor(LOG_NAME);
-    const backend = createJournalBackend(bester.config.store, log);
+    const backend = createJournalBackend(bester.config.store, log, { claim: true });
     const writer = new GroupCommitWriter(backend, log, options);
     const opened = backend
       .open()
       .catch((error: unknown) => {
+        if (error instanceof BesterError && error.code === "storeInUse") {
+          throw error;
+        }
         throw new BesterError("storeFailed", `Opening the journal at ${backend.description} failed: ${(error as Error).message}. Check that the path or URL in "store" is right and, for Redis, that redis-server is running there.`, { cause: error });
-      })
-      .then(() => backend.claim?.());
+      });
     shared = { writer, opened };
     logs.set(bester, shared);
 

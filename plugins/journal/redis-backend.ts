@@ -17,9 +17,11 @@ export class RedisJournalBackend implements JournalBackend {
   private client: RedisClient | undefined;
   private lease: RedisLease | undefined;
 
+  /** `options.claim`: set by the server, so open() claims the database for this process; see RedisLease. */
   constructor(
     private readonly url: string,
     private readonly log?: Logger,
+    private readonly options: { claim?: boolean } = {},
   ) {
     this.description = describeRedisUrl(url);
   }
@@ -27,13 +29,11 @@ export class RedisJournalBackend implements JournalBackend {
   /** Connects, or rejects when Redis is not reachable within REDIS_CONNECT_TIMEOUT_MS. */
   async open(): Promise<void> {
     this.client = await openRedisClient(this.url, this.log, "journal");
-  }
-
-  /** Claims the database for this server, or throws storeInUse; see RedisLease. */
-  async claim(): Promise<void> {
-    const lease = new RedisLease(this.require(), this.description, this.log);
-    await lease.claim();
-    this.lease = lease;
+    if (this.options.claim) {
+      const lease = new RedisLease(this.client, this.description, this.log);
+      await lease.claim();
+      this.lease = lease;
+    }
   }
 
   async write(batch: JournalBatch): Promise<void> {

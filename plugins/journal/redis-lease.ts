@@ -4,6 +4,7 @@
 // the servers may run on different hosts.
 
 import { randomUUID } from "node:crypto";
+import { readFileSync, readlinkSync } from "node:fs";
 import os from "node:os";
 import type { Logger } from "pino";
 import { BesterError } from "../../core/errors.js";
@@ -25,13 +26,30 @@ interface Owner {
   host: string;
   pid: number;
   token: string;
+  /** Kernel boot and pid namespace, so a pid is only checked where it means the same process. */
+  boot?: string;
+  pidNamespace?: string;
 }
+
+/** Reads a /proc entry of Linux; undefined elsewhere, where the owner's process cannot be checked. */
+function readProc(read: () => string): string | undefined {
+  try {
+    return read().trim();
+  } catch {
+    return undefined;
+  }
+}
+
+const BOOT_ID = readProc(() => readFileSync("/proc/sys/kernel/random/boot_id", "utf8"));
+const PID_NAMESPACE = readProc(() => readlinkSync("/proc/self/ns/pid"));
 
 /** Tokens of the leases held by servers in this process, so a lease naming this process is stale only if absent. */
 const heldHere = new Set<string>();
 
 export class RedisLease {
-  private readonly owner: Owner = { host: os.hostname(), pid: process.pid, token: randomUUID() };
+  private readonly owner: Owner = { host: os.hostname(), pid: process.pid, token: randomUUID(), boot: BOOT_ID, pidNamespace: PID_NAMESPACE };
+  /** The other owner last reported as holding the claim, so the error is logged once per owner. */
+  private reportedHolder: string | null | undefined;
   private readonly value = JSON.stringify(this.owner);
   private timer: NodeJS.Timeout | undefined;
 
@@ -64,7 +82,9 @@ export class RedisLease {
 
   /**
    * Takes over a lease whose owner ran on this host and is gone, as after kill -9 and a quick
-   * restart. A lease from another host can only expire, because its process cannot be checked.
+   * restart. "This host" means the same host name, boot and pid namespace: a container with the
+   * host's name but its own process ids cannot see the owner, so like another host it can only wait
+   * for the lease to expire.
    */
   private async takeOverStale(): Promise<void> {
     const current = await this.client.get(LEASE_KEY);
@@ -77,7 +97,13 @@ export class RedisLease {
     }
 
     const holder = parseOwner(current);
-    const sameHost = holder !== undefined && holder.host === this.owner.host;
+    const sameHost =
+      holder !== undefined &&
+      holder.host === this.owner.host &&
+      holder.boot !== undefined &&
+      holder.boot === this.owner.boot &&
+      holder.pidNamespace !== undefined &&
+      holder.pidNamespace === this.owner.pidNamespace;
     const alive = holder !== undefined && isProcessRunning(holder.pid) && (holder.pid !== process.pid || heldHere.has(holder.token));
     if (!sameHost || alive) {
       throw this.inUse(holder);
@@ -94,6 +120,7 @@ export class RedisLease {
     try {
       const renewed = await this.client.eval(RENEW_SCRIPT, { keys: [LEASE_KEY], arguments: [this.value, String(LEASE_MS)] });
       if (renewed === 1) {
+        this.reportedHolder = undefined;
         return;
       }
       // The claim expired, as after a Redis outage longer than LEASE_MS. Claim it again unless another server did.
@@ -101,7 +128,11 @@ export class RedisLease {
         this.log?.warn({ journal: this.description }, "claimed the Redis journal again after the claim expired");
         return;
       }
-      this.log?.error({ journal: this.description, key: LEASE_KEY, holder: await this.client.get(LEASE_KEY) }, "another server took over the Redis journal; both may now run the same jobs, so stop one of them");
+      const holder = await this.client.get(LEASE_KEY);
+      if (holder !== this.reportedHolder) {
+        this.reportedHolder = holder;
+        this.log?.error({ journal: this.description, key: LEASE_KEY, holder }, "another server took over the Redis journal; both may now run the same jobs, so stop one of them");
+      }
     } catch (error) {
       // While Redis is unreachable the connection logs the outage once; the next renewal retries.
       this.log?.debug({ err: error, journal: this.description }, "renewing the claim on the Redis journal failed");

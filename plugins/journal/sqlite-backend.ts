@@ -28,7 +28,14 @@ export class SqliteJournalBackend implements JournalBackend {
   private fileKeys = new Map<string, string>();
   private claimed = false;
 
-  constructor(private readonly file: string) {
+  /**
+   * @param options.claim set by the server, so open() claims the file for this process first. A
+   * test or tool that only reads and writes leaves it off.
+   */
+  constructor(
+    private readonly file: string,
+    private readonly options: { claim?: boolean } = {},
+  ) {
     this.description = `sqlite://${file}`;
     this.files = new ValueFiles(`${file}-values`);
   }
@@ -39,6 +46,10 @@ export class SqliteJournalBackend implements JournalBackend {
   }
 
   async open(): Promise<void> {
+    if (this.options.claim) {
+      // Before anything else: the sweep below deletes value files the owner may have just written.
+      this.claim();
+    }
     mkdirSync(path.dirname(this.file), { recursive: true });
     this.db = await new Promise<sqlite3.Database>((resolve, reject) => {
       const db = new sqlite3.Database(this.file, (error) => (error ? reject(error) : resolve(db)));
@@ -62,23 +73,28 @@ export class SqliteJournalBackend implements JournalBackend {
   }
 
   /**
+   * Claims the file with `<file>.pid`, or throws storeInUse. The data folder's own pid file does
+   * not cover a store file outside the folder, or two servers whose configs name one file with
+   * different data folders.
+   */
+  private claim(): void {
+    const lock = this.lockFile;
+    claimPidFile(
+      lock,
+      {
+        inUse: (owner) => new BesterError("storeInUse", `Another server (process ${owner}) uses the store ${this.description}. Give each server its own store file, or stop the other server. If process ${owner} is not a Bester NG server, delete ${lock}.`),
+        raced: () => new BesterError("storeInUse", `Another server opened the store ${this.description} at the same time. Give each server its own store file.`),
+      },
+      "store",
+    );
+    this.claimed = true;
+  }
+
+  /**
    * Applies the batch in one transaction: one SQL script when the batch allows it, otherwise one
    * multi-row statement per 400 rows with bound values. Values of FILE_VALUE_CHARS or more are
    * written to their own files first, and the transaction stores references to them.
    */
-  /**
-   * Claims the file with `<file>.pid`. The data folder's own pid file does not cover a store file
-   * outside the folder, or two servers whose configs name one file with different data folders.
-   */
-  async claim(): Promise<void> {
-    const lock = this.lockFile;
-    claimPidFile(lock, {
-      inUse: (owner) => new BesterError("storeInUse", `Another server (process ${owner}) uses the store ${this.description}. Give each server its own store file, or stop the other server. If process ${owner} is not a Bester NG server, delete ${lock}.`),
-      raced: () => new BesterError("storeInUse", `Another server opened the store ${this.description} at the same time. Give each server its own store file.`),
-    }, "store");
-    this.claimed = true;
-  }
-
   async write(batch: JournalBatch): Promise<void> {
     const created: string[] = [];
     const replaced: string[] = [];

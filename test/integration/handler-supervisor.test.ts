@@ -28,6 +28,16 @@ describe("handler supervisor", () => {
     expect(last.crashes).to.be.a("number").and.at.least(2);
   });
 
+  it("names a missing working folder", async () => {
+    server = await startServer({
+      handlers: { nowhere: { command: ["/bin/sleep", "30"], cwd: "/nonexistent/handler-folder", unavailableTimeoutMs: 60_000 } },
+    });
+
+    const failure = server.logs.find((line) => String(line.msg).startsWith("handler process could not start"))!;
+
+    expect(failure.msg).to.equal("handler process could not start: working folder /nonexistent/handler-folder not found. Check handlers.nowhere.command and handlers.nowhere.cwd");
+  });
+
   it("names a missing program without a stack", async () => {
     server = await startServer({
       handlers: { missing: { command: ["/nonexistent/handler-binary", "--flag"], unavailableTimeoutMs: 60_000 } },

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, readlinkSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -48,6 +48,20 @@ describe("store claimed by one server", function () {
     await rm(folder, { recursive: true, force: true });
   });
 
+  it("keeps the data folder's pid file when a second server fails", async () => {
+    const dataDir = path.join(folder, "shared-data");
+    const first = await startServer({ dataDir });
+
+    const second = await startFailure({ dataDir });
+    const third = await startFailure({ dataDir });
+    const pidFile = existsSync(path.join(dataDir, "bester.pid"));
+    await first.stop();
+
+    expect(second.code).to.equal("dataDirInUse");
+    expect(third.code).to.equal("dataDirInUse");
+    expect(pidFile).to.equal(true);
+  });
+
   describe("sqlite", () => {
     it("stops a second server with storeInUse", async () => {
       const store = `sqlite://${path.join(folder, "shared.sqlite")}`;
@@ -62,6 +76,21 @@ describe("store claimed by one server", function () {
       expect(error.message).to.include(path.join(folder, "shared.sqlite"));
       expect(pidFile.trim()).to.equal(String(process.pid));
       expect(existsSync(path.join(folder, "shared.sqlite.pid"))).to.equal(false);
+    });
+
+    it("leaves the first server's value files alone", async () => {
+      const file = path.join(folder, "values.sqlite");
+      const first = await startServer({ store: `sqlite://${file}` });
+      // A large job value the first server wrote to its own file, as it does before the commit that references it.
+      const valueFile = path.join(`${file}-values`, "pending-value");
+      await writeFile(valueFile, "x".repeat(1024));
+
+      const error = await startFailure({ store: `sqlite://${file}` });
+      const kept = existsSync(valueFile);
+      await first.stop();
+
+      expect(error.code).to.equal("storeInUse");
+      expect(kept).to.equal(true);
     });
 
     it("starts after the first server stopped", async () => {
@@ -128,8 +157,11 @@ describe("store claimed by one server", function () {
       expect(inDefault).to.equal(null);
     });
 
+    /** Boot and pid namespace of this machine, as a server here records them in its claim. */
+    const here = () => ({ host: os.hostname(), boot: readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim(), pidNamespace: readlinkSync("/proc/self/ns/pid") });
+
     it("takes over the claim of a killed server on this host", async () => {
-      const stale = JSON.stringify({ host: os.hostname(), pid: deadPid(), token: "stale-token" });
+      const stale = JSON.stringify({ ...here(), pid: deadPid(), token: "stale-token" });
       await withClient((client) => client.set(LEASE_KEY, stale, { PX: 60_000 }));
 
       const server = await startServer({ store: redis.url });
@@ -138,6 +170,19 @@ describe("store claimed by one server", function () {
 
       expect(holder.pid).to.equal(process.pid);
       expect(holder.token).to.not.equal("stale-token");
+    });
+
+    it("keeps the claim of a server in another pid namespace", async () => {
+      // A container with the host's name: its process ids mean nothing here, so a dead-looking pid proves nothing.
+      const container = JSON.stringify({ ...here(), pidNamespace: "pid:[1]", pid: deadPid(), token: "container-token" });
+      await withClient((client) => client.set(LEASE_KEY, container, { PX: 60_000 }));
+
+      const error = await startFailure({ store: redis.url });
+      const holder = await withClient((client) => client.get(LEASE_KEY));
+      await withClient((client) => client.del(LEASE_KEY));
+
+      expect(error.code).to.equal("storeInUse");
+      expect(holder).to.equal(container);
     });
 
     it("keeps the claim of a server on another host", async () => {

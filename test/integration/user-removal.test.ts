@@ -2,9 +2,18 @@ import { expect } from "chai";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import type { BesterPlugin } from "../../core/plugin.js";
 import { REMOVAL_CHECK_MS } from "../../plugins/accounts/removal-watch.js";
 import { runCli } from "../cli-runner.js";
-import { connectAs, startServer, type TestServer } from "../helper.js";
+import { connectAs, login, RawClient, startServer, type TestServer } from "../helper.js";
+
+/** Logs in "ldap-carol" without an account in the store, as a directory-service plugin would. */
+const directoryLogins: BesterPlugin = {
+  name: "directory-logins",
+  apply(bester) {
+    bester.hooks.onAuth.tapPromise({ name: "directory-logins", stage: -10 }, async ({ username }) => (username === "ldap-carol" ? { ok: true, user: username } : undefined));
+  },
+};
 
 // `bester user remove` changes the store from another process; the running server then closes the
 // removed user's connections within one removal check.
@@ -19,7 +28,7 @@ describe("user removed while logged in", function () {
     const store = `sqlite://${path.join(folder, "bester.sqlite")}`;
     config = path.join(folder, "bester.config.json");
     await writeFile(config, JSON.stringify({ listen: { host: "127.0.0.1", port: 0 }, store, dataDir: path.join(folder, "cli-data") }));
-    server = await startServer({ store, registration: true });
+    server = await startServer({ store, registration: true, plugins: [directoryLogins] });
   });
 
   after(async () => {
@@ -31,6 +40,8 @@ describe("user removed while logged in", function () {
     const eve = await connectAs(server.port, "eve");
     const eveAgain = await connectAs(server.port, "eve");
     const frank = await connectAs(server.port, "frank");
+    const carol = await RawClient.connect(server.port);
+    await login(carol, "ldap-carol", "directory-password", false);
 
     const removed = await runCli(["user", "remove", "eve", "-c", config]);
     const notices = await Promise.all([eve, eveAgain].map((client) => client.nextReply("error", REMOVAL_CHECK_MS + 5000)));
@@ -43,10 +54,12 @@ describe("user removed while logged in", function () {
       expect(notice.error).to.deep.equal({ code: "notAuthenticated", message: 'The account "eve" was removed, so this connection closes.' });
     }
     expect(frank.closed).to.equal(false);
+    expect(carol.closed, "a user of another login plugin was disconnected").to.equal(false);
     expect(JSON.stringify(reply)).to.include("noHandler");
     expect(server.bester.sessions.isOnline("eve")).to.equal(false);
     expect(server.bester.sessions.isOnline("frank")).to.equal(true);
     frank.close();
+    carol.close();
   });
 
   it("lists users without the removal mark", async () => {

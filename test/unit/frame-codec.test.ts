@@ -106,8 +106,8 @@ describe("frame codec", () => {
 
     expect(error.code).to.equal("frameTooLarge");
     expect(error.message).to.include(`length ${header.readUInt32LE(0)} exceeds`);
-    expect(error.message).to.include("give 90");
-    expect(error.message).to.include("big-endian byte order");
+    expect(error.message).to.include("read big-endian the same bytes give 90");
+    expect(error.message).to.include("Split the data or raise maxFrameBytes");
   });
 
   it("advises splitting a frame that is too large", () => {

@@ -158,8 +158,9 @@ describe("handler connection reads (unit)", () => {
     )) as { code?: string; message?: string };
 
     expect(error.code).to.equal("handlerTimeout");
-    expect(error.message).to.include("19 bytes of a frame arrived");
-    expect(error.message).to.include("length prefix");
+    expect(error.message).to.include("19 bytes of a frame had arrived but not the rest");
+    expect(error.message).to.include("check the length prefix");
+    expect(error.message).to.include("raise handlers.raw.timeoutMs");
     connection.stop();
   });
 });
