@@ -1,6 +1,6 @@
 // The claim of one server on a Redis journal. Two servers on one Redis database would both resume
 // the stored jobs, run them twice and send contradictory notifications, so a server claims the
-// database with a key that expires unless its owner renews it. A pid file cannot do this, because
+// database with a key that expires unless its owner renews it. A file lock cannot do this, because
 // the servers may run on different hosts.
 
 import { randomUUID } from "node:crypto";

@@ -5,7 +5,7 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import sqlite3 from "sqlite3";
 import { BesterError } from "../../core/errors.js";
-import { claimPidFile, releasePidFile } from "../../core/pid-file.js";
+import { releaseServerClaim, takeServerClaim } from "../../core/server-claim.js";
 import { prefixEnd, type JournalBackend, type JournalBatch, type JournalEntry } from "./backend.js";
 import { FILE_VALUE_CHARS, isFileReference, REFERENCE_RANGE, ValueFiles } from "./value-files.js";
 
@@ -40,15 +40,15 @@ export class SqliteJournalBackend implements JournalBackend {
     this.files = new ValueFiles(`${file}-values`);
   }
 
-  /** Pid file that claims the store file for one server. */
-  private get lockFile(): string {
+  /** Pid file that names the server holding the store file. */
+  private get pidFile(): string {
     return `${this.file}.pid`;
   }
 
   async open(): Promise<void> {
     if (this.options.claim) {
       // Before anything else: the sweep below deletes value files the owner may have just written.
-      this.claim();
+      await this.claim();
     }
     mkdirSync(path.dirname(this.file), { recursive: true });
     this.db = await new Promise<sqlite3.Database>((resolve, reject) => {
@@ -73,20 +73,18 @@ export class SqliteJournalBackend implements JournalBackend {
   }
 
   /**
-   * Claims the file with `<file>.pid`, or throws storeInUse. The data folder's own pid file does
-   * not cover a store file outside the folder, or two servers whose configs name one file with
-   * different data folders.
+   * Claims the file with a lock on `<file>.lock` and the process id in `<file>.pid`, or throws
+   * storeInUse. The data folder's claim does not cover a store file outside the folder, or two
+   * servers whose configs name one file with different data folders.
    */
-  private claim(): void {
-    const lock = this.lockFile;
-    claimPidFile(
-      lock,
-      {
-        inUse: (owner) => new BesterError("storeInUse", `Another server (process ${owner}) uses the store ${this.description}. Give each server its own store file, or stop the other server. If process ${owner} is not a Bester NG server, delete ${lock}.`),
-        raced: () => new BesterError("storeInUse", `Another server opened the store ${this.description} at the same time. Give each server its own store file.`),
-      },
-      "store",
-    );
+  private async claim(): Promise<void> {
+    await takeServerClaim({
+      pidFile: this.pidFile,
+      lockFile: `${this.file}.lock`,
+      setting: "store",
+      inUse: (owner) =>
+        new BesterError("storeInUse", `Another server${owner === undefined ? "" : ` (process ${owner})`} uses the store ${this.description}. Give each server its own store file, or stop the other server.`),
+    });
     this.claimed = true;
   }
 
@@ -212,8 +210,7 @@ export class SqliteJournalBackend implements JournalBackend {
   async close(): Promise<void> {
     if (this.claimed) {
       this.claimed = false;
-      // A pid file left behind names a process that is gone, and the next claim replaces it.
-      releasePidFile(this.lockFile);
+      await releaseServerClaim(this.pidFile);
     }
     const db = this.db;
     this.db = undefined;

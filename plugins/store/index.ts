@@ -6,7 +6,7 @@ import Keyv from "keyv";
 import type { Logger } from "pino";
 import type { Bester } from "../../core/bester.js";
 import { BesterError } from "../../core/errors.js";
-import { createFolder } from "../../core/pid-file.js";
+import { createFolder } from "../../core/folders.js";
 import type { BesterPlugin } from "../../core/plugin.js";
 import { MemoryStoreProvider, type StoreProvider } from "../../core/store.js";
 import { RedisStoreProvider } from "./redis-store.js";

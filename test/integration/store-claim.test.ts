@@ -8,11 +8,11 @@ import { createClient } from "@keyv/redis";
 import type { BesterConfig } from "../../core/config/types.js";
 import { BesterError } from "../../core/errors.js";
 import { LEASE_KEY } from "../../plugins/journal/redis-lease.js";
-import { fixtureHandler, startServer, type TestServer } from "../helper.js";
+import { fixtureHandler, REPO_ROOT, startServer, type TestServer } from "../helper.js";
 import { startRedis, type RedisServer } from "../redis-server.js";
 
 // Two servers on one store would both resume its stored jobs and run them twice, so the journal
-// claims the store: a pid file next to a SQLite file, an expiring key in Redis.
+// claims the store: a lock file next to a SQLite file, an expiring key in Redis.
 
 /** Returns the error that starting a server with `config` fails with. */
 async function startFailure(config: BesterConfig): Promise<BesterError> {
@@ -60,6 +60,32 @@ describe("store claimed by one server", function () {
     expect(second.code).to.equal("dataDirInUse");
     expect(third.code).to.equal("dataDirInUse");
     expect(pidFile).to.equal(true);
+  });
+
+  it("keeps the data folder from a process in another pid namespace", function () {
+    // A container sharing the folder through a volume: its process ids mean nothing here. unshare
+    // needs unprivileged user namespaces; where they are off, there is nothing to check.
+    const probe = spawnSync("unshare", ["-Urpf", "--mount-proc", "true"]);
+    if (probe.status !== 0) {
+      this.skip();
+    }
+    return (async () => {
+      const dataDir = path.join(folder, "namespaced-data");
+      const first = await startServer({ dataDir });
+      const script = `
+        const { takeServerClaim } = await import(${JSON.stringify(path.join(REPO_ROOT, "core", "server-claim.ts"))});
+        const { BesterError } = await import(${JSON.stringify(path.join(REPO_ROOT, "core", "errors.ts"))});
+        try {
+          await takeServerClaim({ pidFile: ${JSON.stringify(path.join(dataDir, "bester.pid"))}, lockFile: ${JSON.stringify(path.join(dataDir, "bester.lock"))}, setting: "dataDir", inUse: (owner) => new BesterError("dataDirInUse", "in use by " + owner) });
+          console.log("claimed as pid " + process.pid);
+        } catch (error) {
+          console.log(error.code + ": " + error.message);
+        }`;
+      const other = spawnSync("unshare", ["-Urpf", "--mount-proc", process.execPath, "--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8", cwd: REPO_ROOT });
+      await first.stop();
+
+      expect(other.stdout.trim()).to.equal(`dataDirInUse: in use by ${process.pid}`);
+    })();
   });
 
   describe("sqlite", () => {
