@@ -144,7 +144,8 @@ async function submit(options: SubmitOptions): Promise<number> {
     const result = await client.run(options.type, data, {
       priority: options.priority,
       timeoutMs: deadline === undefined ? undefined : Math.max(deadline - Date.now(), 1),
-      onProgress: (report) => progress!.step(`running ${options.type}: ${JSON.stringify(report)}`),
+      // Progress belongs to the job, and in a chain it may come from a later step's handler.
+      onProgress: (report) => progress!.step(`running ${options.type} job, progress ${JSON.stringify(report)}`),
     }).catch((error: unknown) => {
       // Ends the spinner line before the error line, which explains what happened to the job.
       const accepted = error instanceof BesterClientError && error.jobID !== undefined;

@@ -64,6 +64,14 @@ describe("CLI client commands against bester start", () => {
     expect(result.stderr).to.include(`job ${jobID} completed`);
   });
 
+  it("submit shows the job's progress", async () => {
+    const result = await runCli(["submit", ...login("alice", "alice-pw"), "-t", "progress", "--data", '{"steps":2}']);
+
+    expect(result.code).to.equal(0);
+    expect(result.stderr).to.include('running progress job, progress {"step":1,"of":2}');
+    expect(result.stderr).to.include('running progress job, progress {"step":2,"of":2}');
+  });
+
   it("submit --no-wait prints only the job id", async () => {
     const result = await runCli(["submit", ...login("alice", "alice-pw"), "-t", "echo", "--text", "hi", "--no-wait"]);
 
