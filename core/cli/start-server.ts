@@ -105,21 +105,28 @@ function describeDrain(bester: Bester): string {
   }
   const seconds = bester.config.shutdown.drainTimeoutMs / 1000;
   const left = bester.store.durable ? "stay stored and run after the next start" : "are lost, because the store is memory";
-  return `stopping: waiting up to ${seconds} s for ${running} running job${running === 1 ? "" : "s"}. Jobs still running then, and the ${queued} queued, ${left}. Press Ctrl-C again to stop at once`;
+  return `stopping: waiting up to ${seconds} s for ${running} running job${running === 1 ? "" : "s"}. Jobs still running then, and the ${queued} queued, ${left}. Press Ctrl-C again to stop at once.`;
 }
 
 /** JSON log lines go to stdout for services; on a terminal they go to a file so the console stays readable. */
 function openLog(config: ResolvedConfig, destination: string | undefined): { log: Logger; logTarget: string } {
   const target = destination ?? (process.stdout.isTTY ? path.join(config.dataDir, "bester.log") : "stdout");
-  if (target === "stdout") {
-    return { log: createLogger({ level: config.logLevel }), logTarget: "stdout" };
+  if (target === "stdout" || target === "stderr") {
+    return { log: createLogger({ level: config.logLevel, destination: target === "stdout" ? 1 : 2 }), logTarget: target };
   }
 
   const logFile = path.resolve(target);
   // Opened here rather than by pino in the background: when start-up fails and the process exits
   // at once, pino's exit flush throws "sonic boom is not ready yet" on a file that is still opening.
-  mkdirSync(path.dirname(logFile), { recursive: true });
-  const file = pino.destination({ dest: openSync(logFile, "a"), sync: false });
+  let descriptor: number;
+  try {
+    mkdirSync(path.dirname(logFile), { recursive: true });
+    descriptor = openSync(logFile, "a");
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === "EISDIR" ? "it is a folder" : (error as Error).message;
+    throw new BesterClientError("invalidArgument", `The log file ${logFile} cannot be opened: ${reason}. Pass a file path, stdout or stderr to --log.`, { cause: error });
+  }
+  const file = pino.destination({ dest: descriptor, sync: false });
   // On a terminal, warnings and errors also go to stderr so problems are seen at once, as one
   // readable line each; the file keeps the JSON lines, stacks included.
   const stream = process.stdout.isTTY

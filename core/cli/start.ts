@@ -9,7 +9,7 @@ export function registerStartCommand(program: Command): void {
     .description("Start a server from bester.config.ts (or the file given with --config).")
     .option("-c, --config <file>", "config file to load instead of searching for bester.config.*")
     .option("-l, --listen <[host:]port>", "listen on this address instead of the config's first listener (keeps its other settings, such as tls)")
-    .option("--log <destination>", 'where log lines go: "stdout", or a file path (default: stdout, or <dataDir>/bester.log when stdout is a terminal)')
+    .option("--log <destination>", 'where log lines go: "stdout", "stderr", or a file path (default: stdout, or <dataDir>/bester.log when stdout is a terminal)')
     .action(async (options: StartOptions) => {
       const { start } = await import("./start-server.js");
       await start(options);

@@ -59,7 +59,7 @@ function isMoreSpecific(error: ErrorObject, than: ErrorObject): boolean {
 
 /** Rule of each config pattern in words, shown in place of the regular expression. */
 const PATTERN_RULES: Record<string, string> = {
-  "^(memory|sqlite://.+|redis://.+|rediss://.+)$": 'must be "memory", "sqlite://PATH", "redis://HOST:PORT" or "rediss://HOST:PORT"',
+  "^(memory|sqlite://.+|redis://.+|rediss://.+)$": 'must be "memory", "sqlite://PATH", "redis://HOST:PORT" or "redis://HOST:PORT/DB" ("rediss://" for TLS)',
   "^[^@:\\s]+:[0-9]{1,5}$|^\\[[0-9a-fA-F:.]+\\]:[0-9]{1,5}$": 'must be "host:port", such as "jobs.example.org:2222" or "[::1]:2222"',
   "^ed25519:[A-Za-z0-9+/]{43}=$": 'must be "ed25519:" followed by 44 base64 characters, as "bester keys" prints it',
   "^[^@:]{1,128}$": 'must be 1 to 128 characters without "@" or ":"',
@@ -94,6 +94,10 @@ function withArticle(type: string): string {
 
 /** Writes the value as the author would have: NaN and Infinity, which JSON shows as null, by name. */
 function describeValue(value: unknown): string {
+  if (typeof value === "function") {
+    // Usually a plugin factory listed without calling it: `websocketTransport` for `websocketTransport()`.
+    return `the function ${value.name || "(anonymous)"}, not its result (call it: ${value.name || "factory"}(...))`;
+  }
   if (value === undefined || (typeof value === "number" && !Number.isFinite(value))) {
     return String(value);
   }

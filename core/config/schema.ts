@@ -210,6 +210,7 @@ export function resolveConfig(config: unknown, root: string, file?: string): Res
 
   const maxFrameBytes = config.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
   const store = config.store ?? `sqlite://${path.join(dataDir, "bester.sqlite")}`;
+  checkRedisUrl(store, source);
   return {
     root,
     file,
@@ -288,6 +289,30 @@ function assertSocketPathFits(socket: string, type: string, source: string): voi
 
 function formatHost(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
+}
+
+/**
+ * Checks a Redis store URL the way the Redis client reads it, so a bad port or database number is
+ * reported as a config mistake at load time rather than as a failure inside the store plugin.
+ */
+function checkRedisUrl(store: string, source: string): void {
+  if (!store.startsWith("redis://") && !store.startsWith("rediss://")) {
+    return;
+  }
+  let problem: string | undefined;
+  try {
+    const url = new URL(store);
+    if (url.hostname === "") {
+      problem = "it names no host";
+    } else if (!/^(\/[0-9]*)?$/.test(url.pathname)) {
+      problem = `the path "${url.pathname}" is not a database number`;
+    }
+  } catch {
+    problem = "it is not a valid URL (check the host and that the port is a number)";
+  }
+  if (problem) {
+    throw new BesterError("invalidConfig", `Invalid config in ${source}: store = ${JSON.stringify(store)} is not a Redis URL of the form redis://HOST:PORT or redis://HOST:PORT/DB: ${problem}. Fix store and start again.`);
+  }
 }
 
 /** Makes a relative sqlite path absolute, so the store does not depend on the working folder. */

@@ -53,7 +53,8 @@ export class AccountStore {
     if (!record) {
       throw new BesterError("unknownUser", `User "${username}" does not exist. Add it with "bester user add ${username}".`);
     }
-    await this.keyv.set(username, await hashPassword(password, record.admin));
+    // createdAt stays, because it distinguishes this account from a removed one of the same name.
+    await this.keyv.set(username, { ...(await hashPassword(password, record.admin)), createdAt: record.createdAt });
   }
 
   /** Grants or revokes admin rights; throws `unknownUser` when the user does not exist. */
@@ -85,6 +86,12 @@ export class AccountStore {
     return isValidUsername(username) && (await this.keyv.has(username));
   }
 
+  /** Returns when the account was created, or undefined when there is none; a re-created account gets a new time. */
+  async createdAtOf(username: string): Promise<number | undefined> {
+    const record = isValidUsername(username) ? await this.keyv.get(username) : undefined;
+    return record ? (record.createdAt ?? 0) : undefined;
+  }
+
   async isAdmin(username: string): Promise<boolean> {
     return (await this.keyv.get(username))?.admin === true;
   }
@@ -105,11 +112,20 @@ export class AccountStore {
 
   /** Checks a password in constant time; unknown users cost the same hash as known ones. */
   async verify(username: string, password: string): Promise<boolean> {
+    return (await this.verifiedAccount(username, password)) !== undefined;
+  }
+
+  /**
+   * Checks a password like verify() and returns the creation time of the account it matched, or
+   * undefined. The time distinguishes that account from one added later under the same name.
+   */
+  async verifiedAccount(username: string, password: string): Promise<number | undefined> {
     const record = isValidUsername(username) ? await this.keyv.get(username) : undefined;
     const checked = record ?? (await this.decoyRecord());
     const expected = Buffer.from(checked.hash, "base64");
     const actual = await scrypt(password, Buffer.from(checked.salt, "base64"), { ...checked.params, maxmem: SCRYPT_PARAMS.maxmem });
-    return record !== undefined && expected.length === actual.length && timingSafeEqual(expected, actual);
+    const matches = record !== undefined && expected.length === actual.length && timingSafeEqual(expected, actual);
+    return matches ? (record.createdAt ?? 0) : undefined;
   }
 
   private decoyRecord(): Promise<AccountRecord> {

@@ -30,8 +30,9 @@ export function accountsPlugin(options: AccountsOptions): BesterPlugin {
       const store = () => (accounts ??= new AccountStore(bester.store.namespace<AccountRecord>(ACCOUNTS_NAMESPACE)));
 
       const limiter = new LoginLimiter(options.loginLimits);
-      // Users whose logins this plugin decided; another onAuth plugin's users have no account here.
-      const authenticated = new Set<string>();
+      // Ids of the connections whose logins this plugin decided, with the creation time of the
+      // account they logged in to. Another onAuth plugin's users have no account here.
+      const authenticated = new Map<string, number>();
       const removals = new RemovalWatch(store, bester.sessions, authenticated, log, options.removalCheckMs);
 
       bester.hooks.start.tapPromise(PLUGIN_NAME, () => removals.start());
@@ -44,11 +45,13 @@ export function accountsPlugin(options: AccountsOptions): BesterPlugin {
           return { ok: false, error: { code: "rateLimited", message: `Too many failed logins for "${username}" or from this address. Retry in up to ${seconds} s.` } };
         }
 
-        // The second read closes most of the scrypt hash's window, in which a removal could land
-        // and its check run before this session exists.
-        if ((await store().verify(username, password)) && (await store().exists(username))) {
+        // The second read closes most of the scrypt hash's window, in which the account could be
+        // removed (or removed and added again) and the removal check run before this session exists.
+        const createdAt = await store().verifiedAccount(username, password);
+        if (createdAt !== undefined && (await store().createdAtOf(username)) === createdAt) {
           limiter.recordSuccess(username);
-          authenticated.add(username);
+          // By connection id, because the session registry keeps its own object for the same connection.
+          authenticated.set(connection.id, createdAt);
           return { ok: true, user: username };
         }
         limiter.recordFailure(username, connection.remoteAddress);

@@ -3,7 +3,7 @@
 // it changed, checks which logged-in users still have an account.
 
 import type { Logger } from "pino";
-import type { SessionRegistry } from "../../core/sessions.js";
+import type { Connection, SessionRegistry } from "../../core/sessions.js";
 import type { AccountStore } from "./account-store.js";
 
 /** How often the server reads the removal mark, so about the longest a removed user stays connected. */
@@ -17,8 +17,8 @@ export class RemovalWatch {
   constructor(
     private readonly accounts: () => AccountStore,
     private readonly sessions: SessionRegistry,
-    /** Users the accounts plugin logged in; only they are checked. */
-    private readonly authenticated: Set<string>,
+    /** Ids of the connections the accounts plugin logged in, with their account's creation time; only they are checked. */
+    private readonly authenticated: Map<string, number>,
     private readonly log: Logger,
     private readonly intervalMs = REMOVAL_CHECK_MS,
   ) {}
@@ -42,15 +42,22 @@ export class RemovalWatch {
     }
     this.checking = true;
     try {
+      this.forgetClosedConnections();
       const mark = await this.accounts().removalMark();
       if (mark === this.lastMark) {
         return;
       }
       this.lastMark = mark;
       for (const { user } of this.sessions.list()) {
-        if (this.authenticated.has(user) && !(await this.accounts().exists(user))) {
-          this.authenticated.delete(user);
-          this.closeSessionsOf(user);
+        const checked = this.sessions.connectionsOf(user).filter((connection) => this.authenticated.has(connection.id));
+        if (checked.length === 0) {
+          continue;
+        }
+        // A removed account that was added again under the same name has a new creation time.
+        const createdAt = await this.accounts().createdAtOf(user);
+        const stale = checked.filter((connection) => this.authenticated.get(connection.id) !== createdAt);
+        if (stale.length > 0) {
+          this.close(user, stale);
         }
       }
     } catch (error) {
@@ -61,10 +68,32 @@ export class RemovalWatch {
     }
   }
 
-  private closeSessionsOf(user: string): void {
-    const connections = this.sessions.connectionsOf(user);
+  /**
+   * Drops the ids of connections that have closed. The registry has no close event for plugins, so
+   * this runs once the map has grown well past the live connections, which keeps it cheap.
+   */
+  private forgetClosedConnections(): void {
+    const live = this.sessions.list().reduce((sum, entry) => sum + entry.connections, 0);
+    if (this.authenticated.size <= 2 * live + 100) {
+      return;
+    }
+    const ids = new Set<string>();
+    for (const { user } of this.sessions.list()) {
+      for (const connection of this.sessions.connectionsOf(user)) {
+        ids.add(connection.id);
+      }
+    }
+    for (const id of this.authenticated.keys()) {
+      if (!ids.has(id)) {
+        this.authenticated.delete(id);
+      }
+    }
+  }
+
+  private close(user: string, connections: Connection[]): void {
     this.log.info({ user, connections: connections.length }, "closing the connections of a removed user");
     for (const connection of connections) {
+      this.authenticated.delete(connection.id);
       connection.close({ code: "notAuthenticated", message: `The account "${user}" was removed, so this connection closes.` });
     }
   }

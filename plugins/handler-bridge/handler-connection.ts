@@ -14,6 +14,7 @@ import { rawOr, rawValueAt, rememberRaw } from "../../core/protocol/raw-json.js"
 export interface HandlerConnectionOptions {
   type: string;
   socket: string;
+  /** Position in the type's pool, from 1. */
   index: number;
   timeoutMs: number;
   maxFrameBytes: number;
@@ -24,6 +25,7 @@ export interface HandlerConnectionOptions {
 
 const MIN_BACKOFF_MS = 50;
 const MAX_BACKOFF_MS = 2000;
+const CONNECT_REPORT_AFTER_MS = 2000;
 
 /**
  * One read buffer for every handler connection. The kernel's bytes land here and are copied out
@@ -72,6 +74,10 @@ export class HandlerConnection implements HandlerWorker {
   private everConnected = false;
   /** Code of the last error on the current socket, e.g. EPIPE. */
   private socketErrorCode: string | undefined;
+  /** Code of the last failed connect that was logged, so each cause is logged once until a connect succeeds. */
+  private loggedConnectError: string | undefined;
+  /** Date.now() of the first failed connect since the last success. */
+  private failingSince: number | undefined;
 
   constructor(private readonly options: HandlerConnectionOptions) {
     this.name = `${options.type}#${options.index}`;
@@ -107,6 +113,8 @@ export class HandlerConnection implements HandlerWorker {
     socket.on("connect", () => {
       this.backoffMs = MIN_BACKOFF_MS;
       this.socketErrorCode = undefined;
+      this.loggedConnectError = undefined;
+      this.failingSince = undefined;
       if (!this.everConnected) {
         this.everConnected = true;
         this.options.log.debug({ worker: this.name, socket: this.options.socket }, "handler connection open");
@@ -150,7 +158,7 @@ export class HandlerConnection implements HandlerWorker {
 
       if (this.options.timeoutMs > 0) {
         inFlight.timer = setTimeout(() => {
-          // A handler that wrote a wrong length prefix looks like a slow one, so say that part of a frame came.
+          // A handler that wrote a wrong length prefix looks like a slow one, so the message counts the partial frame.
           const partial = this.decoder?.bufferedBytes ?? 0;
           const faster = `Make the handler faster or raise handlers.${job.type}.timeoutMs.`;
           const advice = partial > 0 ? `${faster} ${partial} bytes of a frame had arrived but not the rest; if the reply is small, check the length prefix the handler writes.` : faster;
@@ -243,6 +251,17 @@ export class HandlerConnection implements HandlerWorker {
     this.failInFlight(new HandlerLinkError("handlerFailed", `The connection to handler "${this.options.type}" closed before it replied.`, unread));
     if (this.stopped) {
       return;
+    }
+
+    // Only the first connection of a type reports, so a pool of several does not repeat the line,
+    // and only after 2 s of failures, the time a handler the server starts usually takes to listen.
+    if (!wasConnected) {
+      this.failingSince ??= Date.now();
+    }
+    if (!wasConnected && this.options.index === 1 && Date.now() - this.failingSince! >= CONNECT_REPORT_AFTER_MS && this.socketErrorCode !== this.loggedConnectError) {
+      this.loggedConnectError = this.socketErrorCode;
+      const reason = this.socketErrorCode === "ENOENT" ? "the socket file does not exist" : this.socketErrorCode === "ECONNREFUSED" ? "nothing listens on the socket" : `connecting failed (${this.socketErrorCode ?? "closed"})`;
+      this.options.log.warn({ type: this.options.type, socket: this.options.socket, code: this.socketErrorCode }, `cannot connect to handler "${this.options.type}": ${reason}; retrying until it is up. Check that the handler runs and listens on handlers.${this.options.type}.socket`);
     }
 
     // A handler that closes after each reply reconnects at once; a missing socket backs off.

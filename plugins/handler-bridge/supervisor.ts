@@ -82,7 +82,10 @@ export class HandlerSupervisor {
         this.restartDelayMs = MIN_RESTART_DELAY_MS;
       }
       this.crashes += 1;
-      this.log.warn({ type: this.type, ...fields, crashes: this.crashes, restartInMs: this.restartDelayMs }, message);
+      // A handler that keeps failing would repeat this line every 10 s while the server runs. After
+      // the first three, only every tenth is a warning, and the rest go to debug.
+      const level = this.crashes <= 3 || this.crashes % 10 === 0 ? "warn" : "debug";
+      this.log[level]({ type: this.type, ...fields, crashes: this.crashes, restartInMs: this.restartDelayMs }, message);
       this.restartTimer = setTimeout(() => {
         void this.start().catch((error: unknown) => this.log.error({ type: this.type, err: error }, "handler restart failed"));
       }, this.restartDelayMs);
@@ -97,7 +100,12 @@ export class HandlerSupervisor {
         const program = Array.isArray(command) ? command[0] : "/bin/sh";
         // spawn reports a missing working folder as ENOENT too, so check which one is missing.
         const cwdMissing = this.config.cwd !== undefined && !existsSync(this.config.cwd);
-        const reason = cwdMissing ? `working folder ${this.config.cwd} not found` : error.code === "ENOENT" ? `program "${program}" not found` : error.message;
+        let reason = error.message;
+        if (cwdMissing) {
+          reason = `working folder ${this.config.cwd} not found`;
+        } else if (error.code === "ENOENT") {
+          reason = `program "${program}" not found`;
+        }
         this.log.error({ type: this.type, code: error.code, command, cwd: this.config.cwd }, `handler process could not start: ${reason}. Check handlers.${this.type}.command and handlers.${this.type}.cwd`);
       }
       restart({ code: error.code }, "handler process failed to start; retrying");

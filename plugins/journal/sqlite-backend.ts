@@ -1,7 +1,7 @@
 // The journal on SQLite: its own table in the store's file, on its own connection, in write-ahead
 // logging mode. Each batch is one transaction, so one fsync covers every job in it.
 
-import { mkdirSync } from "node:fs";
+import { mkdirSync, realpathSync } from "node:fs";
 import path from "node:path";
 import sqlite3 from "sqlite3";
 import { BesterError } from "../../core/errors.js";
@@ -40,10 +40,8 @@ export class SqliteJournalBackend implements JournalBackend {
     this.files = new ValueFiles(`${file}-values`);
   }
 
-  /** Pid file that names the server holding the store file. */
-  private get pidFile(): string {
-    return `${this.file}.pid`;
-  }
+  /** Pid file that names the server holding the store file; set by claim(). */
+  private pidFile: string | undefined;
 
   async open(): Promise<void> {
     if (this.options.claim) {
@@ -78,9 +76,12 @@ export class SqliteJournalBackend implements JournalBackend {
    * servers whose configs name one file with different data folders.
    */
   private async claim(): Promise<void> {
+    // Next to the real file, so a symbolic link to the store file leads to the same claim.
+    const real = realFileOf(this.file);
+    this.pidFile = `${real}.pid`;
     await takeServerClaim({
       pidFile: this.pidFile,
-      lockFile: `${this.file}.lock`,
+      lockFile: `${real}.lock`,
       setting: "store",
       inUse: (owner) =>
         new BesterError("storeInUse", `Another server${owner === undefined ? "" : ` (process ${owner})`} uses the store ${this.description}. Give each server its own store file, or stop the other server.`),
@@ -208,7 +209,7 @@ export class SqliteJournalBackend implements JournalBackend {
   }
 
   async close(): Promise<void> {
-    if (this.claimed) {
+    if (this.claimed && this.pidFile) {
       this.claimed = false;
       await releaseServerClaim(this.pidFile);
     }
@@ -281,4 +282,17 @@ function inlineScript(puts: string[], removals: string[]): string | undefined {
 /** Quotes text as an SQL string literal, in which the only escape is a doubled single quote. */
 function literal(text: string): string {
   return `'${text.replaceAll("'", "''")}'`;
+}
+
+/** Resolves symbolic links in `file`, or in its folder while the file does not exist yet. */
+function realFileOf(file: string): string {
+  try {
+    return realpathSync(file);
+  } catch {
+    try {
+      return path.join(realpathSync(path.dirname(file)), path.basename(file));
+    } catch {
+      return file;
+    }
+  }
 }

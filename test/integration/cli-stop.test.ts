@@ -43,6 +43,13 @@ describe("bester start stopped while jobs run", function () {
     return address!;
   }
 
+  it("start --log with a folder exits 1", async () => {
+    const result = await runCli(["start", "-c", config, "--log", folder]);
+
+    expect(result.code).to.equal(1);
+    expect(result.stderr).to.include(`bester: The log file ${folder} cannot be opened: it is a folder. Pass a file path, stdout or stderr to --log. [invalidArgument]`);
+  });
+
   it("second Ctrl-C stops at once and keeps the jobs", async () => {
     const server = await start();
     for (const text of ["one", "two"]) {

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { startServer, type TestServer } from "../helper.js";
+import { startServer, waitUntil, type TestServer } from "../helper.js";
 
 describe("handler supervisor", () => {
   let server: TestServer | undefined;
@@ -28,6 +28,23 @@ describe("handler supervisor", () => {
     expect(last.crashes).to.be.a("number").and.at.least(2);
   });
 
+  it("names a handler socket that does not exist", async () => {
+    server = await startServer({
+      handlers: { external: { socket: "/tmp/bester-no-such-handler.sock", connections: 3, unavailableTimeoutMs: 60_000 } },
+    });
+
+    const reportsOf = (logs: Array<Record<string, unknown>>) => logs.filter((line) => String(line.msg).startsWith('cannot connect to handler "external"'));
+    // Reported after 2 s of failed connects; then three more connect attempts pass unreported.
+    await waitUntil(() => reportsOf(server!.logs).length > 0, "the connect failure was reported", 8000);
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const reports = reportsOf(server.logs);
+
+    expect(reports).to.have.length(1);
+    expect(reports[0]!.msg).to.equal('cannot connect to handler "external": the socket file does not exist; retrying until it is up. Check that the handler runs and listens on handlers.external.socket');
+    expect(reports[0]!.socket).to.equal("/tmp/bester-no-such-handler.sock");
+    expect(reports[0]!.level).to.equal(40);
+  });
+
   it("names a missing working folder", async () => {
     server = await startServer({
       handlers: { nowhere: { command: ["/bin/sleep", "30"], cwd: "/nonexistent/handler-folder", unavailableTimeoutMs: 60_000 } },
@@ -54,7 +71,10 @@ describe("handler supervisor", () => {
     expect(failure).to.not.have.property("err");
     expect(started).to.deep.equal([]);
     // Start-up waited for the handler, so it failed several times, and each failure after the first is a retry line only.
-    expect(retries.length).to.be.at.least(3);
+    expect(retries.length).to.be.at.least(4);
     expect(failures).to.have.length(1);
+    // Only the first three retries (and then every tenth) are warnings.
+    expect(retries.slice(0, 3).map((line) => line.level)).to.deep.equal([40, 40, 40]);
+    expect(retries[3]!.level).to.equal(20);
   });
 });

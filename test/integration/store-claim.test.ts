@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readlinkSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { expect } from "chai";
@@ -117,6 +117,18 @@ describe("store claimed by one server", function () {
 
       expect(error.code).to.equal("storeInUse");
       expect(kept).to.equal(true);
+    });
+
+    it("follows a symbolic link to the store file", async () => {
+      const file = path.join(folder, "linked.sqlite");
+      const first = await startServer({ store: `sqlite://${file}` });
+      const link = path.join(folder, "link-to-linked.sqlite");
+      await symlink(file, link);
+
+      const error = await startFailure({ store: `sqlite://${link}` });
+      await first.stop();
+
+      expect(error.code).to.equal("storeInUse");
     });
 
     it("starts after the first server stopped", async () => {

@@ -62,6 +62,23 @@ describe("user removed while logged in", function () {
     carol.close();
   });
 
+  it("closes the old connections of a re-created user", async () => {
+    const old = await connectAs(server.port, "gina");
+
+    await runCli(["user", "remove", "gina", "-c", config]);
+    const added = await runCli(["user", "add", "gina", "-c", config], { input: "new-password\n" });
+    const notice = await old.nextReply("error", REMOVAL_CHECK_MS + 5000);
+    await old.waitClosed();
+    const fresh = await RawClient.connect(server.port);
+    await login(fresh, "gina", "new-password", false);
+
+    expect(added.code).to.equal(0);
+    expect((notice.error as { code: string }).code).to.equal("notAuthenticated");
+    expect(fresh.closed).to.equal(false);
+    fresh.close();
+    await runCli(["user", "remove", "gina", "-c", config]);
+  });
+
   it("lists users without the removal mark", async () => {
     const listed = await runCli(["user", "list", "-c", config]);
 

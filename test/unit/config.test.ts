@@ -70,6 +70,29 @@ describe("config validation", () => {
     expect(error.message).to.include("bester.config.json");
   });
 
+  it("names a plugin factory that was not called", () => {
+    function websocketTransport(): void {}
+    const error = configError({ plugins: [websocketTransport] });
+
+    expect(error.message).to.include("plugins.0 = the function websocketTransport, not its result (call it: websocketTransport(...))");
+  });
+
+  for (const [store, problem] of [
+    ["redis://127.0.0.1:notaport", "it is not a valid URL"],
+    ["redis://127.0.0.1:6379/abc", 'the path "/abc" is not a database number'],
+  ] as const) {
+    it(`rejects the Redis URL ${store}`, () => {
+      const error = configError({ store });
+
+      expect(error.code).to.equal("invalidConfig");
+      expect(error.message).to.include(`store = "${store}" is not a Redis URL of the form redis://HOST:PORT or redis://HOST:PORT/DB: ${problem}`);
+    });
+  }
+
+  it("accepts a Redis URL with a database number", () => {
+    expect(resolveConfig({ store: "redis://127.0.0.1:6379/3" }, ROOT).store).to.equal("redis://127.0.0.1:6379/3");
+  });
+
   it("lists the allowed log levels", () => {
     const error = configError({ log: { level: "warning" } });
 
@@ -77,7 +100,7 @@ describe("config validation", () => {
   });
 
   for (const [name, config, rule] of [
-    ["a store URL typo", { store: "sqlte://x" }, 'store = "sqlte://x" must be "memory", "sqlite://PATH"'],
+    ["a store URL typo", { store: "sqlte://x" }, 'store = "sqlte://x" must be "memory", "sqlite://PATH", "redis://HOST:PORT" or "redis://HOST:PORT/DB"'],
     ["a server name without port", { server: { name: "example.org" } }, 'must be "host:port"'],
     ["a handler type with @", { handlers: { "a@b": { socket: "/tmp/a.sock" } } }, 'invalid key "a@b", which must be 1 to 128 characters without "@" or ":"'],
     ["a malformed peer key", { federation: { peers: [{ name: "h:1", publicKey: "x" }] } }, 'must be "ed25519:" followed by 44 base64 characters'],
