@@ -21,7 +21,7 @@ export interface ServerClaim {
 }
 
 /** Open lock connections by pid file, for release. */
-const held = new Map<string, sqlite3.Database>();
+const lockConnections = new Map<string, sqlite3.Database>();
 
 /** Takes the claim, or throws `inUse` when another server, in this process or another, has it. */
 export async function takeServerClaim(claim: ServerClaim): Promise<void> {
@@ -32,7 +32,7 @@ export async function takeServerClaim(claim: ServerClaim): Promise<void> {
   if (!lock) {
     throw claim.inUse(readOwner(claim.pidFile));
   }
-  held.set(claim.pidFile, lock);
+  lockConnections.set(claim.pidFile, lock);
   try {
     writeFileSync(claim.pidFile, `${process.pid}\n`);
   } catch (error) {
@@ -43,11 +43,11 @@ export async function takeServerClaim(claim: ServerClaim): Promise<void> {
 
 /** Ends a claim this process holds: removes the pid file, then drops the lock. Returns a failure for the caller to log. */
 export async function releaseServerClaim(pidFile: string): Promise<Error | undefined> {
-  const lock = held.get(pidFile);
+  const lock = lockConnections.get(pidFile);
   if (!lock) {
     return undefined;
   }
-  held.delete(pidFile);
+  lockConnections.delete(pidFile);
 
   let failure: Error | undefined;
   try {

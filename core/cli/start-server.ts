@@ -127,8 +127,8 @@ function openLog(config: ResolvedConfig, destination: string | undefined): { log
     throw new BesterClientError("invalidArgument", `The log file ${logFile} cannot be opened: ${reason}. Pass a file path, stdout or stderr to --log.`, { cause: error });
   }
   const file = pino.destination({ dest: descriptor, sync: false });
-  // On a terminal, warnings and errors also go to stderr so problems are seen at once, as one
-  // readable line each; the file keeps the JSON lines, stacks included.
+  // On a terminal, warnings and errors also go to stderr as readable lines, so problems are seen at
+  // once. The file keeps the JSON lines, stacks included.
   const stream = process.stdout.isTTY
     ? pino.multistream([
         { level: "trace", stream: file },

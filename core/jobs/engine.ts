@@ -216,7 +216,7 @@ export class JobEngine {
   /** Fails jobs that waited for a worker longer than the type allows. */
   readonly expire = (jobs: Job[]): void => {
     for (const job of jobs) {
-      // A job that was on a connection when it closed may be what ended the handler, so say so.
+      // A job that was on a connection when it closed may be what ended the handler, so the message mentions it.
       const earlier = job.attempts > 0 ? ` The job was sent to the handler before, and the connection closed before a reply ${job.attempts === 1 ? "once" : `${job.attempts} times`}, so the job itself may make the handler exit.` : "";
       void this.finish(job, {
         status: "failed",

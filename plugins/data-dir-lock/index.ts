@@ -12,7 +12,7 @@ import { releaseServerClaim, takeServerClaim } from "../../core/server-claim.js"
 
 export const PLUGIN_NAME = "data-dir-lock";
 
-/** Names the process that holds the folder. */
+/** Pid file that names the server process that claimed the folder. */
 export const PID_FILE = "bester.pid";
 /** Locked while a server holds the folder; it stays in place after the server stops. */
 export const LOCK_FILE = "bester.lock";

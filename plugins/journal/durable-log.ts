@@ -20,8 +20,8 @@ const logs = new WeakMap<Bester, SharedLog>();
 
 /**
  * Creates the backend for a store URL; the journal lives next to the keyv data. With `claim`, its
- * open() claims the store for this process, so a second server on the same store stops with
- * storeInUse instead of running the first one's jobs again; close() releases the claim.
+ * open() claims the store for this process, and close() releases the claim. A second server on the
+ * same store then stops with storeInUse instead of running the first one's jobs again.
  */
 export function createJournalBackend(storeUrl: string, log?: Logger, options: { claim?: boolean } = {}): JournalBackend {
   if (storeUrl.startsWith("sqlite://")) {

@@ -112,11 +112,11 @@ describe("store claimed by one server", function () {
       await writeFile(valueFile, "x".repeat(1024));
 
       const error = await startFailure({ store: `sqlite://${file}` });
-      const kept = existsSync(valueFile);
+      const valueFileKept = existsSync(valueFile);
       await first.stop();
 
       expect(error.code).to.equal("storeInUse");
-      expect(kept).to.equal(true);
+      expect(valueFileKept).to.equal(true);
     });
 
     it("follows a symbolic link to the store file", async () => {
@@ -196,10 +196,10 @@ describe("store claimed by one server", function () {
     });
 
     /** Boot and pid namespace of this machine, as a server here records them in its claim. */
-    const here = () => ({ host: os.hostname(), boot: readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim(), pidNamespace: readlinkSync("/proc/self/ns/pid") });
+    const thisMachine = () => ({ host: os.hostname(), boot: readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim(), pidNamespace: readlinkSync("/proc/self/ns/pid") });
 
     it("takes over the claim of a killed server on this host", async () => {
-      const stale = JSON.stringify({ ...here(), pid: deadPid(), token: "stale-token" });
+      const stale = JSON.stringify({ ...thisMachine(), pid: deadPid(), token: "stale-token" });
       await withClient((client) => client.set(LEASE_KEY, stale, { PX: 60_000 }));
 
       const server = await startServer({ store: redis.url });
@@ -212,7 +212,7 @@ describe("store claimed by one server", function () {
 
     it("keeps the claim of a server in another pid namespace", async () => {
       // A container with the host's name: its process ids mean nothing here, so a dead-looking pid proves nothing.
-      const container = JSON.stringify({ ...here(), pidNamespace: "pid:[1]", pid: deadPid(), token: "container-token" });
+      const container = JSON.stringify({ ...thisMachine(), pidNamespace: "pid:[1]", pid: deadPid(), token: "container-token" });
       await withClient((client) => client.set(LEASE_KEY, container, { PX: 60_000 }));
 
       const error = await startFailure({ store: redis.url });
