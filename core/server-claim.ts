@@ -14,7 +14,7 @@ export interface ServerClaim {
   pidFile: string;
   /** File that SQLite locks; it stays in place after the claim ends. */
   lockFile: string;
-  /** The error for a claim that another server holds; `owner` is its process id when the pid file names one. */
+  /** Creates the error for a claim that another server has; `owner` is its process id when the pid file names one. */
   inUse: (owner: number | undefined) => BesterError;
   /** Config key that chose the folder, named when the folder cannot be created. */
   setting: string;
@@ -25,8 +25,10 @@ const lockConnections = new Map<string, sqlite3.Database>();
 
 /** Takes the claim, or throws `inUse` when another server, in this process or another, has it. */
 export async function takeServerClaim(claim: ServerClaim): Promise<void> {
-  createFolder(path.dirname(claim.pidFile), claim.setting);
-  createFolder(path.dirname(claim.lockFile), claim.setting);
+  // Both files usually share a folder, which then is created once.
+  for (const folder of new Set([path.dirname(claim.pidFile), path.dirname(claim.lockFile)])) {
+    createFolder(folder, claim.setting);
+  }
 
   const lock = await lockExclusively(claim.lockFile);
   if (!lock) {
@@ -61,7 +63,7 @@ export async function releaseServerClaim(pidFile: string): Promise<Error | undef
 
 /**
  * Opens `file` as a SQLite database and takes an exclusive lock that the connection keeps until it
- * closes. Resolves with the connection, or undefined when another connection holds the lock.
+ * closes. Resolves with the connection, or undefined when another connection has the lock.
  */
 async function lockExclusively(file: string): Promise<sqlite3.Database | undefined> {
   const db = await new Promise<sqlite3.Database>((resolve, reject) => {

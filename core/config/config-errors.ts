@@ -2,6 +2,7 @@
 // and what the key accepts, so the author can fix the file without reading the schema.
 
 import type { ErrorObject, SchemaObject } from "ajv";
+import { describePattern } from "../protocol/schemas.js";
 
 /**
  * Describes the most specific schema mistake in `config` with its key, value and fix. `reference`
@@ -57,21 +58,12 @@ function isMoreSpecific(error: ErrorObject, than: ErrorObject): boolean {
   return than.keyword === "type" && error.keyword !== "type";
 }
 
-/** Rule of each config pattern in words, shown in place of the regular expression. */
-const PATTERN_RULES: Record<string, string> = {
-  "^(memory|sqlite://.+|redis://.+|rediss://.+)$": 'must be "memory", "sqlite://PATH", "redis://HOST:PORT" or "redis://HOST:PORT/DB" ("rediss://" for TLS)',
-  "^[^@:\\s]+:[0-9]{1,5}$|^\\[[0-9a-fA-F:.]+\\]:[0-9]{1,5}$": 'must be "host:port", such as "jobs.example.org:2222" or "[::1]:2222"',
-  "^ed25519:[A-Za-z0-9+/]{43}=$": 'must be "ed25519:" followed by 44 base64 characters, as "bester keys" prints it',
-  "^[^@:]{1,128}$": 'must be 1 to 128 characters without "@" or ":"',
-  "^/": 'must start with "/"',
-};
-
 /** Says what the key accepts: "must be an integer from 0 to 1000" rather than ajv's "must be >= 0". */
 function describeProblem(error: ErrorObject, schema: SchemaObject): string {
   if (error.keyword === "enum") {
     return `must be one of ${(error.params.allowedValues as unknown[]).map((value) => JSON.stringify(value)).join(", ")}`;
   }
-  const rule = error.keyword === "pattern" ? PATTERN_RULES[String(error.params.pattern)] : undefined;
+  const rule = error.keyword === "pattern" ? describePattern(String(error.params.pattern)) : undefined;
   if (rule) {
     return rule;
   }

@@ -9,11 +9,24 @@ const ajv = new Ajv({ allErrors: false, strict: true });
 const JOB_TYPE_PATTERN = "^[^@:]+$";
 const HANDOFF_TARGET_PATTERN = "^[^@]+@.+$";
 
-/** Rule of each schema pattern in words, shown in error messages in place of the regular expression. */
+/**
+ * Rule of each pattern in the message and config schemas in words, shown in error messages in
+ * place of the regular expression.
+ */
 const PATTERN_RULES: Record<string, string> = {
   [JOB_TYPE_PATTERN]: 'must not contain "@" or ":"',
   [HANDOFF_TARGET_PATTERN]: 'must have the form "<type>@<host:port>", such as "wordcount@10.0.0.2:2222"',
+  "^(memory|sqlite://.+|redis://.+|rediss://.+)$": 'must be "memory", "sqlite://PATH", "redis://HOST:PORT" or "redis://HOST:PORT/DB" ("rediss://" for TLS)',
+  "^[^@:\\s]+:[0-9]{1,5}$|^\\[[0-9a-fA-F:.]+\\]:[0-9]{1,5}$": 'must be "host:port", such as "jobs.example.org:2222" or "[::1]:2222"',
+  "^ed25519:[A-Za-z0-9+/]{43}=$": 'must be "ed25519:" followed by 44 base64 characters, as "bester keys" prints it',
+  "^[^@:]{1,128}$": 'must be 1 to 128 characters without "@" or ":"',
+  "^/": 'must start with "/"',
 };
+
+/** Returns what `pattern` requires in words, such as 'must start with "/"', or undefined for a pattern without a rule. */
+export function describePattern(pattern: string): string | undefined {
+  return PATTERN_RULES[pattern];
+}
 
 const account: SchemaObject = {
   type: "object",
@@ -136,7 +149,7 @@ export function describeSchemaError(errors: ErrorObject[] | null | undefined): s
   if (first.keyword === "additionalProperties") {
     return `${path === "(root)" ? "" : path}/${String(first.params.additionalProperty)} is not an allowed property`;
   }
-  const rule = first.keyword === "pattern" ? PATTERN_RULES[String(first.params.pattern)] : undefined;
+  const rule = first.keyword === "pattern" ? describePattern(String(first.params.pattern)) : undefined;
   if (rule) {
     return `${path} ${rule}`;
   }

@@ -1,6 +1,6 @@
 // Ends the sessions of users removed while they are logged in. `bester user remove` edits the store
-// from another process, so the server reads the store's removal mark every few seconds and, when
-// it changed, checks which logged-in users still have an account.
+// from another process, so the server reads the store's removal mark every few seconds. When it
+// changed, the server checks that each logged-in user's account is still the one they logged in to.
 
 import type { Logger } from "pino";
 import type { Connection, SessionRegistry } from "../../core/sessions.js";
@@ -35,7 +35,7 @@ export class RemovalWatch {
     this.timer = undefined;
   }
 
-  /** Closes the connections of every logged-in user whose account is gone, once the mark changed. */
+  /** Closes the connections whose account is gone or was added again, once the mark changed. */
   async check(): Promise<void> {
     if (this.checking) {
       return;

@@ -1,10 +1,11 @@
 // The journal on SQLite: its own table in the store's file, on its own connection, in write-ahead
 // logging mode. Each batch is one transaction, so one fsync covers every job in it.
 
-import { mkdirSync, realpathSync } from "node:fs";
+import { realpathSync } from "node:fs";
 import path from "node:path";
 import sqlite3 from "sqlite3";
 import { BesterError } from "../../core/errors.js";
+import { createFolder } from "../../core/folders.js";
 import { releaseServerClaim, takeServerClaim } from "../../core/server-claim.js";
 import { prefixEnd, type JournalBackend, type JournalBatch, type JournalEntry } from "./backend.js";
 import { FILE_VALUE_CHARS, isFileReference, REFERENCE_RANGE, ValueFiles } from "./value-files.js";
@@ -48,7 +49,7 @@ export class SqliteJournalBackend implements JournalBackend {
       // Before anything else: the sweep below deletes value files the owner may have just written.
       await this.claim();
     }
-    mkdirSync(path.dirname(this.file), { recursive: true });
+    createFolder(path.dirname(this.file), "store");
     this.db = await new Promise<sqlite3.Database>((resolve, reject) => {
       const db = new sqlite3.Database(this.file, (error) => (error ? reject(error) : resolve(db)));
     });
