@@ -2,12 +2,13 @@
 // ends with exactly one notification to its submitter (none for handoffs from peers).
 
 import type { Logger } from "pino";
-import { BesterError, toWireError, type WireError } from "../errors.js";
+import { BesterError, type WireError } from "../errors.js";
 import type { BesterHooks } from "../hooks.js";
 import { rawOr, rememberRaw, type RawJson } from "../protocol/raw-json.js";
 import type { SessionRegistry } from "../sessions.js";
 import { directingError, runDirector } from "./directing.js";
 import { createJobId, formatOutputId, type HandlerOutput, type Job } from "./job.js";
+import { decideRunFailure } from "./run-failure.js";
 import type { HandlerWorker, Scheduler } from "./scheduler.js";
 
 export interface SubmitOptions {
@@ -33,12 +34,6 @@ export interface EngineOptions {
   serverName: string;
   maxChainLength: number;
 }
-
-/**
- * Resends of one job after `unread` link failures, which do not count against `retries`. The cap
- * only stops a handler that never reads anything from bouncing a job forever.
- */
-const MAX_UNREAD_RESENDS = 10;
 
 export class JobEngine {
   private accepting = true;
@@ -281,35 +276,29 @@ export class JobEngine {
   }
 
   private handleRunError(job: Job, worker: HandlerWorker, error: unknown): void {
-    const retryable = error instanceof BesterError && error.code === "handlerFailed" && (error as { retryable?: boolean }).retryable === true;
-    if (retryable && !this.accepting) {
-      // Shutdown closed the connection under the job: it stays stored and runs after the next start.
-      this.log.info({ jobId: job.id, type: job.type, worker: worker.name }, "job interrupted by shutdown; left for the next start");
-      return;
-    }
-    const unread = retryable && (error as { unread?: boolean }).unread === true;
     const resends = this.unreadResends.get(job) ?? 0;
-    if (unread && resends < MAX_UNREAD_RESENDS) {
-      // A handler that closes after each reply drops a job sent before its close arrived; resend it.
-      this.unreadResends.set(job, resends + 1);
-      this.log.debug({ jobId: job.id, type: job.type, worker: worker.name }, "handler closed the connection without reading the job; resending it");
-      this.scheduler.retry(job);
-      return;
-    }
-
     const retries = this.scheduler.optionsOf(job.type)?.retries ?? 0;
-    if (retryable && job.attempts < retries) {
-      job.attempts += 1;
-      // The message is enough here: the error comes from the connection, so its stack adds nothing.
-      this.log.warn({ jobId: job.id, type: job.type, worker: worker.name, attempt: job.attempts, reason: (error as BesterError).message }, "handler connection failed mid-job; retrying on another connection");
-      this.scheduler.retry(job);
-      return;
+    const decision = decideRunFailure(job, error, { accepting: this.accepting, retries, resends });
+    const context = { jobId: job.id, type: job.type, worker: worker.name };
+
+    switch (decision.action) {
+      case "leave":
+        this.log.info(context, "job interrupted by shutdown; left for the next start");
+        return;
+      case "resend":
+        this.unreadResends.set(job, resends + 1);
+        this.log.debug(context, "handler closed the connection without reading the job; resending it");
+        this.scheduler.retry(job);
+        return;
+      case "retry":
+        job.attempts += 1;
+        // The message is enough here: the error comes from the connection, so its stack adds nothing.
+        this.log.warn({ ...context, attempt: job.attempts, reason: decision.reason }, "handler connection failed mid-job; retrying on another connection");
+        this.scheduler.retry(job);
+        return;
+      case "fail":
+        void this.finish(job, { status: "failed", error: decision.error });
     }
-    const wire = toWireError(error, "handlerFailed");
-    if (retryable && job.attempts > 0) {
-      wire.message = `${wire.message} It failed the same way on each of ${job.attempts + 1} attempts. For a handler the server starts itself, the server log has its exit code and stderr.`;
-    }
-    void this.finish(job, { status: "failed", error: wire });
   }
 
   private reportProgress(job: Job, progress: unknown): void {
