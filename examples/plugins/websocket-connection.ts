@@ -15,6 +15,8 @@ export interface FrameReceiver {
 }
 
 export interface WebSocketConnectionOptions {
+  /** Maximum message size in bytes; a larger message gets a `frameTooLarge` error, then the close. */
+  maxMessageBytes: number;
   /** Bytes of unsent output after which a client that does not read is disconnected. */
   maxBufferedBytes: number;
   /** Milliseconds a connection may stay unauthenticated; 0 turns the limit off. */
@@ -31,6 +33,8 @@ export class WebSocketConnection implements Connection {
   /** Set by the socket's close event, after which the session is no longer registered. */
   private socketClosed = false;
   private authTimer: NodeJS.Timeout | undefined;
+  /** WebSocket close status sent by close(): 1000, or 1009 (Message Too Big) after an oversized message. */
+  private closeStatus = 1000;
   /** Messages sent but not yet handed to the operating system, by send number, in order. */
   private unflushed = new Map<number, object>();
   private sent = 0;
@@ -53,10 +57,15 @@ export class WebSocketConnection implements Connection {
 
     this.socket.on("message", (data: Buffer | ArrayBuffer | Buffer[]) => {
       const body = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+      if (body.length > this.options.maxMessageBytes) {
+        this.rejectTooLarge(body.length);
+        return;
+      }
       this.session.receive(parseFrameBody(body));
     });
     this.socket.on("error", (error) => {
-      // ws reports protocol violations here, such as a message over maxPayload, and then closes.
+      // ws reports protocol violations here and has already begun the close. One of them is a
+      // message over its maxPayload, which the transport sets above maxMessageBytes as a hard cap.
       this.log.info({ connection: this.id, err: error }, "websocket error; closing the connection");
     });
     this.socket.on("close", () => {
@@ -111,7 +120,7 @@ export class WebSocketConnection implements Connection {
       this.send({ reply: "error", error });
     }
     this.closed = true;
-    this.socket.close(1000);
+    this.socket.close(this.closeStatus);
     // A client that never completes the closing handshake would keep the socket open.
     setTimeout(() => this.socket.terminate(), 2000).unref();
   }
@@ -139,6 +148,23 @@ export class WebSocketConnection implements Connection {
   destroy(): void {
     this.closed = true;
     this.socket.terminate();
+  }
+
+  /**
+   * Rejects a message over maxMessageBytes as the TCP transport rejects an oversized frame: the
+   * session sends `frameTooLarge` after the replies to earlier requests, then calls close().
+   */
+  private rejectTooLarge(length: number): void {
+    // 1009 also gives the reason to WebSocket clients that only look at the close status.
+    this.closeStatus = 1009;
+    this.session.receive({
+      kind: "error",
+      fatal: true,
+      error: {
+        code: "frameTooLarge",
+        message: `The message length ${length} exceeds maxMessageBytes (${this.options.maxMessageBytes}) of the WebSocket transport. Split the data or raise maxMessageBytes in the plugin's options.`,
+      },
+    });
   }
 
   private checkAuthenticated(): void {

@@ -18,15 +18,26 @@ export interface WebSocketTransportOptions {
   /** URL path clients connect to; default "/". */
   path?: string;
   /**
-   * Largest message accepted, in bytes; default the server's maxFrameBytes.
-   * NOTE: ws closes the connection with status 1009 on a larger message, without sending the
-   * `frameTooLarge` error reply that the TCP transport sends first. ws closes by design and has
-   * no hook to reply before the close.
+   * Maximum message size in bytes; default the server's maxFrameBytes, at most 1 GiB. A larger
+   * message gets a `frameTooLarge` error, then a close with status 1009 (Message Too Big).
+   * NOTE: a message over READ_LIMIT_FACTOR times this size gets the close without the error.
    */
   maxMessageBytes?: number;
   /** Milliseconds a connection may stay unauthenticated; default 30000. */
   authTimeoutMs?: number;
 }
+
+/**
+ * Multiple of maxMessageBytes that ws reads of one message before it closes the connection by
+ * itself (its maxPayload). ws 8.23 checks maxPayload when a frame header arrives (lib/receiver.js)
+ * and closes with status 1009 before it emits the error (lib/websocket.js), so no reply can go out.
+ * A message up to this multiple is therefore read whole and gets the `frameTooLarge` error, and
+ * the cap bounds what one connection buffers.
+ */
+const READ_LIMIT_FACTOR = 2;
+
+/** ws 8 stores maxPayload as a 32-bit signed integer (`maxPayload | 0`), and a larger value turns the limit off. */
+const MAX_WS_PAYLOAD = 2 ** 31 - 1;
 
 const OPTIONS_SCHEMA = {
   type: "object",
@@ -35,7 +46,7 @@ const OPTIONS_SCHEMA = {
     host: { type: "string", minLength: 1 },
     port: { type: "integer", minimum: 0, maximum: 65535 },
     path: { type: "string", pattern: "^/" },
-    maxMessageBytes: { type: "integer", minimum: 1 },
+    maxMessageBytes: { type: "integer", minimum: 1, maximum: 1073741824 },
     authTimeoutMs: { type: "integer", minimum: 1 },
   },
 };
@@ -53,7 +64,8 @@ export function websocketTransport(options: WebSocketTransportOptions = {}): Bes
 
       bester.hooks.listen.tapPromise(PLUGIN_NAME, async (addresses) => {
         const host = options.host ?? "127.0.0.1";
-        const wss = new WebSocketServer({ host, port: options.port ?? 2223, path: options.path, maxPayload: maxMessageBytes });
+        const maxPayload = Math.min(maxMessageBytes * READ_LIMIT_FACTOR, MAX_WS_PAYLOAD);
+        const wss = new WebSocketServer({ host, port: options.port ?? 2223, path: options.path, maxPayload });
         await new Promise<void>((resolve, reject) => {
           wss.once("listening", resolve);
           wss.once("error", (error: NodeJS.ErrnoException) => {
@@ -65,7 +77,7 @@ export function websocketTransport(options: WebSocketTransportOptions = {}): Bes
 
         wss.on("connection", (socket, request) => {
           const remote = `${request.socket.remoteAddress}:${request.socket.remotePort}`;
-          const connection = new WebSocketConnection(socket, remote, { maxBufferedBytes: maxMessageBytes + 8 * 1024 * 1024, authTimeoutMs: options.authTimeoutMs ?? 30_000 }, log);
+          const connection = new WebSocketConnection(socket, remote, { maxMessageBytes, maxBufferedBytes: maxMessageBytes + 8 * 1024 * 1024, authTimeoutMs: options.authTimeoutMs ?? 30_000 }, log);
           connections.add(connection);
           socket.once("close", () => connections.delete(connection));
           connection.attach(bester.openSession(connection));
