@@ -3,12 +3,10 @@
 
 import type { Command } from "commander";
 import { setTimeout as sleep } from "node:timers/promises";
-import { BesterClientError, RECONNECT_DEFAULTS, reconnectDelayMs, type BesterClient, type JobNotificationEvent, type JobOutputEvent, type JobProgressEvent } from "../../plugins/transport-tcp/client.js";
+import { isServerDown, RECONNECT_DEFAULTS, reconnectDelayMs } from "../../plugins/transport-tcp/client-backoff.js";
+import type { BesterClient, JobNotificationEvent, JobOutputEvent, JobProgressEvent } from "../../plugins/transport-tcp/client.js";
 import { addConnectOptions, connectAndLogin, passwordOf, type ConnectOptions } from "./connect.js";
 import { createProgress, type Progress } from "./spinner.js";
-
-/** Socket errors that clear once the server runs. TLS trust errors and unknown host names do not clear. */
-const SERVER_DOWN_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN"]);
 
 interface ListenOptions extends ConnectOptions {
   json?: boolean;
@@ -125,15 +123,6 @@ async function connectWhenUp(
       }
     }
   }
-}
-
-function isServerDown(error: unknown): boolean {
-  // A server that is starting or stopping may also reset the connection during the login.
-  if (!(error instanceof BesterClientError) || (error.code !== "connectFailed" && error.code !== "connectionClosed")) {
-    return false;
-  }
-  const cause = (error as { cause?: NodeJS.ErrnoException }).cause;
-  return cause?.code !== undefined && SERVER_DOWN_CODES.has(cause.code);
 }
 
 /** Formats one message as a readable block: a header line with the time, then the data. */

@@ -10,23 +10,16 @@ import { encodeFrame, FrameDecoder } from "../../core/protocol/frame-codec.js";
 import { encodeLongString } from "../../core/protocol/long-string.js";
 import type { WireError } from "../../core/errors.js";
 import type { ServerStatus } from "../../core/status.js";
+import { RECONNECT_DEFAULTS, reconnectDelayMs, retryWhileServerDown, type ReconnectOptions } from "./client-backoff.js";
 import { BesterClientError } from "./client-error.js";
 import { PendingRequests } from "./client-requests.js";
 import { runJob, type RunOptions, type RunResult } from "./client-run.js";
 import { iterateEvents, type ClientEvents, type JobNotificationEvent, type JobOutputEvent, type JobProgressEvent } from "./client-events.js";
 
+export { RECONNECT_DEFAULTS, reconnectDelayMs, type ReconnectOptions } from "./client-backoff.js";
 export { BesterClientError } from "./client-error.js";
 export type { ClientEvents, JobNotificationEvent, JobOutputEvent, JobProgressEvent } from "./client-events.js";
 export type { RunOptions, RunResult } from "./client-run.js";
-
-export interface ReconnectOptions {
-  /** Connection attempts after a loss before the client gives up and closes; default unlimited. */
-  retries?: number;
-  /** Milliseconds before the first attempt, doubled after each failure; default 200. */
-  delayMs?: number;
-  /** Upper bound of the delay between attempts, in milliseconds; default 5000. */
-  maxDelayMs?: number;
-}
 
 export interface ClientOptions {
   host?: string;
@@ -48,6 +41,13 @@ export interface ClientOptions {
   /** Milliseconds a connection attempt may take before it fails with `connectFailed`; default 10 000, 0 for no limit. */
   connectTimeoutMs?: number;
   /**
+   * Milliseconds connect() keeps retrying while the server is down, with the reconnect delays;
+   * default 0, a single attempt. Infinity waits without limit. The server counts as down while
+   * connecting is refused, reset, timed out or unreachable, or its name lookup fails for now
+   * (EAI_AGAIN). Other errors, such as TLS trust errors, reject at once.
+   */
+  waitForServerMs?: number;
+  /**
    * Milliseconds a request may wait for its reply, counted from when its frame was written; default
    * 30 000, 0 for no limit. A request without a reply in time fails with `timedOut`, and the client
    * closes the connection (and reconnects, when `reconnect` is on), because a late reply would be
@@ -55,14 +55,6 @@ export interface ClientOptions {
    * side. Waiting for a job's notification is not a request: see `RunOptions.timeoutMs`.
    */
   requestTimeoutMs?: number;
-}
-
-/** The reconnect delays the client uses when `reconnect` leaves them out. */
-export const RECONNECT_DEFAULTS = { delayMs: 200, maxDelayMs: 5000 } as const;
-
-/** Returns the wait before reconnect attempt `attempt` (counted from 1): `delayMs`, doubled per earlier attempt, at most `maxDelayMs`. */
-export function reconnectDelayMs(attempt: number, options: { delayMs: number; maxDelayMs: number }): number {
-  return Math.min(options.delayMs * 2 ** (attempt - 1), options.maxDelayMs);
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -94,10 +86,16 @@ export class BesterClient extends EventEmitter<ClientEvents> {
     };
   }
 
-  /** Connects to a server; rejects with `connectFailed` when the connection cannot be opened. */
+  /**
+   * Connects to a server; rejects with `connectFailed` when the connection cannot be opened. With
+   * `waitForServerMs` it first retries for that long while the server is down.
+   */
   static async connect(options: ClientOptions = {}): Promise<BesterClient> {
     const client = new BesterClient(options);
-    client.attach(await client.openSocket());
+    const waitMs = options.waitForServerMs ?? 0;
+    const backoff = client.reconnectOptions ?? RECONNECT_DEFAULTS;
+    const socket = waitMs > 0 ? await retryWhileServerDown(() => client.openSocket(), waitMs, backoff) : await client.openSocket();
+    client.attach(socket);
     return client;
   }
 
