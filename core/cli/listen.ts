@@ -4,7 +4,7 @@
 import type { Command } from "commander";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isServerDown, RECONNECT_DEFAULTS, reconnectDelayMs } from "../../plugins/transport-tcp/client-backoff.js";
-import type { BesterClient, JobNotificationEvent, JobOutputEvent, JobProgressEvent } from "../../plugins/transport-tcp/client.js";
+import { BesterClientError, endsSession, type BesterClient, type JobNotificationEvent, type JobOutputEvent, type JobProgressEvent } from "../../plugins/transport-tcp/client.js";
 import { addConnectOptions, connectAndLogin, passwordOf, type ConnectOptions } from "./connect.js";
 import { createProgress, type Progress } from "./spinner.js";
 
@@ -71,7 +71,12 @@ async function listen(options: ListenOptions): Promise<number> {
 
   client.on("disconnect", (error) => process.stderr.write(`connection lost (${error.message}); reconnecting\n`));
   client.on("reconnect", ({ attempt }) => process.stderr.write(`reconnected after ${attempt} attempt${attempt === 1 ? "" : "s"}\n`));
-  client.on("serverError", (error) => process.stderr.write(`server error: ${error.message} [${error.code}]\n`));
+  client.on("serverError", (error) => {
+    // An error that ends the session closes the client too, and is printed once below as the reason.
+    if (!endsSession(error)) {
+      process.stderr.write(`server error: ${error.message} [${error.code}]\n`);
+    }
+  });
 
   const closed = new Promise<Error | undefined>((resolve) => client!.once("close", (lost?: Error) => resolve(lost)));
   if (interrupt.signal.aborted) {

@@ -60,6 +60,16 @@ export interface ClientOptions {
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
+/**
+ * Returns whether an `error` message sent outside any request ends the session for good. The server
+ * sends `notAuthenticated` that way only right before it closes the connection: the user's account
+ * was removed, or the connection sent no auth in time. The client then reports that reason instead
+ * of reconnecting, whose login would hide it behind `invalidCredentials` or end the same way.
+ */
+export function endsSession(error: WireError): boolean {
+  return error.code === "notAuthenticated";
+}
+
 export class BesterClient extends EventEmitter<ClientEvents> {
   private socket!: net.Socket;
   private pending!: PendingRequests;
@@ -70,6 +80,8 @@ export class BesterClient extends EventEmitter<ClientEvents> {
   /** True while the reconnect loop runs, so a socket it opens and loses starts no second loop. */
   private inReconnectLoop = false;
   private closedError: BesterClientError | undefined;
+  /** The error the server sent on the current connection before ending the session, which becomes the reason of the close. */
+  private sessionEndedBy: BesterClientError | undefined;
   private readonly reconnectOptions: Required<ReconnectOptions> | undefined;
   /** Ids of jobs whose notification was emitted, oldest first, so a repeat after a server crash is dropped. */
   private readonly notified = new Set<string>();
@@ -240,6 +252,7 @@ export class BesterClient extends EventEmitter<ClientEvents> {
 
   private attach(socket: net.Socket): void {
     this.socket = socket;
+    this.sessionEndedBy = undefined;
     const decoder = new FrameDecoder(this.options.maxFrameBytes ?? 16 * 1024 * 1024);
     let lost: Error = new BesterClientError("connectionClosed", "The connection to the server closed.");
     const requestTimeoutMs = this.options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
@@ -270,8 +283,9 @@ export class BesterClient extends EventEmitter<ClientEvents> {
       if (this.closedError) {
         return;
       }
-      if (this.closing || !this.reconnectOptions) {
-        this.end(this.closing ? undefined : lost);
+      const endedBy = this.sessionEndedBy;
+      if (this.closing || !this.reconnectOptions || endedBy) {
+        this.end(this.closing ? undefined : endedBy ?? lost);
         return;
       }
       if (this.inReconnectLoop) {
@@ -299,7 +313,8 @@ export class BesterClient extends EventEmitter<ClientEvents> {
     const { retries } = this.reconnectOptions!;
     for (let attempt = 1; attempt <= retries; attempt += 1) {
       await sleep(reconnectDelayMs(attempt, this.reconnectOptions!));
-      if (this.closing) {
+      // The server may also have ended the session on a connection this loop opened.
+      if (this.closing || this.closedError) {
         break;
       }
 
@@ -387,7 +402,11 @@ export class BesterClient extends EventEmitter<ClientEvents> {
 
     if (!this.pending.resolveNext(message)) {
       // An error with no request waiting, such as an authentication timeout before a close.
-      this.emit("serverError", message.error as WireError);
+      const error = message.error as WireError;
+      if (endsSession(error)) {
+        this.sessionEndedBy = new BesterClientError(error.code, error.message);
+      }
+      this.emit("serverError", error);
     }
   }
 

@@ -1,10 +1,12 @@
 import { expect } from "chai";
+import { once } from "node:events";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { BesterPlugin } from "../../core/plugin.js";
 import { REMOVAL_CHECK_MS } from "../../plugins/accounts/removal-watch.js";
-import { runCli } from "../cli-runner.js";
+import { BesterClient, type BesterClientError } from "../../plugins/transport-tcp/client.js";
+import { runCli, spawnCli, waitForOutput } from "../cli-runner.js";
 import { connectAs, login, RawClient, startServer, type TestServer } from "../helper.js";
 
 /** Logs in "ldap-carol" without an account in the store, as a directory-service plugin would. */
@@ -77,6 +79,47 @@ describe("user removed while logged in", function () {
     expect(fresh.closed).to.equal(false);
     fresh.close();
     await runCli(["user", "remove", "gina", "-c", config]);
+  });
+
+  it("closes a reconnecting client without retrying", async () => {
+    const client = await BesterClient.connect({ port: server.port, reconnect: { delayMs: 50 } });
+    await client.register("judy", "judy-pw");
+    await client.auth("judy", "judy-pw");
+    let disconnected = false;
+    client.on("disconnect", () => (disconnected = true));
+    const closed = once(client, "close");
+
+    await runCli(["user", "remove", "judy", "-c", config]);
+    const [lost] = (await closed) as [BesterClientError | undefined];
+
+    expect(lost?.code).to.equal("notAuthenticated");
+    expect(lost?.message).to.equal('The account "judy" was removed, so this connection closes.');
+    expect(disconnected, "the client tried to reconnect").to.equal(false);
+    expect(client.closed).to.equal(true);
+  });
+
+  it("ends bester listen of a removed user", async () => {
+    const ivan = await connectAs(server.port, "ivan");
+    ivan.close();
+    const listener = spawnCli(["listen", "--server", `127.0.0.1:${server.port}`, "-u", "ivan", "-p", "secret"]);
+    let stderr = "";
+    listener.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+
+    try {
+      await waitForOutput(listener.stderr!, /listening as ivan@/);
+      // Listen for the exit before it can happen: the removal check may close the connection at once.
+      const exited = once(listener, "exit");
+      await runCli(["user", "remove", "ivan", "-c", config]);
+      const [code] = await exited;
+
+      expect(code).to.equal(1);
+      expect(stderr).to.include('bester: The account "ivan" was removed, so this connection closes. [notAuthenticated]');
+      expect(stderr, "listen reconnected after the removal").not.to.include("reconnecting");
+      expect(stderr).not.to.include("invalidCredentials");
+      expect(stderr.match(/was removed/g), "the reason printed more than once").to.have.length(1);
+    } finally {
+      listener.kill("SIGKILL");
+    }
   });
 
   it("lists users without the removal mark", async () => {
