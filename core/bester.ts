@@ -127,6 +127,16 @@ export class Bester {
   }
 
   /**
+   * Counts the accepted jobs that did not end: `queued` never reached a handler, and `running` were
+   * on a handler or finishing their director when shutdown closed the handler connections. Read
+   * after stop(): a durable store keeps these jobs for the next start, the memory store loses them.
+   */
+  unfinishedJobs(): { queued: number; running: number } {
+    const queued = this.scheduler.stats().reduce((sum, entry) => sum + entry.queued, 0);
+    return { queued, running: this.engine.interruptedJobs + this.engine.completingJobs };
+  }
+
+  /**
    * Stops the server: transports stop accepting, handler bridges let in-flight jobs finish up to
    * their deadline, then the store closes. Safe to call more than once.
    */
@@ -145,7 +155,7 @@ export class Bester {
     } finally {
       await this.hooks.close.promise();
       this.lifecycle = "stopped";
-      this.log.info({ server: this.serverName }, early ? "stopped before start-up finished" : "server stopped");
+      this.log.info({ server: this.serverName, unfinishedJobs: this.unfinishedJobs(), durable: this.store.durable }, early ? "stopped before start-up finished" : "server stopped");
       this.log.flush?.();
     }
   }

@@ -83,7 +83,7 @@ export async function start(options: StartOptions): Promise<void> {
     bester
       .stop()
       .then(() => {
-        process.stderr.write("stopped\n");
+        process.stderr.write(`${describeStopped(bester)}\n`);
         process.exit(0);
       })
       .catch((error: unknown) => {
@@ -106,6 +106,26 @@ function describeDrain(bester: Bester): string {
   const seconds = bester.config.shutdown.drainTimeoutMs / 1000;
   const left = bester.store.durable ? "stay stored and run after the next start" : "are lost, because the store is memory";
   return `stopping: waiting up to ${seconds} s for ${running} running job${running === 1 ? "" : "s"}. Jobs still running then, and the ${queued} queued, ${left}. Press Ctrl-C again to stop at once.`;
+}
+
+/** Returns the last line after a stop: how many accepted jobs did not end, and what becomes of them. */
+function describeStopped(bester: Bester): string {
+  const { queued, running } = bester.unfinishedJobs();
+  const total = queued + running;
+  if (total === 0) {
+    return "stopped";
+  }
+  const parts: string[] = [];
+  if (running > 0) {
+    parts.push(`${running} still running after the ${bester.config.shutdown.drainTimeoutMs / 1000} s drain time`);
+  }
+  if (queued > 0) {
+    parts.push(`${queued} queued`);
+  }
+  const fate = bester.store.durable
+    ? `${total === 1 ? "stays" : "stay"} stored and run${total === 1 ? "s" : ""} after the next start`
+    : `${total === 1 ? "is" : "are"} lost, because the store is memory`;
+  return `stopped: ${total} accepted job${total === 1 ? "" : "s"} (${parts.join(", ")}) ${fate}`;
 }
 
 /** JSON log lines go to stdout for services; on a terminal they go to a file so the console stays readable. */

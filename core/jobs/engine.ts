@@ -38,6 +38,7 @@ export interface EngineOptions {
 export class JobEngine {
   private accepting = true;
   private completing = 0;
+  private interrupted = 0;
   private unreadResends = new WeakMap<Job, number>();
   /**
    * Jobs whose onJobAccepted taps are still running (the promise) or failed (`false`). Such a job
@@ -171,6 +172,11 @@ export class JobEngine {
     return this.completing;
   }
 
+  /** Jobs whose handler connection shutdown closed before the reply; they did not end in this run. */
+  get interruptedJobs(): number {
+    return this.interrupted;
+  }
+
   /** Carries out the handler's reply: runs its director, then finishes the job. */
   private async complete(job: Job, reply: Record<string, unknown>): Promise<void> {
     // Checked first, so a job with no acceptance pending, the usual case, costs no extra promise.
@@ -283,6 +289,8 @@ export class JobEngine {
 
     switch (decision.action) {
       case "leave":
+        // Shutdown closed the connection under the job: it stays stored and runs after the next start.
+        this.interrupted += 1;
         this.log.info(context, "job interrupted by shutdown; left for the next start");
         return;
       case "resend":

@@ -37,10 +37,45 @@ describe("bester start stopped while jobs run", function () {
     await rm(folder, { recursive: true, force: true });
   });
 
-  async function start(): Promise<string> {
-    daemon = spawnCli(["start", "-c", config, "--log", path.join(folder, "bester.log")]);
+  async function start(configFile = config): Promise<string> {
+    daemon = spawnCli(["start", "-c", configFile, "--log", path.join(folder, "bester.log")]);
     const [, address] = await waitForOutput(daemon.stderr!, /listening on (127\.0\.0\.1:\d+)/);
     return address!;
+  }
+
+  /** Writes a config with one handler connection and a 1 s drain time, so a stop leaves one job running and the rest queued. */
+  async function writeShortDrainConfig(name: string, store: string): Promise<string> {
+    const file = path.join(folder, name);
+    await writeFile(
+      file,
+      JSON.stringify({
+        listen: { host: "127.0.0.1", port: 0 },
+        registration: true,
+        store,
+        dataDir: path.join(folder, `${name}-data`),
+        shutdown: { drainTimeoutMs: 1000 },
+        handlers: { slow: fixtureHandler("delay-echo", { connections: 1, env: { DELAY_MS: "20000" } }) },
+      }),
+    );
+    return file;
+  }
+
+  /** Submits `count` slow jobs, stops the server with one Ctrl-C and returns its exit code and stderr. */
+  async function submitAndStop(server: string, count: number): Promise<{ code: number; stderr: string }> {
+    for (let index = 1; index <= count; index += 1) {
+      const submitted = await runCli(["submit", "--server", server, "-u", "alice", "-p", "pw", "--register", "-t", "slow", "--text", `job ${index}`, "--no-wait"]);
+      expect(submitted.code).to.equal(0);
+    }
+    // The one handler connection takes the first job at once; the others wait in the queue.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+
+    const stopped = daemon!;
+    let stderr = "";
+    stopped.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+    const exited = once(stopped, "exit");
+    stopped.kill("SIGINT");
+    const [code] = (await exited) as [number];
+    return { code, stderr };
   }
 
   it("start --log with a folder exits 1", async () => {
@@ -80,5 +115,35 @@ describe("bester start stopped while jobs run", function () {
     expect((JSON.parse(resumedLine) as { resumed: number }).resumed).to.equal(2);
 
     daemon!.kill("SIGKILL");
+  });
+
+  it("counts the jobs a durable store keeps", async () => {
+    const durable = await writeShortDrainConfig("durable.json", `sqlite://${path.join(folder, "durable.sqlite")}`);
+    const server = await start(durable);
+
+    const { code, stderr } = await submitAndStop(server, 3);
+
+    expect(code).to.equal(0);
+    expect(stderr).to.include("stopped: 3 accepted jobs (1 still running after the 1 s drain time, 2 queued) stay stored and run after the next start\n");
+
+    // The log file is shared with the other tests, so only a line added by this restart counts.
+    const logText = () => readFileSync(path.join(folder, "bester.log"), "utf8");
+    const resumedLines = () => logText().split("\n").filter((line) => line.includes("resumed jobs left unfinished"));
+    const earlier = resumedLines().length;
+    await start(durable);
+    await waitUntil(() => resumedLines().length > earlier, "the restarted server resumed the jobs");
+    expect((JSON.parse(resumedLines().at(-1)!) as { resumed: number }).resumed).to.equal(3);
+
+    daemon!.kill("SIGKILL");
+  });
+
+  it("counts the jobs the memory store loses", async () => {
+    const memory = await writeShortDrainConfig("memory.json", "memory");
+    const server = await start(memory);
+
+    const { code, stderr } = await submitAndStop(server, 2);
+
+    expect(code).to.equal(0);
+    expect(stderr).to.include("stopped: 2 accepted jobs (1 still running after the 1 s drain time, 1 queued) are lost, because the store is memory\n");
   });
 });
