@@ -14,11 +14,14 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-/** Starts redis-server, on `port` when given (to restart one), and resolves once it accepts connections. */
-export async function startRedis(options: { port?: number } = {}): Promise<RedisServer> {
+/**
+ * Starts redis-server, on `port` when given (to restart one), with `args` added to its command line,
+ * and resolves once it accepts connections.
+ */
+export async function startRedis(options: { port?: number; args?: string[] } = {}): Promise<RedisServer> {
   const folder = await mkdtemp(path.join(os.tmpdir(), "bester-redis-"));
   const port = options.port ?? (await freePort());
-  const child: ChildProcess = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", folder], {
+  const child: ChildProcess = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", folder, ...(options.args ?? [])], {
     stdio: "ignore",
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));

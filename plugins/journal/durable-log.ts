@@ -46,7 +46,8 @@ export async function openDurableLog(bester: Bester, options: GroupCommitOptions
     const opened = backend
       .open()
       .catch((error: unknown) => {
-        if (error instanceof BesterError && error.code === "storeInUse") {
+        // These already name the store and what to do, as for a Redis database that does not exist.
+        if (error instanceof BesterError && (error.code === "storeInUse" || error.code === "storeFailed")) {
           throw error;
         }
         throw new BesterError("storeFailed", `Opening the journal at ${backend.description} failed: ${(error as Error).message}. Check that the path or URL in "store" is right and, for Redis, that redis-server is running there.`, { cause: error });

@@ -76,6 +76,10 @@ export async function openStore(provider: ReturnType<typeof createStoreProvider>
   try {
     await provider.open?.(log);
   } catch (error) {
+    // Such an error already names the store and its fix, as for a Redis database that does not exist.
+    if (error instanceof BesterError && error.code === "storeFailed") {
+      throw error;
+    }
     throw new BesterError("storeFailed", `Opening the store ${provider.description} failed: ${(error as Error).message}. Check that the path or URL in "store" is right and, for Redis, that redis-server is running there.`, { cause: error });
   }
 }

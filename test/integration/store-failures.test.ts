@@ -82,6 +82,67 @@ describe("store failures", function () {
     expect(Date.now() - started).to.be.below(REDIS_CONNECT_TIMEOUT_MS * 3);
   });
 
+  describe("redis connection setup rejected", () => {
+    /** Starts a server on `store` and returns the error it fails with and how long that took. */
+    async function failedStart(store: string): Promise<{ error: BesterError; elapsedMs: number }> {
+      const started = Date.now();
+      const error = await startServer({ store }).then(
+        (server: TestServer) => server.stop().then(() => undefined),
+        (caught: unknown) => caught,
+      );
+      expect(error, "the server started").to.be.instanceOf(BesterError);
+      return { error: error as BesterError, elapsedMs: Date.now() - started };
+    }
+
+    it("database out of range fails at once", async () => {
+      const redis = await startRedis();
+      try {
+        const { error, elapsedMs } = await failedStart(`${redis.url}/99`);
+        const config = path.join(folder, "redis-db-99.config.json");
+        await writeFile(config, JSON.stringify({ listen: { host: "127.0.0.1", port: 0 }, store: `${redis.url}/99`, dataDir: path.join(folder, "redis-db-99") }));
+        const listed = await runCli(["user", "list", "-c", config]);
+
+        expect(error.code).to.equal("storeFailed");
+        expect(error.message).to.include(`Redis at ${redis.url}/99 has no database 99: its "databases" setting is 16, so the store URL may name databases 0 to 15`);
+        expect(error.message).to.include('Redis replied "ERR DB index is out of range"');
+        expect(elapsedMs, "the error waited for the connect limit").to.be.below(REDIS_CONNECT_TIMEOUT_MS / 2);
+        expect(listed.code).to.equal(1);
+        expect(listed.stderr).to.include("has no database 99");
+        expect(listed.stderr).to.include("[storeFailed]");
+      } finally {
+        await redis.stop();
+      }
+    });
+
+    it("database out of range without CONFIG", async () => {
+      // Without CONFIG the limit cannot be read, so the message carries Redis's own reply.
+      const redis = await startRedis({ args: ["--databases", "4", "--rename-command", "CONFIG", ""] });
+      try {
+        const { error, elapsedMs } = await failedStart(`${redis.url}/4`);
+
+        expect(error.code).to.equal("storeFailed");
+        expect(error.message).to.include(`Redis at ${redis.url}/4 has no database 4 (Redis replied "ERR DB index is out of range")`);
+        expect(elapsedMs, "the error waited for the connect limit").to.be.below(REDIS_CONNECT_TIMEOUT_MS / 2);
+      } finally {
+        await redis.stop();
+      }
+    });
+
+    it("wrong password fails at once", async () => {
+      const redis = await startRedis({ args: ["--requirepass", "right-password"] });
+      try {
+        const { error, elapsedMs } = await failedStart(`redis://:wrong-password@127.0.0.1:${redis.port}`);
+
+        expect(error.code).to.equal("storeFailed");
+        expect(error.message).to.include(`Redis at redis://127.0.0.1:${redis.port} rejected the connection setup (Redis replied "WRONGPASS`);
+        expect(error.message, "the password appears in the message").not.to.include("wrong-password");
+        expect(elapsedMs, "the error waited for the connect limit").to.be.below(REDIS_CONNECT_TIMEOUT_MS / 2);
+      } finally {
+        await redis.stop();
+      }
+    });
+  });
+
   describe("redis outage while running", () => {
     let redis: RedisServer;
     let server: TestServer;
