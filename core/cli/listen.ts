@@ -4,7 +4,7 @@
 import type { Command } from "commander";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isServerDown, RECONNECT_DEFAULTS, reconnectDelayMs } from "../../plugins/transport-tcp/client-backoff.js";
-import { BesterClientError, endsSession, type BesterClient, type JobNotificationEvent, type JobOutputEvent, type JobProgressEvent } from "../../plugins/transport-tcp/client.js";
+import { endsSession, type BesterClient, type JobNotificationEvent, type JobOutputEvent, type JobProgressEvent } from "../../plugins/transport-tcp/client.js";
 import { addConnectOptions, connectAndLogin, passwordOf, type ConnectOptions } from "./connect.js";
 import { createProgress, type Progress } from "./spinner.js";
 
