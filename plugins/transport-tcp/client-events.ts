@@ -99,3 +99,25 @@ export function iterateEvents<T>(emitter: EventEmitter<any>, event: string, endE
     },
   };
 }
+
+/**
+ * Job ids whose notification was emitted, oldest first, so a notification the daemon repeats after
+ * a crash is dropped. The oldest id is dropped once the set contains more than `limit`.
+ */
+export class NotifiedJobs {
+  private readonly ids = new Set<string>();
+
+  constructor(private readonly limit: number) {}
+
+  /** Remembers the job id and returns whether this is its first notification. Job ids are unique per server. */
+  first(event: JobNotificationEvent): boolean {
+    if (this.ids.has(event.jobID)) {
+      return false;
+    }
+    this.ids.add(event.jobID);
+    if (this.ids.size > this.limit) {
+      this.ids.delete(this.ids.values().next().value!);
+    }
+    return true;
+  }
+}

@@ -4,7 +4,7 @@
 
 import { EventEmitter, once } from "node:events";
 import net from "node:net";
-import tls from "node:tls";
+import type tls from "node:tls";
 import { setTimeout as sleep } from "node:timers/promises";
 import { encodeFrame, FrameDecoder } from "../../core/protocol/frame-codec.js";
 import { encodeLongString } from "../../core/protocol/long-string.js";
@@ -12,9 +12,10 @@ import type { WireError } from "../../core/errors.js";
 import type { ServerStatus } from "../../core/status.js";
 import { RECONNECT_DEFAULTS, reconnectDelayMs, retryWhileServerDown, type ReconnectOptions } from "./client-backoff.js";
 import { BesterClientError } from "./client-error.js";
+import { openClientSocket } from "./client-socket.js";
 import { PendingRequests } from "./client-requests.js";
 import { runJob, type RunOptions, type RunResult } from "./client-run.js";
-import { iterateEvents, type ClientEvents, type JobNotificationEvent, type JobOutputEvent, type JobProgressEvent } from "./client-events.js";
+import { iterateEvents, NotifiedJobs, type ClientEvents, type JobNotificationEvent, type JobOutputEvent, type JobProgressEvent } from "./client-events.js";
 
 export { RECONNECT_DEFAULTS, reconnectDelayMs, type ReconnectOptions } from "./client-backoff.js";
 export { BesterClientError } from "./client-error.js";
@@ -57,7 +58,6 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
 }
 
-const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
 /**
@@ -83,13 +83,13 @@ export class BesterClient extends EventEmitter<ClientEvents> {
   /** The error the server sent on the current connection before ending the session, which becomes the reason of the close. */
   private sessionEndedBy: BesterClientError | undefined;
   private readonly reconnectOptions: Required<ReconnectOptions> | undefined;
-  /** Ids of jobs whose notification was emitted, oldest first, so a repeat after a server crash is dropped. */
-  private readonly notified = new Set<string>();
+  private readonly notified: NotifiedJobs;
 
   private constructor(private readonly options: ClientOptions) {
     super();
     // Each concurrent run() adds its own listeners, so many jobs at once is normal use.
     this.setMaxListeners(0);
+    this.notified = new NotifiedJobs(options.rememberNotifications ?? 100_000);
     const reconnect = options.reconnect === true ? {} : options.reconnect || undefined;
     this.reconnectOptions = reconnect && {
       retries: reconnect.retries ?? Number.POSITIVE_INFINITY,
@@ -220,34 +220,8 @@ export class BesterClient extends EventEmitter<ClientEvents> {
     }
   }
 
-  private async openSocket(): Promise<net.Socket> {
-    const host = this.options.host ?? "127.0.0.1";
-    const port = this.options.port ?? 2222;
-    const socket = this.options.tls ? tls.connect({ host, port, ...this.options.tls }) : net.createConnection({ host, port });
-    socket.setNoDelay(true);
-
-    // Without a limit, a connection to an address that drops packets waits out the kernel's SYN
-    // retries: about 127 s with Linux's default net.ipv4.tcp_syn_retries of 6.
-    const connectTimeoutMs = this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    let timedOut = false;
-    const timer = connectTimeoutMs > 0 ? setTimeout(() => {
-      timedOut = true;
-      // ETIMEDOUT is what the kernel reports for the same case, so callers can treat both alike.
-      socket.destroy(Object.assign(new Error(`No connection within ${connectTimeoutMs} ms.`), { code: "ETIMEDOUT" }));
-    }, connectTimeoutMs) : undefined;
-    try {
-      await once(socket, this.options.tls ? "secureConnect" : "connect");
-    } catch (error) {
-      socket.destroy();
-      const code = (error as NodeJS.ErrnoException).code;
-      const tlsReason = `${code ?? "TLS"}: ${(error as Error).message}`;
-      const reason = timedOut ? `timed out: no connection within ${connectTimeoutMs} ms` : this.options.tls ? tlsReason : code ?? (error as Error).message;
-      const hint = this.options.tls ? "Check that the server runs, listens with TLS there, and that its certificate is trusted (tls.ca)." : "Check that the server runs and listens there.";
-      throw new BesterClientError("connectFailed", `Connecting to ${host}:${port} failed (${reason}). ${hint}`, { cause: error });
-    } finally {
-      clearTimeout(timer);
-    }
-    return socket;
+  private openSocket(): Promise<net.Socket> {
+    return openClientSocket(this.options);
   }
 
   private attach(socket: net.Socket): void {
@@ -372,18 +346,6 @@ export class BesterClient extends EventEmitter<ClientEvents> {
     return reply;
   }
 
-  /** Remembers the job id and returns whether this is its first notification. Job ids are unique per server. */
-  private firstNotification(event: JobNotificationEvent): boolean {
-    if (this.notified.has(event.jobID)) {
-      return false;
-    }
-    this.notified.add(event.jobID);
-    if (this.notified.size > (this.options.rememberNotifications ?? 100_000)) {
-      this.notified.delete(this.notified.values().next().value!);
-    }
-    return true;
-  }
-
   private receive(message: Record<string, unknown>): void {
     const job = message.job as Record<string, unknown> | undefined;
     switch (message.reply) {
@@ -391,7 +353,7 @@ export class BesterClient extends EventEmitter<ClientEvents> {
         this.emit("output", job as unknown as JobOutputEvent);
         return;
       case "jobNotification":
-        if (this.firstNotification(job as unknown as JobNotificationEvent)) {
+        if (this.notified.first(job as unknown as JobNotificationEvent)) {
           this.emit("notification", job as unknown as JobNotificationEvent);
         }
         return;
