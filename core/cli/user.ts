@@ -4,7 +4,7 @@
 import type { Command } from "commander";
 import { BesterError } from "../errors.js";
 import type { AccountStore, AccountRecord } from "../../plugins/accounts/account-store.js";
-import { REMOVAL_CHECK_MS } from "../../plugins/accounts/removal-watch.js";
+import { ACCOUNT_CHECK_MS } from "../../plugins/accounts/account-watch.js";
 import { readPassword } from "./password-prompt.js";
 
 interface StoreOptions {
@@ -32,7 +32,8 @@ export function registerUserCommands(program: Command): void {
     .action(async (name: string, options: StoreOptions) => {
       const password = await readPassword(`New password for ${name}: `);
       const store = await withAccounts(options, (accounts) => accounts.setPassword(name, password));
-      process.stderr.write(`password of ${name} changed in ${store.description}\n`);
+      // A running server on this store closes the sessions opened with the old password.
+      process.stderr.write(`password of ${name} changed in ${store.description}; a running server closes the connections logged in with the old password within ${ACCOUNT_CHECK_MS / 1000} s\n`);
     });
 
   user
@@ -55,7 +56,7 @@ export function registerUserCommands(program: Command): void {
         throw new BesterError("unknownUser", `User "${name}" does not exist in ${store.description}.`);
       }
       // A running server on this store notices the removal and closes the user's connections.
-      process.stderr.write(`user ${name} removed from ${store.description}; a running server closes its connections within ${REMOVAL_CHECK_MS / 1000} s\n`);
+      process.stderr.write(`user ${name} removed from ${store.description}; a running server closes its connections within ${ACCOUNT_CHECK_MS / 1000} s\n`);
     });
 
   user

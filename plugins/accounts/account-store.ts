@@ -16,7 +16,18 @@ export interface AccountRecord {
   hash: string;
   params: { N: number; r: number; p: number };
   createdAt: number;
+  /** When the current password was set. Records written before this field existed use createdAt instead. */
+  passwordSetAt?: number;
   admin?: boolean;
+}
+
+/**
+ * The account state a session is bound to at login. A removed and re-created account has a new
+ * createdAt, and a new password a new passwordSetAt, so either change ends the sessions opened before it.
+ */
+export interface AccountVersion {
+  createdAt: number;
+  passwordSetAt: number;
 }
 
 function scrypt(password: string, salt: Buffer, params: ScryptOptions): Promise<Buffer> {
@@ -26,11 +37,11 @@ function scrypt(password: string, salt: Buffer, params: ScryptOptions): Promise<
 }
 
 /**
- * Key of the removal mark: a value that changes with every removal, so a running server notices
- * removals made by `bester user remove` with one read. No username can take it, because usernames
- * contain no "#".
+ * Key of the change mark: a value that changes with every removal and password change, so a
+ * running server notices those made by `bester user` with one read. No username can take it,
+ * because usernames contain no "#".
  */
-const REMOVAL_MARK_KEY = "#removed";
+const CHANGE_MARK_KEY = "#changed";
 
 export class AccountStore {
   /** A record to hash against for unknown users, so a failed login takes as long either way. */
@@ -54,7 +65,11 @@ export class AccountStore {
       throw new BesterError("unknownUser", `User "${username}" does not exist. Add it with "bester user add ${username}".`);
     }
     // createdAt stays, because it distinguishes this account from a removed one of the same name.
-    await this.keyv.set(username, { ...(await hashPassword(password, record.admin)), createdAt: record.createdAt });
+    // passwordSetAt must change even within one millisecond, because sessions compare it for equality.
+    const previous = versionOf(record).passwordSetAt;
+    const replaced = await hashPassword(password, record.admin);
+    await this.keyv.set(username, { ...replaced, createdAt: record.createdAt, passwordSetAt: Math.max(replaced.passwordSetAt!, previous + 1) });
+    await this.changeMark();
   }
 
   /** Grants or revokes admin rights; throws `unknownUser` when the user does not exist. */
@@ -67,29 +82,33 @@ export class AccountStore {
     await this.keyv.set(username, admin ? { ...rest, admin: true } : rest);
   }
 
-  /** Deletes a user and changes the removal mark; returns whether the user existed. */
+  /** Deletes a user and changes the change mark; returns whether the user existed. */
   async remove(username: string): Promise<boolean> {
     this.assertUsername(username);
     const existed = await this.keyv.delete(username);
     if (existed) {
-      await (this.keyv as Keyv<unknown>).set(REMOVAL_MARK_KEY, `${Date.now()}-${randomBytes(4).toString("hex")}`);
+      await this.changeMark();
     }
     return existed;
   }
 
-  /** Returns the removal mark, which changes whenever a user is removed; undefined before the first removal. */
-  async removalMark(): Promise<string | undefined> {
-    return (await (this.keyv as Keyv<unknown>).get(REMOVAL_MARK_KEY)) as string | undefined;
+  /** Returns the change mark, which changes with every removal and password change; undefined before the first. */
+  async readChangeMark(): Promise<string | undefined> {
+    return (await (this.keyv as Keyv<unknown>).get(CHANGE_MARK_KEY)) as string | undefined;
+  }
+
+  private async changeMark(): Promise<void> {
+    await (this.keyv as Keyv<unknown>).set(CHANGE_MARK_KEY, `${Date.now()}-${randomBytes(4).toString("hex")}`);
   }
 
   async exists(username: string): Promise<boolean> {
     return isValidUsername(username) && (await this.keyv.has(username));
   }
 
-  /** Returns when the account was created, or undefined when there is none; a re-created account gets a new time. */
-  async createdAtOf(username: string): Promise<number | undefined> {
+  /** Returns the account's version, or undefined when there is no such account. */
+  async versionOf(username: string): Promise<AccountVersion | undefined> {
     const record = isValidUsername(username) ? await this.keyv.get(username) : undefined;
-    return record ? (record.createdAt ?? 0) : undefined;
+    return record ? versionOf(record) : undefined;
   }
 
   async isAdmin(username: string): Promise<boolean> {
@@ -116,16 +135,17 @@ export class AccountStore {
   }
 
   /**
-   * Checks a password like verify() and returns the creation time of the account it matched, or
-   * undefined. The time distinguishes that account from one added later under the same name.
+   * Checks a password like verify() and returns the version of the account it matched, or
+   * undefined. The version distinguishes that account from one added later under the same name, and
+   * from the same account after a password change.
    */
-  async verifiedAccount(username: string, password: string): Promise<number | undefined> {
+  async verifiedAccount(username: string, password: string): Promise<AccountVersion | undefined> {
     const record = isValidUsername(username) ? await this.keyv.get(username) : undefined;
     const checked = record ?? (await this.decoyRecord());
     const expected = Buffer.from(checked.hash, "base64");
     const actual = await scrypt(password, Buffer.from(checked.salt, "base64"), { ...checked.params, maxmem: SCRYPT_PARAMS.maxmem });
     const matches = record !== undefined && expected.length === actual.length && timingSafeEqual(expected, actual);
-    return matches ? (record.createdAt ?? 0) : undefined;
+    return matches ? versionOf(record) : undefined;
   }
 
   private decoyRecord(): Promise<AccountRecord> {
@@ -144,5 +164,11 @@ async function hashPassword(password: string, admin?: boolean): Promise<AccountR
   const salt = randomBytes(SALT_BYTES);
   const hash = await scrypt(password, salt, SCRYPT_PARAMS);
   const { N, r, p } = SCRYPT_PARAMS;
-  return { salt: salt.toString("base64"), hash: hash.toString("base64"), params: { N, r, p }, createdAt: Date.now(), ...(admin ? { admin } : {}) };
+  const now = Date.now();
+  return { salt: salt.toString("base64"), hash: hash.toString("base64"), params: { N, r, p }, createdAt: now, passwordSetAt: now, ...(admin ? { admin } : {}) };
+}
+
+function versionOf(record: AccountRecord): AccountVersion {
+  const createdAt = record.createdAt ?? 0;
+  return { createdAt, passwordSetAt: record.passwordSetAt ?? createdAt };
 }

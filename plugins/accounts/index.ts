@@ -4,9 +4,9 @@
 import type { Bester } from "../../core/bester.js";
 import { BesterError, isWireCode, toWireError } from "../../core/errors.js";
 import type { BesterPlugin } from "../../core/plugin.js";
-import { AccountStore, type AccountRecord } from "./account-store.js";
+import { AccountStore, type AccountRecord, type AccountVersion } from "./account-store.js";
 import { LoginLimiter, type LoginLimiterOptions } from "./login-limiter.js";
-import { RemovalWatch } from "./removal-watch.js";
+import { AccountWatch } from "./account-watch.js";
 
 export const PLUGIN_NAME = "accounts";
 
@@ -17,8 +17,8 @@ export interface AccountsOptions {
   registration: boolean;
   /** Limits on failed logins before `rateLimited`; the defaults apply when left out. */
   loginLimits?: LoginLimiterOptions;
-  /** Milliseconds between checks for users removed while logged in; default 5000. */
-  removalCheckMs?: number;
+  /** Milliseconds between checks for users removed, or given a new password, while logged in; default 5000. */
+  accountCheckMs?: number;
 }
 
 export function accountsPlugin(options: AccountsOptions): BesterPlugin {
@@ -30,16 +30,16 @@ export function accountsPlugin(options: AccountsOptions): BesterPlugin {
       const store = () => (accounts ??= new AccountStore(bester.store.namespace<AccountRecord>(ACCOUNTS_NAMESPACE)));
 
       const limiter = new LoginLimiter(options.loginLimits);
-      // Ids of the connections whose logins this plugin decided, with the creation time of the
-      // account they logged in to. Another onAuth plugin's users have no account here.
-      const authenticated = new Map<string, number>();
-      const removals = new RemovalWatch(store, bester.sessions, authenticated, log, options.removalCheckMs);
+      // Ids of the connections whose logins this plugin decided, with the version of the account
+      // they logged in to. Another onAuth plugin's users have no account here.
+      const authenticated = new Map<string, AccountVersion>();
+      const watch = new AccountWatch(store, bester.sessions, authenticated, log, options.accountCheckMs);
 
-      bester.hooks.start.tapPromise(PLUGIN_NAME, () => removals.start());
-      bester.hooks.close.tap(PLUGIN_NAME, () => removals.stop());
+      bester.hooks.start.tapPromise(PLUGIN_NAME, () => watch.start());
+      bester.hooks.close.tap(PLUGIN_NAME, () => watch.stop());
 
       bester.hooks.onAuth.tapPromise(PLUGIN_NAME, async ({ username, password, connection }) => {
-        if (limiter.isLimited(username, connection.remoteAddress)) {
+        if (limiter.isLimited(username, connection.remoteAddress) && (await stillLimited(username, connection.remoteAddress))) {
           log.warn({ username, remote: connection.remoteAddress }, "login rejected: too many failed logins");
           const seconds = Math.ceil(limiter.windowMs / 1000);
           return { ok: false, error: { code: "rateLimited", message: `Too many failed logins for "${username}" or from this address. Retry in up to ${seconds} s.` } };
@@ -47,16 +47,29 @@ export function accountsPlugin(options: AccountsOptions): BesterPlugin {
 
         // The second read closes most of the scrypt hash's window, in which the account could be
         // removed (or removed and added again) and the removal check run before this session exists.
-        const createdAt = await store().verifiedAccount(username, password);
-        if (createdAt !== undefined && (await store().createdAtOf(username)) === createdAt) {
+        const version = await store().verifiedAccount(username, password);
+        if (version !== undefined && sameVersion(await store().versionOf(username), version)) {
           limiter.recordSuccess(username);
           // By connection id, because the session registry keeps its own object for the same connection.
-          authenticated.set(connection.id, createdAt);
+          authenticated.set(connection.id, version);
           return { ok: true, user: username };
         }
         limiter.recordFailure(username, connection.remoteAddress);
         return { ok: false, error: { code: "invalidCredentials", message: "The username or password is wrong." } };
       });
+
+      /**
+       * Forgets the username's failed logins made before its current password was set, then returns
+       * whether the login is still limited. An operator's new password thus lifts a user's
+       * rateLimited lock at once. The address's count stays, because it counts guesses from there.
+       */
+      async function stillLimited(username: string, remoteAddress: string): Promise<boolean> {
+        const version = await store().versionOf(username);
+        if (version) {
+          limiter.forgetUserFailuresBefore(username, version.passwordSetAt);
+        }
+        return limiter.isLimited(username, remoteAddress);
+      }
 
       bester.hooks.onUserLookup.tapPromise(PLUGIN_NAME, (user) => store().exists(user));
 
@@ -89,6 +102,10 @@ export function accountsPlugin(options: AccountsOptions): BesterPlugin {
       });
     },
   };
+}
+
+function sameVersion(current: AccountVersion | undefined, verified: AccountVersion): boolean {
+  return current !== undefined && current.createdAt === verified.createdAt && current.passwordSetAt === verified.passwordSetAt;
 }
 
 function failed(code: string, message: string): Record<string, unknown> {

@@ -48,6 +48,22 @@ export class LoginLimiter {
     this.failures.delete(userKey(username));
   }
 
+  /** Forgets a username's failures at or before `time` (milliseconds since the epoch); the host's count stays. */
+  forgetUserFailuresBefore(username: string, time: number): void {
+    const key = userKey(username);
+    const times = this.failures.get(key);
+    if (!times) {
+      return;
+    }
+    // Oldest first, so the failures to forget are a prefix.
+    const kept = times.findIndex((failedAt) => failedAt > time);
+    if (kept === -1) {
+      this.failures.delete(key);
+    } else {
+      times.splice(0, kept);
+    }
+  }
+
   /** Counts the failures of `key` inside the window, dropping older ones. */
   private recent(key: string, now: number): number {
     const times = this.failures.get(key);

@@ -51,4 +51,31 @@ describe("login limiter", () => {
 
     expect(limiter.isLimited("alice", "10.0.0.3:1", start)).to.equal(false);
   });
+
+  it("forgets a username's failures before a time", () => {
+    const limiter = new LoginLimiter({ maxFailuresPerUser: 2, maxFailuresPerHost: 10, windowMs: 1000 });
+    limiter.recordFailure("alice", "10.0.0.1:1", start);
+    limiter.recordFailure("alice", "10.0.0.1:1", start + 10);
+    limiter.recordFailure("alice", "10.0.0.1:1", start + 20);
+
+    limiter.forgetUserFailuresBefore("alice", start + 10);
+    expect(limiter.isLimited("alice", "10.0.0.2:1", start + 30), "one failure is left").to.equal(false);
+
+    limiter.recordFailure("alice", "10.0.0.1:1", start + 30);
+    expect(limiter.isLimited("alice", "10.0.0.2:1", start + 30)).to.equal(true);
+
+    limiter.forgetUserFailuresBefore("alice", start + 30);
+    expect(limiter.isLimited("alice", "10.0.0.2:1", start + 30)).to.equal(false);
+  });
+
+  it("keeps the host's count when forgetting a username", () => {
+    const limiter = new LoginLimiter({ maxFailuresPerUser: 10, maxFailuresPerHost: 2, windowMs: 1000 });
+    limiter.recordFailure("alice", "10.0.0.1:1", start);
+    limiter.recordFailure("alice", "10.0.0.1:2", start);
+
+    limiter.forgetUserFailuresBefore("alice", start + 5);
+
+    expect(limiter.isLimited("alice", "10.0.0.1:3", start + 10)).to.equal(true);
+    expect(limiter.isLimited("alice", "10.0.0.2:1", start + 10)).to.equal(false);
+  });
 });
