@@ -47,6 +47,7 @@ export class ClientSession {
   private slots: Slot[] = [];
   private barrier: Promise<unknown> = Promise.resolve();
   private takeover: FrameHandler | undefined;
+  private takeoverClosed: (() => void) | undefined;
   private closed = false;
   /** Set after a fatal framing error: later frames are ignored and the connection closes after its last reply. */
   private closing = false;
@@ -97,9 +98,13 @@ export class ClientSession {
     return this.takeover !== undefined;
   }
 
-  /** Hands every later frame to `handler`; the federation plugin uses this for peer links. */
-  takeOver(handler: FrameHandler): void {
+  /**
+   * Hands every later frame to `handler`; the federation plugin uses this for peer links.
+   * `onClosed` runs once when the transport reports the connection closed.
+   */
+  takeOver(handler: FrameHandler, onClosed?: () => void): void {
     this.takeover = handler;
+    this.takeoverClosed = onClosed;
   }
 
   /**
@@ -111,6 +116,7 @@ export class ClientSession {
   closedByTransport(unsent: object[] = []): void {
     this.closed = true;
     this.host.sessions.remove(this.eventTarget);
+    this.takeoverClosed?.();
 
     const neverSent = this.events.takeUnsent();
     if (this.user !== undefined) {

@@ -96,6 +96,14 @@ export class IncomingLink {
       this.finishHandshake(message);
       return;
     }
+    if (this.state === "challenged" && message.reply === "error") {
+      // The dialing server rejected this server's reply and sends the reason before it closes the link.
+      const error = message.error as Partial<WireError> | undefined;
+      this.context.log.warn({ peer: this.peer?.name, remote: this.connection.remoteAddress, code: error?.code, reason: `peer rejected the handshake: ${error?.code ?? "no code"}: ${error?.message ?? ""}` }, "peer handshake failed");
+      this.end();
+      this.connection.close();
+      return;
+    }
     if (this.state !== "closed") {
       this.context.log.warn({ peer: this.peer?.name, remote: this.connection.remoteAddress, request: message.request }, "frame before the peer handshake finished; closing the link");
       this.close("notAuthenticated", `Request ${JSON.stringify(message.request)} needs a finished peer handshake first.`);
@@ -104,6 +112,14 @@ export class IncomingLink {
 
   /** Marks the link closed, after the transport saw the socket close. */
   closed(): void {
+    if (this.state === "challenged") {
+      // Logged now, because the handshake timer that would report it is cleared below.
+      this.context.log.warn({ peer: this.peer?.name, remote: this.connection.remoteAddress, reason: `peer closed the connection before sending ${AUTH_REQUEST}` }, "peer handshake failed");
+    }
+    this.end();
+  }
+
+  private end(): void {
     this.state = "closed";
     clearTimeout(this.timer);
   }
@@ -180,7 +196,7 @@ export class IncomingLink {
   }
 
   private close(code: string, message: string): void {
-    this.closed();
+    this.end();
     const error: WireError = { code, message };
     this.connection.close(error);
   }

@@ -223,7 +223,7 @@ function tapHandshake(bester: Bester, incoming: IncomingContext): void {
     }
     const link = new IncomingLink(incoming, connection);
     const reply = link.hello(request);
-    session.takeOver((message) => link.receive(message));
+    session.takeOver((message) => link.receive(message), () => link.closed());
     return reply;
   });
 

@@ -191,13 +191,25 @@ export class PeerLink {
     }
     const parsed = parseChallenge(message);
     if ("problem" in parsed) {
-      this.fail(`sent an invalid ${HELLO_REQUEST} reply (${parsed.problem})`);
+      this.fail(`sent an invalid ${HELLO_REQUEST} reply (${parsed.problem})`, { code: "invalidRequest", message: `Invalid ${HELLO_REQUEST} reply: ${parsed.problem}.` });
       return;
     }
     const { from, nonce, signature } = parsed.challenge.peerHello;
     const transcript = { ...this.transcript!, responderNonce: nonce };
-    if (from !== this.peer || !verifyText(this.options.peer.publicKey, transcriptText(transcript, "responder"), signature)) {
-      this.fail("sent a signature that does not verify with its configured public key");
+    // In both checks the peer hears why, so its log names the rejection instead of a closed connection.
+    const own = this.options.ownName();
+    if (from !== this.peer) {
+      this.fail(`replied as ${from}`, {
+        code: "peerAuthFailed",
+        message: `${own} dialed ${this.peer}, but the server at ${this.options.peer.host}:${this.options.peer.port} replied as ${from}. Fix the address of ${this.peer} in federation.peers on ${own}.`,
+      });
+      return;
+    }
+    if (!verifyText(this.options.peer.publicKey, transcriptText(transcript, "responder"), signature)) {
+      this.fail("sent a signature that does not verify with its configured public key", {
+        code: "peerAuthFailed",
+        message: `The ${HELLO_REQUEST} signature of ${this.peer} does not verify with the key configured for it on ${own}. Check the publicKey of ${this.peer} in federation.peers on ${own} against \`bester keys\` on ${this.peer}.`,
+      });
       return;
     }
 
@@ -259,8 +271,11 @@ export class PeerLink {
     this.flush();
   }
 
-  /** Logs why the link failed and closes it; the close handler schedules the reconnect. */
-  private fail(reason: string): void {
+  /**
+   * Logs why the link failed and closes it, after sending `error` to the peer when one is given.
+   * The close handler schedules the reconnect.
+   */
+  private fail(reason: string, error?: WireError): void {
     if (this.state === "stopped" || this.state === "idle") {
       return;
     }
@@ -269,7 +284,11 @@ export class PeerLink {
     if (handshake) {
       this.options.log.warn({ peer: this.peer, reason: `peer ${reason}` }, "peer handshake failed");
     }
-    this.link?.destroy();
+    if (error) {
+      this.link?.close(error);
+    } else {
+      this.link?.destroy();
+    }
   }
 
   private closed(link: FramedSocket): void {
