@@ -78,3 +78,12 @@ export class FramedSocket implements Connection {
     this.socket.destroy();
   }
 }
+
+/**
+ * Formats an error that a peer sent as `code: "message"`. The quotes mark the peer's own text, which
+ * the caller prefixes with the peer's name.
+ */
+export function describeWireError(error: unknown): string {
+  const wire = error as Partial<WireError> | undefined;
+  return wire?.code ? `${wire.code}: ${JSON.stringify(wire.message ?? "")}` : "no reason given";
+}

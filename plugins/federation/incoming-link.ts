@@ -9,6 +9,7 @@ import type { Bester } from "../../core/bester.js";
 import { BesterError, isInternalError, toWireError, type WireError } from "../../core/errors.js";
 import type { Connection } from "../../core/sessions.js";
 import type { FederationHooks } from "./federation-hooks.js";
+import { describeWireError } from "./framed-socket.js";
 import { AUTH_REQUEST, channelBinding, createNonce, HELLO_REQUEST, parseAuth, parseHello, transcriptText, type Transcript } from "./handshake.js";
 import { signText, verifyText } from "./keys.js";
 import type { Peer, PeerDirectory } from "./peers.js";
@@ -53,16 +54,16 @@ export class IncomingLink {
     const { bester, directory, log } = this.context;
     const parsed = parseHello(message);
     if ("problem" in parsed) {
-      return this.reject("invalidRequest", `Invalid ${HELLO_REQUEST}: ${parsed.problem}.`, undefined);
+      return this.reject("invalidRequest", `Invalid ${HELLO_REQUEST} sent to ${bester.serverName}: ${parsed.problem}.`, undefined);
     }
 
     const { from, to, nonce } = parsed.hello.peerHello;
     const peer = directory.get(from);
     if (!peer) {
-      return this.reject("unknownPeer", `Server ${from} is not a configured peer of ${bester.serverName}. Add it under federation.peers there.`, from);
+      return this.reject("unknownPeer", `Server ${from} is not a configured peer of ${bester.serverName}. Add ${from} under federation.peers in the config of ${bester.serverName}.`, from);
     }
     if (to !== bester.serverName) {
-      return this.reject("peerAuthFailed", `This server is ${bester.serverName}, not ${to}. Fix the peer's address for this server.`, from);
+      return this.reject("peerAuthFailed", `${from} sent its ${HELLO_REQUEST} for ${to} to ${bester.serverName}. Fix the name of ${bester.serverName} in federation.peers on ${from}, or set server.name on ${bester.serverName} to ${to} if that is its public address.`, from);
     }
 
     this.peer = peer;
@@ -77,7 +78,7 @@ export class IncomingLink {
     this.timer = setTimeout(() => {
       if (this.state === "challenged") {
         log.warn({ peer: from, remote: this.connection.remoteAddress, reason: "timeout" }, "peer handshake failed");
-        this.close("notAuthenticated", `No ${AUTH_REQUEST} within ${this.context.handshakeTimeoutMs} ms.`);
+        this.close("notAuthenticated", `${bester.serverName} received no ${AUTH_REQUEST} from ${from} within ${this.context.handshakeTimeoutMs} ms.`);
       }
     }, this.context.handshakeTimeoutMs);
     this.timer.unref();
@@ -99,14 +100,15 @@ export class IncomingLink {
     if (this.state === "challenged" && message.reply === "error") {
       // The dialing server rejected this server's reply and sends the reason before it closes the link.
       const error = message.error as Partial<WireError> | undefined;
-      this.context.log.warn({ peer: this.peer?.name, remote: this.connection.remoteAddress, code: error?.code, reason: `peer rejected the handshake: ${error?.code ?? "no code"}: ${error?.message ?? ""}` }, "peer handshake failed");
+      const reason = `${this.peer!.name} rejected the handshake reply of ${this.context.bester.serverName} with ${describeWireError(error)}`;
+      this.context.log.warn({ peer: this.peer!.name, remote: this.connection.remoteAddress, code: error?.code, reason }, "peer handshake failed");
       this.end();
       this.connection.close();
       return;
     }
     if (this.state !== "closed") {
       this.context.log.warn({ peer: this.peer?.name, remote: this.connection.remoteAddress, request: message.request }, "frame before the peer handshake finished; closing the link");
-      this.close("notAuthenticated", `Request ${JSON.stringify(message.request)} needs a finished peer handshake first.`);
+      this.close("notAuthenticated", `Request ${JSON.stringify(message.request)} needs a finished peer handshake with ${this.context.bester.serverName} first.`);
     }
   }
 
@@ -114,7 +116,7 @@ export class IncomingLink {
   closed(): void {
     if (this.state === "challenged") {
       // Logged now, because the handshake timer that would report it is cleared below.
-      this.context.log.warn({ peer: this.peer?.name, remote: this.connection.remoteAddress, reason: `peer closed the connection before sending ${AUTH_REQUEST}` }, "peer handshake failed");
+      this.context.log.warn({ peer: this.peer?.name, remote: this.connection.remoteAddress, reason: `${this.peer?.name} closed the connection before sending ${AUTH_REQUEST}` }, "peer handshake failed");
     }
     this.end();
   }
@@ -126,10 +128,11 @@ export class IncomingLink {
 
   private finishHandshake(message: Record<string, unknown>): void {
     const peer = this.peer!;
+    const self = this.context.bester.serverName;
     const parsed = parseAuth(message);
     const valid = !("problem" in parsed) && verifyText(peer.publicKey, transcriptText(this.transcript!, "initiator"), parsed.auth.peerAuth.signature);
     if (!valid) {
-      this.reject("peerAuthFailed", `The ${AUTH_REQUEST} signature does not verify with the key configured for ${peer.name}. Check federation.peers[].publicKey on this server against \`bester keys\` on ${peer.name}.`, peer.name);
+      this.reject("peerAuthFailed", `The ${AUTH_REQUEST} signature of ${peer.name} does not verify with the key configured for it on ${self}. Check the publicKey of ${peer.name} in federation.peers on ${self} against \`bester keys\` on ${peer.name}.`, peer.name);
       return;
     }
 

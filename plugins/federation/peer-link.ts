@@ -8,7 +8,7 @@ import tls from "node:tls";
 import type { Logger } from "pino";
 import type { WireError } from "../../core/errors.js";
 import type { FederationHooks } from "./federation-hooks.js";
-import { FramedSocket } from "./framed-socket.js";
+import { describeWireError, FramedSocket } from "./framed-socket.js";
 import { AUTH_REQUEST, channelBinding, createNonce, HANDSHAKE_VERSION, HELLO_REQUEST, parseChallenge, transcriptText, type Transcript } from "./handshake.js";
 import { signText, verifyText, type ServerKey } from "./keys.js";
 import type { Outbox } from "./outbox.js";
@@ -186,7 +186,7 @@ export class PeerLink {
   /** Verifies the peer's signature over both nonces, then proves this server's own name. */
   private checkChallenge(message: Record<string, unknown>): void {
     if (message.reply === "error") {
-      this.fail(`rejected the handshake: ${describeError(message.error)}`);
+      this.fail(`rejected the handshake with ${describeWireError(message.error)}`);
       return;
     }
     const parsed = parseChallenge(message);
@@ -222,7 +222,7 @@ export class PeerLink {
   private checkAccepted(message: Record<string, unknown>): void {
     const status = (message.peerAuth as { status?: unknown } | undefined)?.status;
     if (message.reply !== AUTH_REQUEST || status !== "ok") {
-      this.fail(`rejected this server's proof: ${describeError(message.error)}`);
+      this.fail(`rejected the proof of ${this.options.ownName()} with ${describeWireError(message.error)}`);
       return;
     }
 
@@ -242,7 +242,7 @@ export class PeerLink {
     const index = typeof id === "string" ? pending.findIndex((entry) => entry.id === id) : -1;
     if (index === -1 || index >= this.sentCount) {
       if (message.reply === "error") {
-        this.fail(`reported an error: ${describeError(message.error)}`);
+        this.fail(`reported ${describeWireError(message.error)}`);
       }
       return;
     }
@@ -254,7 +254,8 @@ export class PeerLink {
         this.fail(`cannot take message ${String(id)} now (${error.code})`);
         return;
       }
-      this.options.log.error({ peer: this.peer, id, request: pending[index]!.message.request, code: error?.code, reason: error?.message }, "peer rejected a message; dropped it");
+      // The reason is the peer's own text, so it names the peer that wrote it.
+      this.options.log.error({ peer: this.peer, id, request: pending[index]!.message.request, code: error?.code, reason: `${this.peer} sent: ${error?.message ?? "no reason given"}` }, "peer rejected a message; dropped it");
     } else {
       const unknownUsers = (message.result as { unknownUsers?: string[] } | undefined)?.unknownUsers;
       if (unknownUsers && unknownUsers.length > 0) {
@@ -282,7 +283,7 @@ export class PeerLink {
     const handshake = this.state !== "up";
     this.lastFailure = reason;
     if (handshake) {
-      this.options.log.warn({ peer: this.peer, reason: `peer ${reason}` }, "peer handshake failed");
+      this.options.log.warn({ peer: this.peer, reason: `${this.peer} ${reason}` }, "peer handshake failed");
     }
     if (error) {
       this.link?.close(error);
@@ -330,9 +331,4 @@ export class PeerLink {
     }, delayMs);
     this.reconnectTimer.unref();
   }
-}
-
-function describeError(error: unknown): string {
-  const wire = error as Partial<WireError> | undefined;
-  return wire?.code ? `${wire.code}: ${wire.message ?? ""}` : "no reason given";
 }

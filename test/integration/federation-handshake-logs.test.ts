@@ -18,6 +18,17 @@ function incomingFailures(server: TestServer, peer: string): LogLine[] {
   return server.logs.filter((line) => line.msg === "peer handshake failed" && line.peer === peer && line.remote !== undefined);
 }
 
+/** Returns the handshake failures that `server` logged for its own links to `peer`. */
+function outgoingFailures(server: TestServer, peer: string): LogLine[] {
+  return server.logs.filter((line) => line.msg === "peer handshake failed" && line.peer === peer && line.remote === undefined);
+}
+
+/** Checks that a reason names servers by name and never as "this server" or "there". */
+function expectNamedServers(reason: string): void {
+  expect(reason).to.not.match(/this server/i);
+  expect(reason).to.not.match(/\bthere\b/);
+}
+
 describe("federation handshake failure logs", function () {
   this.timeout(30_000);
 
@@ -69,5 +80,46 @@ describe("federation handshake failure logs", function () {
     await waitUntil(() => incomingFailures(b, planA.name).length > 0, "B logged the closed handshake", 3000);
     const line = incomingFailures(b, planA.name)[0]!;
     expect(String(line.reason)).to.include("closed the connection");
+  });
+
+  it("key rejection names both servers", async () => {
+    const a = await startPlanned(planA, [{ ...planB, key: strayKey() }]);
+    servers.push(a);
+    const b = await startPlanned(planB, [planA]);
+    servers.push(b);
+
+    await waitUntil(() => outgoingFailures(b, planA.name).length > 0 && incomingFailures(b, planA.name).length > 0 && incomingFailures(a, planB.name).length > 0, "both servers logged the failed handshakes", 3000);
+
+    // B dialed A, and A rejected B's proof: both sides log A's message.
+    const keyAdvice = `Check the publicKey of ${planB.name} in federation.peers on ${planA.name} against \`bester keys\` on ${planB.name}.`;
+    const dialed = String(outgoingFailures(b, planA.name)[0]!.reason);
+    expect(dialed).to.include(`${planA.name} rejected the proof of ${planB.name} with peerAuthFailed: "`);
+    expect(dialed).to.include(`does not verify with the key configured for it on ${planA.name}.`);
+    expect(dialed).to.include(keyAdvice);
+    expectNamedServers(dialed);
+    const rejected = String(incomingFailures(a, planB.name)[0]!.reason);
+    expect(rejected).to.include(keyAdvice);
+    expectNamedServers(rejected);
+
+    // A dialed B, and A rejected B's reply: B logs A's message.
+    const replied = String(incomingFailures(b, planA.name)[0]!.reason);
+    expect(replied).to.include(`${planA.name} rejected the handshake reply of ${planB.name} with peerAuthFailed: "`);
+    expect(replied).to.include(`The peerHello signature of ${planB.name} does not verify with the key configured for it on ${planA.name}.`);
+    expectNamedServers(replied);
+  });
+
+  it("unknown peer names both servers", async () => {
+    // B lists nobody, so it rejects A's hello.
+    const a = await startPlanned(planA, [planB]);
+    servers.push(a);
+    const b = await startPlanned(planB, []);
+    servers.push(b);
+
+    await waitUntil(() => outgoingFailures(a, planB.name).length > 0, "A logged the rejected handshake", 3000);
+
+    const reason = String(outgoingFailures(a, planB.name)[0]!.reason);
+    expect(reason).to.include(`${planB.name} rejected the handshake with unknownPeer: "`);
+    expect(reason).to.include(`Server ${planA.name} is not a configured peer of ${planB.name}. Add ${planA.name} under federation.peers in the config of ${planB.name}.`);
+    expectNamedServers(reason);
   });
 });
