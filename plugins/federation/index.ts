@@ -5,6 +5,7 @@
 // in the last 7 days, so a resend after a lost acknowledgement is not delivered twice.
 
 import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
 import type { Bester } from "../../core/bester.js";
 import type { ResolvedFederationConfig } from "../../core/config/types.js";
 import { BesterError } from "../../core/errors.js";
@@ -156,7 +157,11 @@ export class FederationPlugin implements BesterPlugin {
       if (frameBytes > bester.config.maxFrameBytes) {
         throw new BesterError("directorFailed", `The message for peer ${envelope.peer} is ${frameBytes} bytes, over maxFrameBytes (${bester.config.maxFrameBytes}). Send a smaller output or raise maxFrameBytes on both servers.`);
       }
-      await link.enqueue(message, id);
+      await link.enqueue(message, id, { id: envelope.job.id, user: envelope.job.user });
+      if (log.isLevelEnabled("debug")) {
+        // Checked first, so the hot path builds no log object at the default level.
+        logQueued(log, envelope, id);
+      }
       return true;
     });
 
@@ -201,6 +206,24 @@ export class FederationPlugin implements BesterPlugin {
       }
     }
     return message;
+  }
+}
+
+/**
+ * Logs a message stored for a peer with the ids that link it to the job here and to the peer's log
+ * lines, which name the message id.
+ */
+function logQueued(log: Logger, envelope: PeerEnvelope, id: string): void {
+  const { job, peer, message } = envelope;
+  const fields = { peer, id, jobId: job.id, user: job.user };
+  if (message.request === "jobHandoff") {
+    const handoff = message.handoff as { type: string };
+    log.debug({ ...fields, target: `${handoff.type}@${peer}` }, "queued a handoff for a peer");
+  } else if (message.request === "jobOutputDelivery") {
+    const users = message.users as string[];
+    log.debug({ ...fields, target: users.map((user) => formatAddress(user, peer)) }, "queued an output for a peer");
+  } else {
+    log.debug({ ...fields, request: message.request }, "queued a peer message");
   }
 }
 

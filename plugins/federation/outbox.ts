@@ -11,6 +11,14 @@ export interface OutboxEntry {
   id: string;
   /** The frame to send, with `id` already set. */
   message: Record<string, unknown>;
+  /** The job that produced the message, for log lines. It is stored with the entry but never sent. */
+  job?: OutboxJob;
+}
+
+/** The ids that tie an outbox entry to the job and user it came from. */
+export interface OutboxJob {
+  id: string;
+  user: string;
 }
 
 interface OutboxMeta {
@@ -53,8 +61,8 @@ export class Outbox {
   }
 
   /** Writes a message to the store and resolves once it is durable; the entry is then ready to send. */
-  append(message: Record<string, unknown>, id: string = randomUUID()): Promise<OutboxEntry> {
-    const entry: OutboxEntry = { seq: this.meta.next, id, message: { ...message, id } };
+  append(message: Record<string, unknown>, id: string = randomUUID(), job?: OutboxJob): Promise<OutboxEntry> {
+    const entry: OutboxEntry = { seq: this.meta.next, id, message: { ...message, id }, job };
     this.meta.next += 1;
     const meta = { ...this.meta };
 

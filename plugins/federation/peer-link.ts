@@ -11,7 +11,7 @@ import type { FederationHooks } from "./federation-hooks.js";
 import { describeWireError, FramedSocket } from "./framed-socket.js";
 import { AUTH_REQUEST, channelBinding, createNonce, HANDSHAKE_VERSION, HELLO_REQUEST, parseChallenge, transcriptText, type Transcript } from "./handshake.js";
 import { signText, verifyText, type ServerKey } from "./keys.js";
-import type { Outbox } from "./outbox.js";
+import type { Outbox, OutboxJob } from "./outbox.js";
 import type { Peer } from "./peers.js";
 
 /** Maximum number of messages sent but not yet acknowledged on one link. */
@@ -105,8 +105,8 @@ export class PeerLink {
   }
 
   /** Stores a message in the outbox and sends it when the link is up; resolves once it is stored. */
-  async enqueue(message: Record<string, unknown>, id: string): Promise<void> {
-    await this.options.outbox.append(message, id);
+  async enqueue(message: Record<string, unknown>, id: string, job?: OutboxJob): Promise<void> {
+    await this.options.outbox.append(message, id, job);
     this.flush();
   }
 
@@ -247,6 +247,7 @@ export class PeerLink {
       return;
     }
 
+    const entry = pending[index]!;
     if (message.reply === "error") {
       const error = message.error as WireError | undefined;
       if (error && RETRYABLE_CODES.has(error.code)) {
@@ -255,11 +256,12 @@ export class PeerLink {
         return;
       }
       // The reason is the peer's own text, so it names the peer that wrote it.
-      this.options.log.error({ peer: this.peer, id, request: pending[index]!.message.request, code: error?.code, reason: `${this.peer} sent: ${error?.message ?? "no reason given"}` }, "peer rejected a message; dropped it");
+      const reason = `${this.peer} sent: ${error?.message ?? "no reason given"}`;
+      this.options.log.error({ peer: this.peer, id, request: entry.message.request, jobId: entry.job?.id, user: entry.job?.user, code: error?.code, reason }, "peer rejected a message; dropped it");
     } else {
       const unknownUsers = (message.result as { unknownUsers?: string[] } | undefined)?.unknownUsers;
       if (unknownUsers && unknownUsers.length > 0) {
-        this.options.log.warn({ peer: this.peer, id, unknownUsers }, "peer has no such users; their output was not delivered");
+        this.options.log.warn({ peer: this.peer, id, jobId: entry.job?.id, user: entry.job?.user, unknownUsers }, "peer has no such users; their output was not delivered");
       }
     }
 

@@ -107,7 +107,7 @@ export function tapBuiltinMessages(bester: Bester, pluginName: string, directory
       await bester.engine.deliverToKnownUser(user, output);
     }
     if (unknownUsers.length > 0) {
-      log.warn({ peer, jobID: message.job.jobID, unknownUsers }, "peer delivered output to users that do not exist here");
+      log.warn({ peer, id: message.id, jobID: message.job.jobID, unknownUsers }, "peer delivered output to users that do not exist here");
     }
     return { delivered: message.users.length - unknownUsers.length, unknownUsers };
   });
@@ -132,11 +132,12 @@ export function tapBuiltinMessages(bester: Bester, pluginName: string, directory
     }
 
     const job = await bester.engine.submit({ user, origin, type, data: payload, notify: false });
+    // Logged before the grant is stored, because the job already runs and may end during that write.
+    log.info({ peer, id: message.id, jobId: job.id, type, from }, "accepted a handoff from a peer");
     // The chain lets this server prove to third servers that it acts for `from`.
     if (chain) {
       await grants.remember(job.id, chain);
     }
-    log.info({ peer, jobId: job.id, type, from }, "accepted a handoff from a peer");
     return { jobID: job.id };
   });
 
