@@ -22,6 +22,7 @@ import { Outbox, OUTBOX_NAMESPACE } from "./outbox.js";
 import { PeerLink } from "./peer-link.js";
 import { parseServerAddress, PeerDirectory } from "./peers.js";
 import { tapBuiltinMessages } from "./receive.js";
+import { assertNoSelfPeer, type OwnListener } from "./self-peer.js";
 import { readTlsFiles, TlsPeerListener } from "./tls-listener.js";
 
 export const PLUGIN_NAME = "federation";
@@ -50,6 +51,7 @@ export class FederationPlugin implements BesterPlugin {
     const log = bester.logFor(PLUGIN_NAME);
     const hooks = federationHooksOf(bester);
     const directory = new PeerDirectory(options.peers);
+    assertNoSelfPeer(options.peers, bester.serverName, ownListeners(bester, options));
     const grants = new GrantBook(() => bester.store.namespace(GRANTS_NAMESPACE));
     const links = new Map<string, PeerLink>();
     const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
@@ -225,6 +227,16 @@ function logQueued(log: Logger, envelope: PeerEnvelope, id: string): void {
   } else {
     log.debug({ ...fields, request: message.request }, "queued a peer message");
   }
+}
+
+/** Lists the client listeners and the TLS peer listener, which a peer entry must not dial. */
+function ownListeners(bester: Bester, options: FederationOptions): OwnListener[] {
+  const listen = bester.config.listen;
+  const listeners = listen.map((entry, index) => ({ host: entry.host, port: entry.port, setting: listen.length === 1 ? "listen" : `listen[${index}]` }));
+  if (options.listen) {
+    listeners.push({ ...options.listen, setting: "federation.listen" });
+  }
+  return listeners;
 }
 
 /** Creates the federation plugin from the resolved `federation` config. */
