@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import type { Bester } from "../../core/bester.js";
 import { BesterError, isInternalError, toWireError, type WireError } from "../../core/errors.js";
 import type { Connection } from "../../core/sessions.js";
+import type { FailureThrottle } from "./failure-throttle.js";
 import type { FederationHooks } from "./federation-hooks.js";
 import { describeWireError } from "./framed-socket.js";
 import { AUTH_REQUEST, channelBinding, createNonce, HELLO_REQUEST, parseAuth, parseHello, transcriptText, type Transcript } from "./handshake.js";
@@ -33,6 +34,8 @@ export interface IncomingContext {
   /** Per-peer chains, so messages of one peer run in order even across two links. */
   chains: Map<string, Promise<void>>;
   handshakeTimeoutMs: number;
+  /** Failed incoming handshakes per peer, so a peer that keeps failing is not logged every time. */
+  failures: FailureThrottle;
 }
 
 type State = "hello" | "challenged" | "up" | "closed";
@@ -51,7 +54,7 @@ export class IncomingLink {
 
   /** Checks the first frame, which must be a peerHello, and returns the reply to send. */
   hello(message: Record<string, unknown>): Record<string, unknown> {
-    const { bester, directory, log } = this.context;
+    const { bester, directory } = this.context;
     const parsed = parseHello(message);
     if ("problem" in parsed) {
       return this.reject("invalidRequest", `Invalid ${HELLO_REQUEST} sent to ${bester.serverName}: ${parsed.problem}.`, undefined);
@@ -77,7 +80,7 @@ export class IncomingLink {
     this.state = "challenged";
     this.timer = setTimeout(() => {
       if (this.state === "challenged") {
-        log.warn({ peer: from, remote: this.connection.remoteAddress, reason: "timeout" }, "peer handshake failed");
+        this.logFailure(from, { reason: `${from} sent no ${AUTH_REQUEST} within ${this.context.handshakeTimeoutMs} ms` });
         this.close("notAuthenticated", `${bester.serverName} received no ${AUTH_REQUEST} from ${from} within ${this.context.handshakeTimeoutMs} ms.`);
       }
     }, this.context.handshakeTimeoutMs);
@@ -101,7 +104,7 @@ export class IncomingLink {
       // The dialing server rejected this server's reply and sends the reason before it closes the link.
       const error = message.error as Partial<WireError> | undefined;
       const reason = `${this.peer!.name} rejected the handshake reply of ${this.context.bester.serverName} with ${describeWireError(error)}`;
-      this.context.log.warn({ peer: this.peer!.name, remote: this.connection.remoteAddress, code: error?.code, reason }, "peer handshake failed");
+      this.logFailure(this.peer!.name, { code: error?.code, reason });
       this.end();
       this.connection.close();
       return;
@@ -116,7 +119,7 @@ export class IncomingLink {
   closed(): void {
     if (this.state === "challenged") {
       // Logged now, because the handshake timer that would report it is cleared below.
-      this.context.log.warn({ peer: this.peer?.name, remote: this.connection.remoteAddress, reason: `${this.peer?.name} closed the connection before sending ${AUTH_REQUEST}` }, "peer handshake failed");
+      this.logFailure(this.peer!.name, { reason: `${this.peer!.name} closed the connection before sending ${AUTH_REQUEST}` });
     }
     this.end();
   }
@@ -138,6 +141,7 @@ export class IncomingLink {
 
     clearTimeout(this.timer);
     this.state = "up";
+    this.context.failures.reset(peer.name);
     this.connection.send({ reply: AUTH_REQUEST, peerAuth: { status: "ok" } });
     this.context.log.info({ peer: peer.name, remote: this.connection.remoteAddress, tls: this.tlsSocket !== undefined }, "incoming peer link up");
     this.context.hooks.linkUp.call({ peer: peer.name, direction: "incoming", tls: this.tlsSocket !== undefined });
@@ -193,9 +197,16 @@ export class IncomingLink {
   }
 
   private reject(code: string, message: string, peer: string | undefined): Record<string, unknown> {
-    this.context.log.warn({ peer, remote: this.connection.remoteAddress, code, reason: message }, "peer handshake failed");
+    this.logFailure(peer, { code, reason: message });
     this.close(code, message);
     return { reply: "error", error: { code, message } };
+  }
+
+  /** Logs a failed handshake, throttled per peer, or per remote host for a sender with no valid name. */
+  private logFailure(peer: string | undefined, fields: Record<string, unknown>): void {
+    const remote = this.connection.remoteAddress;
+    const key = peer ?? remote.replace(/:\d+$/, "");
+    this.context.failures.log(this.context.log, key, { peer, remote, ...fields }, "peer handshake failed");
   }
 
   private close(code: string, message: string): void {

@@ -12,6 +12,7 @@ import { BesterError } from "../../core/errors.js";
 import type { ClientRequestContext, PeerEnvelope } from "../../core/hooks.js";
 import { formatAddress } from "../../core/jobs/job.js";
 import type { BesterPlugin } from "../../core/plugin.js";
+import { FailureThrottle } from "./failure-throttle.js";
 import { federationHooksOf, type FederationHooks } from "./federation-hooks.js";
 import { GrantBook, GRANTS_NAMESPACE, issueGrant, MAX_CHAIN_HOPS } from "./grants.js";
 import { AUTH_REQUEST, HELLO_REQUEST, HELLO_SCHEMA } from "./handshake.js";
@@ -65,6 +66,7 @@ export class FederationPlugin implements BesterPlugin {
       received: () => bester.store.namespace(RECEIVED_NAMESPACE),
       chains: new Map(),
       handshakeTimeoutMs,
+      failures: new FailureThrottle(),
     };
 
     bester.hooks.initialize.tapPromise(PLUGIN_NAME, async () => {

@@ -8,6 +8,7 @@ import tls from "node:tls";
 import type { Logger } from "pino";
 import type { WireError } from "../../core/errors.js";
 import type { FederationHooks } from "./federation-hooks.js";
+import { FailureThrottle } from "./failure-throttle.js";
 import { describeWireError, FramedSocket } from "./framed-socket.js";
 import { AUTH_REQUEST, channelBinding, createNonce, HANDSHAKE_VERSION, HELLO_REQUEST, parseChallenge, transcriptText, type Transcript } from "./handshake.js";
 import { signText, verifyText, type ServerKey } from "./keys.js";
@@ -58,6 +59,7 @@ export class PeerLink {
    */
   private ackTimer: NodeJS.Timeout | undefined;
   private lastFailure = "";
+  private readonly failures = new FailureThrottle();
 
   constructor(private readonly options: PeerLinkOptions) {}
 
@@ -231,6 +233,7 @@ export class PeerLink {
     const tlsLink = this.link!.tlsSocket !== undefined;
     this.options.log.info({ peer: this.peer, tls: tlsLink, pending: this.options.outbox.size, attempts: this.attempts }, "peer link up");
     this.attempts = 0;
+    this.failures.reset(this.peer);
     this.options.hooks.linkUp.call({ peer: this.peer, direction: "outgoing", tls: tlsLink });
     this.flush();
   }
@@ -285,7 +288,7 @@ export class PeerLink {
     const handshake = this.state !== "up";
     this.lastFailure = reason;
     if (handshake) {
-      this.options.log.warn({ peer: this.peer, reason: `${this.peer} ${reason}` }, "peer handshake failed");
+      this.failures.log(this.options.log, this.peer, { peer: this.peer, reason: `${this.peer} ${reason}` }, "peer handshake failed");
     }
     if (error) {
       this.link?.close(error);

@@ -122,4 +122,23 @@ describe("federation handshake failure logs", function () {
     expect(reason).to.include(`Server ${planA.name} is not a configured peer of ${planB.name}. Add ${planA.name} under federation.peers in the config of ${planB.name}.`);
     expectNamedServers(reason);
   });
+
+  it("repeated failures are throttled", async () => {
+    const a = await startPlanned(planA, [{ ...planB, key: strayKey() }]);
+    servers.push(a);
+    const b = await startPlanned(planB, [planA]);
+    servers.push(b);
+
+    // The helper's fast backoff (50-400 ms) makes ten failed attempts take a few seconds.
+    await waitUntil(() => outgoingFailures(b, planA.name).length >= 11 && incomingFailures(b, planA.name).length >= 11, "B failed eleven handshakes each way", 15_000);
+
+    for (const lines of [outgoingFailures(b, planA.name), incomingFailures(b, planA.name)]) {
+      const firstEleven = lines.slice(0, 11);
+      const warned = firstEleven.filter((line) => line.level === 40);
+      const debugged = firstEleven.filter((line) => line.level === 20);
+      expect(warned.map((line) => line.failures)).to.deep.equal([1, 2, 3, 10]);
+      expect(warned.map((line) => line.suppressed)).to.deep.equal([0, 0, 0, 6]);
+      expect(debugged.map((line) => line.failures)).to.deep.equal([4, 5, 6, 7, 8, 9, 11]);
+    }
+  });
 });
