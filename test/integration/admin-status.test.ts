@@ -11,7 +11,7 @@ const peerSection: BesterPlugin = {
   name: "test-peer-section",
   apply(bester) {
     bester.hooks.onStatus.tap("test-peer-section", (status) => {
-      status.sections.peers = { title: "Peer links", rows: [{ peer: "10.0.0.2:2222", state: "linked", backlog: 3 }] };
+      status.sections.peers = { title: "Peer links", rows: [{ peer: "10.0.0.2:2222", state: "up", tls: false, backlog: 3, attempts: 0 }] };
       return status;
     });
   },
@@ -53,7 +53,7 @@ describe("admin status request", () => {
     ]);
     expect(status.jobsPerSecond.sinceStart).to.be.greaterThan(0);
     expect(status.jobsPerSecond.lastMinute).to.be.greaterThan(0);
-    expect(status.sections).to.deep.equal({ peers: { title: "Peer links", rows: [{ peer: "10.0.0.2:2222", state: "linked", backlog: 3 }] } });
+    expect(status.sections).to.deep.equal({ peers: { title: "Peer links", rows: [{ peer: "10.0.0.2:2222", state: "up", tls: false, backlog: 3, attempts: 0 }] } });
     await alice.close();
     await admin.close();
   });
