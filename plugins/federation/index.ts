@@ -5,6 +5,7 @@
 // in the last 7 days, so a resend after a lost acknowledgement is not delivered twice.
 
 import { randomUUID } from "node:crypto";
+import type Keyv from "keyv";
 import type { Logger } from "pino";
 import type { Bester } from "../../core/bester.js";
 import type { ResolvedFederationConfig } from "../../core/config/types.js";
@@ -19,7 +20,7 @@ import { AUTH_REQUEST, HELLO_REQUEST, HELLO_SCHEMA } from "./handshake.js";
 import { startExpirySweep } from "./expiry-sweep.js";
 import { IncomingLink, RECEIVED_NAMESPACE, type IncomingContext } from "./incoming-link.js";
 import { loadOrCreateServerKey } from "./keys.js";
-import { Outbox, OUTBOX_NAMESPACE } from "./outbox.js";
+import { countUnconfiguredOutboxes, Outbox, OUTBOX_NAMESPACE } from "./outbox.js";
 import { PeerLink } from "./peer-link.js";
 import { parseServerAddress, PeerDirectory } from "./peers.js";
 import { tapBuiltinMessages } from "./receive.js";
@@ -98,6 +99,7 @@ export class FederationPlugin implements BesterPlugin {
           log,
         }));
       }
+      await logUnconfiguredOutboxes(outboxStore, directory, log);
       if (credentials && options.listen) {
         tlsListener = new TlsPeerListener(incoming, credentials, options.maxFrameBytes, log);
       }
@@ -228,6 +230,19 @@ function logQueued(log: Logger, envelope: PeerEnvelope, id: string): void {
     log.debug({ ...fields, target: users.map((user) => formatAddress(user, peer)) }, "queued an output for a peer");
   } else {
     log.debug({ ...fields, request: message.request }, "queued a peer message");
+  }
+}
+
+/** Logs one line per peer that is no longer configured but still has messages in the outbox. */
+async function logUnconfiguredOutboxes(store: Keyv<unknown>, directory: PeerDirectory, log: Logger): Promise<void> {
+  const configured = new Set(directory.list().map((peer) => peer.name));
+  try {
+    for (const [peer, pending] of await countUnconfiguredOutboxes(store, configured)) {
+      log.warn({ peer, pending }, "peer messages wait in the outbox for a server that is not a configured peer; add it to federation.peers again to send them");
+    }
+  } catch (error) {
+    // Only this report is lost: the messages stay stored either way.
+    log.warn({ err: error }, "listing the outbox for peers that are not configured failed");
   }
 }
 

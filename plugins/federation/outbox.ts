@@ -31,6 +31,28 @@ interface OutboxMeta {
 /** The keyv namespace that contains every peer's outbox. */
 export const OUTBOX_NAMESPACE = "federation-outbox";
 
+/** A stored message's key, `<peer>#<seq>` with a 12-digit sequence number. */
+const ENTRY_KEY = /^(.+)#\d{12}$/;
+
+/**
+ * Counts the stored messages per peer for peers not in `configured`, such as a peer removed from
+ * the config. They stay in the store and are sent once the peer is configured again. Returns an
+ * empty map when the store cannot list its keys.
+ */
+export async function countUnconfiguredOutboxes(store: Keyv<unknown>, configured: ReadonlySet<string>): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  if (!store.iterator) {
+    return counts;
+  }
+  for await (const [key] of store.iterator(undefined)) {
+    const peer = ENTRY_KEY.exec(String(key))?.[1];
+    if (peer !== undefined && !configured.has(peer)) {
+      counts.set(peer, (counts.get(peer) ?? 0) + 1);
+    }
+  }
+  return counts;
+}
+
 export class Outbox {
   private entries: OutboxEntry[] = [];
   private meta: OutboxMeta = { head: 0, next: 0 };
