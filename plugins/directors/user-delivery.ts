@@ -4,7 +4,7 @@
 
 import type { Bester } from "../../core/bester.js";
 import { BesterError } from "../../core/errors.js";
-import { formatOutputId, parseRecipient } from "../../core/jobs/job.js";
+import { formatOutputId, parseRecipient, type Job } from "../../core/jobs/job.js";
 import type { BesterPlugin } from "../../core/plugin.js";
 
 export const PLUGIN_NAME = "director-user-delivery";
@@ -49,23 +49,43 @@ export function userDeliveryDirector(): BesterPlugin {
           await bester.engine.deliverToKnownUser(user, message);
         }
 
-        for (const [server, names] of remote ?? []) {
-          const envelope = {
-            peer: server,
-            job,
-            message: {
-              request: "jobOutputDelivery",
-              job: { jobID: formatOutputId(job), payload: { type: job.type, data: output.payload } },
-              users: [...new Set(names)],
-            },
-          };
-          const sent = bester.hooks.onPeerSend.isUsed() ? await bester.hooks.onPeerSend.promise(envelope) : undefined;
-          if (!sent) {
-            throw new BesterError("unknownPeer", `Server "${server}" (recipients ${names.join(", ")}) is not a configured peer. Add it under federation.peers or fix the recipient.`);
-          }
+        if (remote) {
+          await sendToPeers(bester, job, output.payload, remote, local);
         }
         return "done";
       });
     },
   };
+}
+
+/**
+ * Sends the output to each remote server's users, one message per server. An unknown server fails
+ * the job with unknownPeer, and the message names who got the output already, because the local
+ * users and the servers before it did.
+ */
+async function sendToPeers(bester: Bester, job: Job, payload: unknown, remote: Map<string, string[]>, local: string[]): Promise<void> {
+  const delivered = [...new Set(local)];
+  for (const [server, names] of remote) {
+    const users = [...new Set(names)];
+    const envelope = {
+      peer: server,
+      job,
+      message: { request: "jobOutputDelivery", job: { jobID: formatOutputId(job), payload: { type: job.type, data: payload } }, users },
+    };
+    const already = () => (delivered.length > 0 ? ` The output already went to ${delivered.join(", ")}.` : "");
+    let sent: unknown;
+    try {
+      sent = bester.hooks.onPeerSend.isUsed() ? await bester.hooks.onPeerSend.promise(envelope) : undefined;
+    } catch (error) {
+      // The federation plugin rejects an unknown server itself, with its own code and advice.
+      if (error instanceof BesterError && delivered.length > 0) {
+        throw new BesterError(error.code, `${error.message}${already()}`, { cause: error });
+      }
+      throw error;
+    }
+    if (!sent) {
+      throw new BesterError("unknownPeer", `Server "${server}" (recipients ${names.join(", ")}) is not a configured peer. Add it under federation.peers or fix the recipient.${already()}`);
+    }
+    delivered.push(...users.map((user) => `${user}@${server}`));
+  }
 }

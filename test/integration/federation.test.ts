@@ -150,6 +150,22 @@ describe("federation between three daemons", function () {
     expect(job.error.code).to.equal("unknownPeer");
   });
 
+  it("partial delivery names who got the output", async () => {
+    const alice = await connect(a, "alice");
+    const bob = await connect(b, "bob");
+
+    const jobID = await submit(alice, "echo", { deliverTo: ["alice", `bob@${b.bester.serverName}`, "eve@127.0.0.1:1"], value: 2 });
+    const notification = await alice.nextReply("jobNotification");
+    const atBob = await bob.nextReply("jobOutput");
+
+    const job = notification.job as { status: string; jobID: string; error: { code: string; message: string } };
+    expect(job.jobID).to.equal(jobID);
+    expect(job.status).to.equal("failed");
+    expect(job.error.code).to.equal("unknownPeer");
+    expect(job.error.message, job.error.message).to.include(`The output already went to alice, bob@${b.bester.serverName}.`);
+    expect((atBob.job as { payload: { data: unknown } }).payload.data).to.equal(2);
+  });
+
   it("recipient on a malformed server name fails the job", async () => {
     const alice = await connect(a, "alice");
 
