@@ -20,7 +20,10 @@ export function registerKeysCommand(program: Command): void {
       const keyFile = config.federation?.keyFile ?? path.join(config.dataDir, "server.key");
       const key = await loadOrCreateServerKey(keyFile);
 
-      process.stderr.write(`${key.created ? "created" : "read"} ${path.relative(process.cwd(), keyFile) || keyFile}\n`);
+      // Relative inside the working folder, where it is shorter; absolute outside it, where ../.. is harder to read.
+      const relative = path.relative(process.cwd(), keyFile);
+      const shown = relative && !relative.startsWith("..") && !path.isAbsolute(relative) ? relative : keyFile;
+      process.stderr.write(`${key.created ? "created" : "read"} ${shown}\n`);
       process.stdout.write(`# public key of ${config.serverName}; add it to each peer's federation.peers\n${key.publicKeyText}\n`);
     });
 }

@@ -43,5 +43,7 @@ describe("bester keys", function () {
     expect(result.stdout.trimEnd().split("\n").pop()).to.equal(key.publicKeyText);
     expect(await readFile(keyFile(), "utf8")).to.equal(before);
     expect(result.stdout + result.stderr).to.not.include("PRIVATE KEY");
+    // The key lies outside the working folder, so its path is absolute rather than ../../tmp/...
+    expect(result.stderr).to.include(`read ${keyFile()}\n`);
   });
 });
