@@ -6,7 +6,7 @@ export { loadConfig } from "./core/config/loader.js";
 export { resolveConfig } from "./core/config/schema.js";
 export { validatePluginOptions } from "./core/config/plugin-options.js";
 export { defineConfig, type BesterConfig, type HandlerConfig, type ResolvedConfig } from "./core/config/types.js";
-export { BesterError, WIRE_ERROR_CODES, type WireError } from "./core/errors.js";
+export { BesterError, WIRE_ERROR_CODES, type WireError, type WireErrorCode } from "./core/errors.js";
 export { createHooks, type BesterHooks } from "./core/hooks.js";
 export type * from "./core/hooks.js";
 export type { Job, Director, HandlerOutput, JobOutcome } from "./core/jobs/job.js";
@@ -16,12 +16,15 @@ export type { Connection, SessionRegistry } from "./core/sessions.js";
 export type { StoreProvider } from "./core/store.js";
 export { encodeFrame, FrameDecoder } from "./core/protocol/frame-codec.js";
 export type { ServerStatus, StatusSection } from "./core/status.js";
+export type { JobTypeStats } from "./core/jobs/scheduler.js";
 export { parseFrameBody, type DecodedFrame } from "./core/protocol/frame-codec.js";
 
 // Client SDK: submit jobs and receive outputs over TCP.
 export {
   BesterClient,
   BesterClientError,
+  type ClientErrorCode,
+  type ClientOnlyErrorCode,
   type ClientOptions,
   type ClientEvents,
   type ReconnectOptions,

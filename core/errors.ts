@@ -32,6 +32,10 @@ export const WIRE_ERROR_CODES = {
   internalError: "The server failed unexpectedly; the log has the details.",
 } as const;
 
+/**
+ * A code of WIRE_ERROR_CODES. NOTE: a server of a later version may send a code this union lacks,
+ * so a program that branches on codes should keep a default branch.
+ */
 export type WireErrorCode = keyof typeof WIRE_ERROR_CODES;
 
 /** Codes that only an embedding program or the CLI receives, never a remote party. */
@@ -51,7 +55,7 @@ export type ErrorCode = WireErrorCode | HostErrorCode;
 
 /** The `error` object carried by replies and notifications. */
 export interface WireError {
-  code: string;
+  code: WireErrorCode;
   message: string;
 }
 

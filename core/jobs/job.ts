@@ -1,6 +1,7 @@
 // The job model: what the daemon keeps for each accepted job while it moves through handlers.
 
 import { randomBytes } from "node:crypto";
+import type { WireError } from "../errors.js";
 
 /** A director as a handler names it: `type` picks the director, the other keys are its options. */
 export interface Director {
@@ -40,7 +41,7 @@ export interface Job {
 /** The final status of a job, with the error for a failed one. */
 export type JobOutcome =
   | { status: "completed" }
-  | { status: "failed"; error: { code: string; message: string } };
+  | { status: "failed"; error: WireError };
 
 let lastMillis = 0;
 let counter = 0;

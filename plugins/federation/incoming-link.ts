@@ -6,7 +6,7 @@ import type { TLSSocket } from "node:tls";
 import type Keyv from "keyv";
 import type { Logger } from "pino";
 import type { Bester } from "../../core/bester.js";
-import { BesterError, isInternalError, toWireError, type WireError } from "../../core/errors.js";
+import { BesterError, isInternalError, toWireError, type WireError, type WireErrorCode } from "../../core/errors.js";
 import type { Connection } from "../../core/sessions.js";
 import type { FailureThrottle } from "./failure-throttle.js";
 import type { FederationHooks } from "./federation-hooks.js";
@@ -196,7 +196,7 @@ export class IncomingLink {
     }
   }
 
-  private reject(code: string, message: string, peer: string | undefined): Record<string, unknown> {
+  private reject(code: WireErrorCode, message: string, peer: string | undefined): Record<string, unknown> {
     this.logFailure(peer, { code, reason: message });
     this.close(code, message);
     return { reply: "error", error: { code, message } };
@@ -209,7 +209,7 @@ export class IncomingLink {
     this.context.failures.log(this.context.log, key, { peer, remote, ...fields }, "peer handshake failed");
   }
 
-  private close(code: string, message: string): void {
+  private close(code: WireErrorCode, message: string): void {
     this.end();
     const error: WireError = { code, message };
     this.connection.close(error);

@@ -9,7 +9,7 @@ import type Keyv from "keyv";
 import type { Logger } from "pino";
 import type { Bester } from "../../core/bester.js";
 import type { ResolvedFederationConfig } from "../../core/config/types.js";
-import { BesterError } from "../../core/errors.js";
+import { BesterError, type WireError } from "../../core/errors.js";
 import type { ClientRequestContext, PeerEnvelope } from "../../core/hooks.js";
 import { formatAddress } from "../../core/jobs/job.js";
 import type { BesterPlugin } from "../../core/plugin.js";
@@ -280,7 +280,7 @@ function tapHandshake(bester: Bester, incoming: IncomingContext): void {
   });
 
   const refuse = ({ request, connection }: ClientRequestContext) => {
-    const error = { code: "notAuthenticated", message: `Request "${String(request.request)}" is accepted only on an authenticated peer link. Start with a ${HELLO_REQUEST} handshake.` };
+    const error: WireError = { code: "notAuthenticated", message: `Request "${String(request.request)}" is accepted only on an authenticated peer link. Start with a ${HELLO_REQUEST} handshake.` };
     incoming.log.warn({ remote: connection.remoteAddress, request: request.request }, "peer request on a connection without a peer handshake; closing it");
     connection.close(error);
     return { reply: "error", error };

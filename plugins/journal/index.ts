@@ -4,7 +4,7 @@
 // replied when the daemon died runs again, so handlers should tolerate a repeated job.
 
 import type { Bester } from "../../core/bester.js";
-import { BesterError } from "../../core/errors.js";
+import { BesterError, type WireError } from "../../core/errors.js";
 import type { Job } from "../../core/jobs/job.js";
 import type { Connection } from "../../core/sessions.js";
 import type { BesterPlugin } from "../../core/plugin.js";
@@ -181,7 +181,7 @@ export function journalPlugin(options: JournalOptions = {}): BesterPlugin {
             resumed += 1;
           } catch (error) {
             // The job's type is no longer configured: it fails with the coded error, which notifies.
-            const wire = error instanceof BesterError ? error.toWire() : { code: "internalError", message: String(error) };
+            const wire: WireError = error instanceof BesterError ? error.toWire() : { code: "internalError", message: String(error) };
             void bester.engine.finish(job, { status: "failed", error: wire });
           }
         }

@@ -1,6 +1,8 @@
 // The error BesterClient raises. `code` is the wire error code the server sent (such as
 // `invalidCredentials`, `noHandler` or `notPermitted`), or one of the client-side codes below.
 
+import type { WireErrorCode } from "../../core/errors.js";
+
 /**
  * Client-side codes, which never come from the server:
  * - `connectFailed`: the TCP (or TLS) connection could not be opened.
@@ -9,12 +11,17 @@
  * - `unexpectedReply`: the server sent a reply of another kind.
  * - `invalidArgument`: the CLI got an option value it cannot use.
  */
+export type ClientOnlyErrorCode = "connectFailed" | "connectionClosed" | "timedOut" | "unexpectedReply" | "invalidArgument";
+
+/** Every code a BesterClientError can carry: a wire code the server sent, or a client-side code. */
+export type ClientErrorCode = WireErrorCode | ClientOnlyErrorCode;
+
 export class BesterClientError extends Error {
   /** The job an error of run() is about, once the server accepted it. */
   readonly jobID?: string;
 
   constructor(
-    readonly code: string,
+    readonly code: ClientErrorCode,
     message: string,
     options: { cause?: unknown; jobID?: string } = {},
   ) {

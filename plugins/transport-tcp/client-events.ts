@@ -10,11 +10,14 @@ export interface JobOutputEvent {
   payload: { type: string; data: unknown };
 }
 
-export interface JobNotificationEvent {
-  jobID: string;
-  status: "completed" | "failed";
-  error?: WireError;
-}
+/**
+ * A job's end. The server sends `error` with every failed notification and never with a completed
+ * one, so checking `status` narrows the type. `error?: undefined` keeps `event.error?.code`
+ * valid without that check.
+ */
+export type JobNotificationEvent =
+  | { jobID: string; status: "completed"; error?: undefined }
+  | { jobID: string; status: "failed"; error: WireError };
 
 export interface JobProgressEvent {
   jobID: string;

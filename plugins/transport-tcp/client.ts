@@ -18,7 +18,7 @@ import { runJob, type RunOptions, type RunResult } from "./client-run.js";
 import { iterateEvents, NotifiedJobs, type ClientEvents, type JobNotificationEvent, type JobOutputEvent, type JobProgressEvent } from "./client-events.js";
 
 export { RECONNECT_DEFAULTS, reconnectDelayMs, type ReconnectOptions } from "./client-backoff.js";
-export { BesterClientError } from "./client-error.js";
+export { BesterClientError, type ClientErrorCode, type ClientOnlyErrorCode } from "./client-error.js";
 export type { ClientEvents, JobNotificationEvent, JobOutputEvent, JobProgressEvent } from "./client-events.js";
 export type { RunOptions, RunResult } from "./client-run.js";
 
