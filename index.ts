@@ -9,7 +9,17 @@ export { defineConfig, type BesterConfig, type HandlerConfig, type ResolvedConfi
 export { BesterError, WIRE_ERROR_CODES, type WireError, type WireErrorCode } from "./core/errors.js";
 export { createHooks, type BesterHooks } from "./core/hooks.js";
 export type * from "./core/hooks.js";
-export type { Job, Director, HandlerOutput, JobOutcome } from "./core/jobs/job.js";
+export type {
+  Job,
+  Director,
+  BuiltinDirector,
+  UserDeliveryDirector,
+  HandlerDirector,
+  HandoffDirector,
+  PluginDirector,
+  HandlerOutput,
+  JobOutcome,
+} from "./core/jobs/job.js";
 export { formatOutputId, parseOutputId, parseRecipient } from "./core/jobs/job.js";
 export type { BesterPlugin } from "./core/plugin.js";
 export type { Connection, SessionRegistry } from "./core/sessions.js";

@@ -9,6 +9,27 @@ export interface Director {
   [option: string]: unknown;
 }
 
+// The built-in directors' shapes, for handler authors. Type aliases rather than interfaces, so each
+// is assignable to Director, whose index signature an interface would not satisfy.
+
+/** The director that sends the output to each user: `name` for a local user, `name@host:port` for one on a peer. */
+export type UserDeliveryDirector = { type: "userDelivery"; users: string[] };
+
+/** The director that feeds the output into the local handler of type `handler`, as the job's next step. */
+export type HandlerDirector = { type: "handler"; handler: string };
+
+/** The director that sends the output one way to a peer server's handler, named `type@host:port`. */
+export type HandoffDirector = { type: "handoff"; handler: string };
+
+export type BuiltinDirector = UserDeliveryDirector | HandlerDirector | HandoffDirector;
+
+/**
+ * A director that a plugin handles, with options the core does not check. As a handler reply's
+ * director type argument it accepts any `{ type, ... }`, misspelt built-ins included, so a
+ * handler should name its plugin directors' shapes instead where it can.
+ */
+export type PluginDirector = Director;
+
 /** A handler's successful reply after validation. */
 export interface HandlerOutput {
   payload: unknown;

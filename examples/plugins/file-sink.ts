@@ -13,6 +13,13 @@ export const PLUGIN_NAME = "example-file-sink";
 /** The director type handlers name to use this plugin. */
 export const DIRECTOR_TYPE = "fileSink";
 
+/** The director a handler replies with, for `serveHandler<FileSinkDirector>(...)`. */
+export interface FileSinkDirector {
+  type: typeof DIRECTOR_TYPE;
+  /** File to append to, relative to the plugin's `folder` option. */
+  path: string;
+}
+
 export interface FileSinkOptions {
   /** Folder that every sink file must be inside; a relative folder resolves against the config file's folder. */
   folder: string;

@@ -4,7 +4,7 @@
 
 import { rm } from "node:fs/promises";
 import net from "node:net";
-import type { Director } from "../../core/jobs/job.js";
+import type { BuiltinDirector, HandlerDirector, HandoffDirector, PluginDirector, UserDeliveryDirector } from "../../core/jobs/job.js";
 import { encodeFrame, FrameDecoder } from "../../core/protocol/frame-codec.js";
 import { isProcessRunning } from "../../core/process-state.js";
 import { encodeLongString, LONG_STRING_CHARS } from "../../core/protocol/long-string.js";
@@ -18,9 +18,14 @@ export interface HandlerJob {
   priority: number;
 }
 
-export interface HandlerReply {
+/**
+ * A handler's reply. `director` is one of the built-in directors, whose options are type-checked,
+ * or a `Custom` director of a plugin: name its shape, such as `{ type: "fileSink"; path: string }`,
+ * or PluginDirector to accept any `{ type, ... }` without checks.
+ */
+export interface HandlerReply<Custom extends { type: string } = never> {
   payload: unknown;
-  director: Director;
+  director: BuiltinDirector | Custom;
 }
 
 export interface HandlerTools {
@@ -28,7 +33,11 @@ export interface HandlerTools {
   progress(progress: unknown): void;
 }
 
-export type HandlerFunction = (payload: any, job: HandlerJob, tools: HandlerTools) => HandlerReply | Promise<HandlerReply>;
+export type HandlerFunction<Custom extends { type: string } = never> = (
+  payload: any,
+  job: HandlerJob,
+  tools: HandlerTools,
+) => HandlerReply<Custom> | Promise<HandlerReply<Custom>>;
 
 export interface ServeHandlerOptions {
   /** Handler type, for messages. */
@@ -39,22 +48,29 @@ export interface ServeHandlerOptions {
 }
 
 /** Builds a userDelivery director that sends the output to these users (`name` or `name@host:port`). */
-export function deliverTo(users: string | string[]): Director {
+export function deliverTo(users: string | string[]): UserDeliveryDirector {
   return { type: "userDelivery", users: Array.isArray(users) ? users : [users] };
 }
 
 /** Builds a handler director that feeds the output into another local handler. */
-export function pipeTo(handler: string): Director {
+export function pipeTo(handler: string): HandlerDirector {
   return { type: "handler", handler };
 }
 
 /** Builds a handoff director that sends the output one way to `type@host:port`. */
-export function handOff(handler: string): Director {
+export function handOff(handler: string): HandoffDirector {
   return { type: "handoff", handler };
 }
 
-/** Starts serving and resolves with the listening server. */
-export async function serveHandler(options: ServeHandlerOptions, handle: HandlerFunction): Promise<net.Server> {
+/**
+ * Starts serving and resolves with the listening server. `Custom` names the plugin directors the
+ * function may return (see HandlerReply). It is never inferred from the function, because an
+ * inferred type would accept a misspelt built-in director as a plugin's.
+ */
+export async function serveHandler<Custom extends { type: string } = never>(
+  options: ServeHandlerOptions,
+  handle: HandlerFunction<NoInfer<Custom>>,
+): Promise<net.Server> {
   const socketPath = options.socket ?? process.env.BESTER_SOCKET;
   if (!socketPath) {
     throw new Error(`No socket for handler "${options.type}". Pass socket, or start the handler from the daemon, which sets BESTER_SOCKET.`);
@@ -95,7 +111,7 @@ class ReplyQueue {
 
   constructor(
     private readonly connection: net.Socket,
-    private readonly handle: HandlerFunction,
+    private readonly handle: HandlerFunction<PluginDirector>,
   ) {}
 
   push(message: Record<string, unknown>): void {
@@ -110,7 +126,7 @@ class ReplyQueue {
       const message = this.waiting.shift()!;
       const job = message.job as HandlerJob;
       const run: JobRun = { job, replied: false };
-      let result: HandlerReply | Promise<HandlerReply> | { error: { message: string } };
+      let result: HandlerReply<PluginDirector> | Promise<HandlerReply<PluginDirector>> | { error: { message: string } };
       try {
         result = this.handle(message.payload, job, this.tools(run));
       } catch (error) {
@@ -217,7 +233,7 @@ function describeThrown(error: unknown): string {
   }
 }
 
-function isPromise(value: unknown): value is Promise<HandlerReply> {
+function isPromise(value: unknown): value is Promise<HandlerReply<PluginDirector>> {
   return typeof (value as { then?: unknown } | null)?.then === "function";
 }
 
