@@ -31,6 +31,13 @@ export interface HandlerReply<Custom extends { type: string } = never> {
 export interface HandlerTools {
   /** Sends a `progress` frame, forwarded to the submitter as `jobProgress`. */
   progress(progress: unknown): void;
+  /**
+   * Signal aborted when the daemon closes the job's connection before the reply is sent, as it does
+   * once the job passes `handlers.<type>.timeoutMs` or when it stops mid-job. The reply would be
+   * dropped, so the function may stop its work. The reason is a DOMException named `AbortError`.
+   * It is never aborted after the reply was sent.
+   */
+  readonly signal: AbortSignal;
 }
 
 export type HandlerFunction<Custom extends { type: string } = never> = (
@@ -108,11 +115,15 @@ export async function serveHandler<Custom extends { type: string } = never>(
 class ReplyQueue {
   private readonly waiting: Array<Record<string, unknown>> = [];
   private busy = false;
+  /** The job whose reply is not sent yet, whose signal a close of the connection aborts. */
+  private current: JobRun | undefined;
 
   constructor(
     private readonly connection: net.Socket,
     private readonly handle: HandlerFunction<PluginDirector>,
-  ) {}
+  ) {
+    connection.once("close", () => this.abortCurrent());
+  }
 
   push(message: Record<string, unknown>): void {
     this.waiting.push(message);
@@ -126,6 +137,12 @@ class ReplyQueue {
       const message = this.waiting.shift()!;
       const job = message.job as HandlerJob;
       const run: JobRun = { job, replied: false };
+      this.current = run;
+      // A job read before the close still runs, but its reply has nowhere to go from the start.
+      if (this.connection.destroyed) {
+        this.abortCurrent();
+      }
+
       let result: HandlerReply<PluginDirector> | Promise<HandlerReply<PluginDirector>> | { error: { message: string } };
       try {
         result = this.handle(message.payload, job, this.tools(run));
@@ -151,8 +168,21 @@ class ReplyQueue {
     this.drain();
   }
 
+  private abortCurrent(): void {
+    const run = this.current;
+    if (!run || run.replied) {
+      return;
+    }
+    const message = `The daemon closed the connection before the reply to job ${run.job?.jobID ?? "(no id)"} was sent, so the reply will be dropped.`;
+    run.abortReason = new DOMException(message, "AbortError");
+    run.controller?.abort(run.abortReason);
+  }
+
   private send(reply: unknown, run: JobRun): void {
     run.replied = true;
+    if (this.current === run) {
+      this.current = undefined;
+    }
     const job = run.job;
     if (this.connection.destroyed) {
       return;
@@ -178,6 +208,17 @@ class ReplyQueue {
   private tools(run: JobRun): HandlerTools {
     const job = run.job;
     return {
+      // Created on first use, because most handlers never read it and an AbortController costs
+      // about 3 µs per job (a loop of 200 000 on Node.js 20.20, 2 vCPUs).
+      get signal() {
+        if (!run.controller) {
+          run.controller = new AbortController();
+          if (run.abortReason) {
+            run.controller.abort(run.abortReason);
+          }
+        }
+        return run.controller.signal;
+      },
       progress: (progress) => {
         if (this.connection.destroyed) {
           return;
@@ -203,6 +244,10 @@ class ReplyQueue {
 interface JobRun {
   job: HandlerJob | undefined;
   replied: boolean;
+  /** The controller of `tools.signal`, once the function read it. */
+  controller?: AbortController;
+  /** Set when the connection closed before the reply, so a signal read later starts aborted. */
+  abortReason?: DOMException;
 }
 
 /** Returns a plain reply whose payload is a long string with that string pre-encoded, which saves most of its JSON.stringify time. */

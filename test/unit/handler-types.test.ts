@@ -18,7 +18,7 @@ import {
 import type { FileSinkDirector } from "../../examples/plugins/file-sink.js";
 
 const job: HandlerJob = { jobID: "j1", type: "upper", from: "alice@127.0.0.1:2222", priority: 0 };
-const tools: HandlerTools = { progress: () => undefined };
+const tools: HandlerTools = { progress: () => undefined, signal: new AbortController().signal };
 
 /** Calls a handler function and returns its reply, awaited. */
 async function replyOf<Custom extends { type: string }>(handle: HandlerFunction<Custom>, payload: unknown): Promise<HandlerReply<Custom>> {
