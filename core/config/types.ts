@@ -24,7 +24,7 @@ export interface ResolvedListenConfig {
 }
 
 export interface HandlerConfig {
-  /** UNIX socket the handler listens on; default `<dataDir>/sockets/<type>.sock`. */
+  /** UNIX socket the handler listens on. Required unless `command` is set, in which case it defaults to `<dataDir>/sockets/<type>.sock`. */
   socket?: string;
   /** Persistent connections the daemon opens, one job in flight on each; default 4. */
   connections?: number;
@@ -38,7 +38,10 @@ export interface HandlerConfig {
   retries?: number;
   /** Milliseconds a job may run on the handler before failing with handlerTimeout; default 60000, 0 turns it off. */
   timeoutMs?: number;
-  /** Queued jobs of this type beyond which submissions get queueFull; default 10000. */
+  /**
+   * Number of jobs of this type waiting for a free handler connection at which new submissions get
+   * queueFull; default 10000. Running jobs do not count.
+   */
   maxQueued?: number;
   /** Milliseconds queued jobs wait while no handler connection is up; default 30000. */
   unavailableTimeoutMs?: number;

@@ -34,7 +34,10 @@ export interface ClientEvents {
   progress: [JobProgressEvent];
   /** An `error` message sent outside any request, such as the authentication timeout. */
   serverError: [WireError];
-  /** The connection was lost; with the reconnect option the client now tries to reconnect. */
+  /**
+   * The connection was lost and the client now tries to reconnect. Emitted only with the
+   * `reconnect` option, once per lost connection: without it a lost connection emits only `close`.
+   */
   disconnect: [Error];
   /** The client reconnected (and logged in again when it had logged in before). */
   reconnect: [{ attempt: number }];
