@@ -46,7 +46,7 @@ export class Bester {
 
     let engine: JobEngine | undefined;
     this.scheduler = new Scheduler(
-      (job, worker) => engine!.execute(job, worker),
+      (job, worker, breaksAtStart) => engine!.execute(job, worker, breaksAtStart),
       (jobs) => engine!.expire(jobs),
     );
     engine = new JobEngine(this.hooks, this.scheduler, this.sessions, this.log.child({ component: "jobs" }), {

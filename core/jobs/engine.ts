@@ -8,7 +8,7 @@ import { rawOr, rememberRaw, type RawJson } from "../protocol/raw-json.js";
 import type { SessionRegistry } from "../sessions.js";
 import { directingError, runDirector } from "./directing.js";
 import { createJobId, formatOutputId, type HandlerOutput, type Job } from "./job.js";
-import { decideRunFailure } from "./run-failure.js";
+import { decideRunFailure, isLinkBreak } from "./run-failure.js";
 import type { HandlerWorker, Scheduler } from "./scheduler.js";
 
 export interface SubmitOptions {
@@ -139,7 +139,7 @@ export class JobEngine {
    * Runs one job on a worker; the scheduler calls this. Never rejects. Resolves once the worker is
    * free again, which is when the handler replied: the director and the job's end go on after.
    */
-  readonly execute = async (job: Job, worker: HandlerWorker): Promise<void> => {
+  readonly execute = async (job: Job, worker: HandlerWorker, breaksAtStart: number): Promise<void> => {
     if (this.acceptance.get(job) === false) {
       // Its acceptance failed and the submitter received `rejected`, so the job must not run.
       return;
@@ -149,7 +149,7 @@ export class JobEngine {
     try {
       reply = await worker.run(job, (progress) => this.reportProgress(job, progress));
     } catch (error) {
-      this.handleRunError(job, worker, error);
+      this.handleRunError(job, worker, breaksAtStart, error);
       return;
     }
 
@@ -281,10 +281,11 @@ export class JobEngine {
     return { reply: "jobOutput", job: { jobID: formatOutputId(job), payload: { type: job.type, data: rawOr(output, "payload") } } };
   }
 
-  private handleRunError(job: Job, worker: HandlerWorker, error: unknown): void {
+  private handleRunError(job: Job, worker: HandlerWorker, breaksAtStart: number, error: unknown): void {
     const resends = this.unreadResends.get(job) ?? 0;
     const retries = this.scheduler.optionsOf(job.type)?.retries ?? 0;
-    const decision = decideRunFailure(job, error, { accepting: this.accepting, retries, resends });
+    const alone = isLinkBreak(error) ? this.scheduler.recordBreak(job, breaksAtStart) : true;
+    const decision = decideRunFailure(job, error, { accepting: this.accepting, retries, resends, alone });
     const context = { jobId: job.id, type: job.type, worker: worker.name };
 
     switch (decision.action) {
@@ -298,11 +299,16 @@ export class JobEngine {
         this.log.debug(context, "handler closed the connection without reading the job; resending it");
         this.scheduler.retry(job);
         return;
+      case "isolate":
+        // The message is enough here: the error comes from the connection, so its stack adds nothing.
+        this.log.warn({ ...context, reason: decision.reason }, "handler connection failed mid-job while other jobs were in flight; retrying the job alone without counting an attempt");
+        this.scheduler.retry(job, true);
+        return;
       case "retry":
         job.attempts += 1;
-        // The message is enough here: the error comes from the connection, so its stack adds nothing.
         this.log.warn({ ...context, attempt: job.attempts, reason: decision.reason }, "handler connection failed mid-job; retrying on another connection");
-        this.scheduler.retry(job);
+        // The job broke its connection alone, so it stays alone: a second crash then breaks no other job.
+        this.scheduler.retry(job, true);
         return;
       case "fail":
         void this.finish(job, { status: "failed", error: decision.error });

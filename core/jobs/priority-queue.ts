@@ -13,6 +13,8 @@ export interface JobQueue {
   /** Puts a job back ahead of every job of its priority, for retries after a handler failure. */
   pushFront(job: Job): void;
   shift(): Job | undefined;
+  /** Returns the job shift() would return, without removing it. */
+  peek(): Job | undefined;
   /** Removes and returns every queued job. */
   drain(): Job[];
 }
@@ -53,6 +55,10 @@ export class HeapJobQueue implements JobQueue {
       this.siftDown(0);
     }
     return top.job;
+  }
+
+  peek(): Job | undefined {
+    return this.heap[0]?.job;
   }
 
   drain(): Job[] {

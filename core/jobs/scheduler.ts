@@ -1,6 +1,10 @@
 // Per-type queues and the workers that drain them. A worker is one handler connection: it takes
 // one job at a time, so a type's concurrency is its number of workers. The scheduler uses
 // no sockets. The handler bridge adds and removes workers as connections come and go.
+//
+// The connections of a type usually lead to one handler process, so a job that crashes it breaks
+// the connections of every job in flight. Such jobs are retried alone: while an isolated job runs,
+// no other job of its type is in flight, so its next break shows whether it is the cause.
 
 import { BesterError } from "../errors.js";
 import type { Job } from "./job.js";
@@ -24,7 +28,10 @@ export interface JobTypeOptions {
   maxQueued: number;
   /** How long jobs wait while the type has no worker before failing with `handlerUnavailable`. */
   unavailableTimeoutMs: number;
-  /** Extra attempts on another connection after a connection breaks mid-job. */
+  /**
+   * Extra attempts after a connection breaks mid-job while the job runs alone. A break while other
+   * jobs of the type were in flight counts no attempt.
+   */
   retries: number;
 }
 
@@ -45,11 +52,23 @@ interface JobType {
   running: number;
   completed: number;
   failed: number;
+  /** Count of the type's runs whose connection broke mid-job since start, for recordBreak(). */
+  breaks: number;
+  /**
+   * Ids of queued jobs that must run with no other job of the type in flight. Ids, not objects, so
+   * a queue that stores copies of jobs elsewhere works the same.
+   */
+  isolated: Set<string>;
+  /** Id of the isolated job in flight. No other job of the type is handed out meanwhile. */
+  loneJobId: string | undefined;
   unavailableTimer?: NodeJS.Timeout;
 }
 
-/** Called for each job a worker takes; the job engine supplies it. */
-export type ExecuteJob = (job: Job, worker: HandlerWorker) => Promise<void>;
+/**
+ * Called for each job a worker takes; the job engine supplies it. `breaksAtStart` is the type's
+ * count of broken runs when the run started, for recordBreak().
+ */
+export type ExecuteJob = (job: Job, worker: HandlerWorker, breaksAtStart: number) => Promise<void>;
 
 /** Called with jobs that waited too long for a worker. */
 export type ExpireJobs = (jobs: Job[]) => void;
@@ -75,6 +94,9 @@ export class Scheduler {
       running: 0,
       completed: 0,
       failed: 0,
+      breaks: 0,
+      isolated: new Set(),
+      loneJobId: undefined,
     });
   }
 
@@ -106,9 +128,16 @@ export class Scheduler {
     this.pump(job.type, entry);
   }
 
-  /** Puts a job back at the front of its priority after a retryable handler failure. */
-  retry(job: Job): void {
+  /**
+   * Puts a job back at the front of its priority after a retryable handler failure. With `alone`,
+   * the job next runs with no other job of its type in flight. A job that was running alone stays
+   * isolated either way, until a run of it ends without a broken connection.
+   */
+  retry(job: Job, alone = false): void {
     const entry = this.require(job.type);
+    if (alone || entry.loneJobId === job.id) {
+      entry.isolated.add(job.id);
+    }
     entry.queue.pushFront(job);
     this.armUnavailableTimer(job.type, entry);
     this.pump(job.type, entry);
@@ -133,6 +162,19 @@ export class Scheduler {
       }
       this.armUnavailableTimer(type, entry);
     };
+  }
+
+  /**
+   * Counts a run of `job` whose connection broke mid-job and returns whether the job ran alone.
+   * It ran alone when no other job of its type was in flight at the break and no other run of the
+   * type broke during this run. Only a lone break shows that the job itself ended the handler.
+   */
+  recordBreak(job: Job, breaksAtStart: number): boolean {
+    const entry = this.require(job.type);
+    // The run of `job` itself still counts in `running` until the engine's execute() resolves.
+    const alone = entry.running <= 1 && entry.breaks === breaksAtStart;
+    entry.breaks += 1;
+    return alone;
   }
 
   recordOutcome(type: string, status: "completed" | "failed"): void {
@@ -176,20 +218,36 @@ export class Scheduler {
   }
 
   private pump(type: string, entry: JobType): void {
-    while (!this.paused && entry.idle.length > 0 && entry.queue.size > 0) {
+    while (!this.paused && entry.idle.length > 0 && entry.queue.size > 0 && entry.loneJobId === undefined) {
+      // An isolated job at the head waits until the type's jobs in flight end. Jobs behind it wait
+      // too, so jobs still start in priority order.
+      // NOTE: after a crash every job in flight broke, so the wait is short. A job whose connection
+      // stayed up delays it until that job ends, which with timeoutMs 0 has no limit.
+      const alone = entry.isolated.size > 0 && entry.isolated.has(entry.queue.peek()!.id);
+      if (alone && entry.running > 0) {
+        return;
+      }
+
       const worker = entry.idle.shift()!;
       const job = entry.queue.shift()!;
       entry.running += 1;
+      if (alone) {
+        entry.isolated.delete(job.id);
+        entry.loneJobId = job.id;
+      }
 
       const release = () => {
         entry.running -= 1;
+        if (alone) {
+          entry.loneJobId = undefined;
+        }
         if (entry.workers.has(worker)) {
           entry.idle.push(worker);
         }
         this.pump(type, entry);
       };
       // then(release, release) instead of finally(): finally allocates two more closures and a promise per job.
-      void this.execute(job, worker).then(release, release);
+      void this.execute(job, worker, entry.breaks).then(release, release);
     }
   }
 
@@ -204,6 +262,7 @@ export class Scheduler {
     entry.unavailableTimer = setTimeout(() => {
       entry.unavailableTimer = undefined;
       if (entry.workers.size === 0) {
+        entry.isolated.clear();
         this.expire(entry.queue.drain());
       }
     }, entry.options.unavailableTimeoutMs);
