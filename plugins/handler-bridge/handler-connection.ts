@@ -20,6 +20,8 @@ export interface HandlerConnectionOptions {
   maxFrameBytes: number;
   /** Registers the connection as a worker once connected; returns the function that removes it. */
   addWorker: (worker: HandlerWorker) => () => void;
+  /** Called for each final reply to a job, a progress frame excluded. */
+  onReply?: () => void;
   log: Logger;
 }
 
@@ -207,6 +209,7 @@ export class HandlerConnection implements HandlerWorker {
     this.inFlight = undefined;
     this.lastJobId = inFlight.job.id;
     clearTimeout(inFlight.timer);
+    this.options.onReply?.();
     // Keeps a large payload's bytes so the jobOutput frame can reuse them.
     rememberRaw(message, "payload", rawValueAt(message, ["payload"]));
     inFlight.resolve(message);

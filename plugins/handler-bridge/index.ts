@@ -41,12 +41,13 @@ export function handlerBridge(options: HandlerBridgeOptions): BesterPlugin {
 
       bester.hooks.start.tapPromise(PLUGIN_NAME, async () => {
         for (const [type, config] of Object.entries(options.handlers)) {
+          let supervisor: HandlerSupervisor | undefined;
           if (config.command) {
-            const supervisor = new HandlerSupervisor(type, config, log);
+            supervisor = new HandlerSupervisor(type, config, log);
             supervisors.push(supervisor);
             await supervisor.start();
           }
-          startPool(type, config);
+          startPool(type, config, supervisor);
         }
         await waitForHandlers(options.connectTimeoutMs ?? 10_000);
       });
@@ -75,7 +76,7 @@ export function handlerBridge(options: HandlerBridgeOptions): BesterPlugin {
         }
       }
 
-      function startPool(type: string, config: ResolvedHandlerConfig): void {
+      function startPool(type: string, config: ResolvedHandlerConfig, supervisor: HandlerSupervisor | undefined): void {
         let live = 0;
         // A handler that closes after each reply, as the protocol allows, has no connection for a
         // moment after every job, so only a gap longer than HANDLER_DOWN_WARNING_MS is reported.
@@ -92,6 +93,7 @@ export function handlerBridge(options: HandlerBridgeOptions): BesterPlugin {
             timeoutMs: config.timeoutMs,
             maxFrameBytes: options.maxFrameBytes,
             log,
+            onReply: supervisor && (() => supervisor.noteReply()),
             addWorker: (worker) => {
               const remove = bester.scheduler.addWorker(type, worker);
               live += 1;

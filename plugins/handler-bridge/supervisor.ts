@@ -12,7 +12,11 @@ import type { ResolvedHandlerConfig } from "../../core/config/types.js";
 
 const MIN_RESTART_DELAY_MS = 100;
 const MAX_RESTART_DELAY_MS = 10_000;
-/** A process that ran this long counts as healthy, so its next crash restarts quickly again. */
+/**
+ * A process that ran this long, or replied to a job, counts as healthy, so its next crash restarts
+ * quickly again. A reply shows that the handler works, so a crash after one most likely came from
+ * a job, and the engine isolates jobs until it finds that one.
+ */
 const HEALTHY_RUN_MS = 10_000;
 const STOP_GRACE_MS = 5_000;
 
@@ -24,6 +28,8 @@ export class HandlerSupervisor {
   private restartTimer: NodeJS.Timeout | undefined;
   private crashes = 0;
   private stopping = false;
+  /** Whether the running process replied to a job since it started. */
+  private replied = false;
 
   constructor(
     private readonly type: string,
@@ -34,6 +40,11 @@ export class HandlerSupervisor {
   /** Process id of the running handler, for status and tests. */
   get pid(): number | undefined {
     return this.child?.pid;
+  }
+
+  /** Records that the handler replied to a job, which makes its next crash restart it quickly. */
+  noteReply(): void {
+    this.replied = true;
   }
 
   async start(): Promise<void> {
@@ -56,6 +67,7 @@ export class HandlerSupervisor {
         spawn(`exec ${command}`, { cwd: this.config.cwd, env, shell: true, detached: true, stdio: ["ignore", "pipe", "pipe"] });
     const startedAt = Date.now();
     this.child = child;
+    this.replied = false;
     // Logged on "spawn": a command that does not exist gets a pid of undefined and an "error" instead.
     child.once("spawn", () => {
       this.lastSpawnError = undefined;
@@ -78,7 +90,7 @@ export class HandlerSupervisor {
         return;
       }
 
-      if (Date.now() - startedAt > HEALTHY_RUN_MS) {
+      if (this.replied || Date.now() - startedAt > HEALTHY_RUN_MS) {
         this.restartDelayMs = MIN_RESTART_DELAY_MS;
       }
       this.crashes += 1;

@@ -56,6 +56,17 @@ describe("handler poison jobs", function () {
     expect(isolated, "jobs run again alone").to.include.members(poison);
   });
 
+  it("process that replied restarts without growing backoff", () => {
+    const exits = server.logs.filter((line) => line.msg === "handler process exited; restarting" && line.type === "shared");
+    const delays = exits.map((line) => line.restartInMs as number);
+
+    // Four crashes per poison job, one with its neighbours and three alone.
+    expect(exits.length).to.be.within(7, 8);
+    // Only the crash of a process that replied to no job since it started doubles the delay. A
+    // neighbour's reply resets it, so the lone crashes of one poison job double it three times at most.
+    expect(Math.max(...delays), JSON.stringify(delays)).to.be.at.most(800);
+  });
+
   it("type serves jobs in parallel again afterwards", async () => {
     const started = Date.now();
     const ids = await Promise.all(Array.from({ length: 4 }, (_, index) => acceptedJob(client, "shared", { sleepMs: 500, after: index })));
