@@ -7,6 +7,7 @@ import type { BesterHooks } from "../hooks.js";
 import { rawOr, rememberRaw, type RawJson } from "../protocol/raw-json.js";
 import type { SessionRegistry } from "../sessions.js";
 import { directingError, runDirector } from "./directing.js";
+import { LocalDelivery } from "./local-delivery.js";
 import { createJobId, formatOutputId, type HandlerOutput, type Job } from "./job.js";
 import { decideRunFailure, isLinkBreak } from "./run-failure.js";
 import type { HandlerWorker, Scheduler } from "./scheduler.js";
@@ -45,14 +46,17 @@ export class JobEngine {
    * already runs, but its results wait for acceptance, and a failed acceptance discards them.
    */
   private acceptance = new WeakMap<Job, Promise<void> | false>();
+  private readonly local: LocalDelivery;
 
   constructor(
     private readonly hooks: BesterHooks,
     private readonly scheduler: Scheduler,
-    private readonly sessions: SessionRegistry,
+    sessions: SessionRegistry,
     private readonly log: Logger,
     private readonly options: EngineOptions,
-  ) {}
+  ) {
+    this.local = new LocalDelivery(hooks, sessions, log, options);
+  }
 
   setServerName(name: string): void {
     this.options.serverName = name;
@@ -229,51 +233,14 @@ export class JobEngine {
     }
   };
 
-  /**
-   * Sends a message to a local user, or hands it to onUndelivered when the user is offline.
-   * Rejects with `unknownUser` when the user is offline and onUserLookup finds no such account,
-   * because a message stored under a name with no account (a typo, or a full address) would go to
-   * the next user to register that name.
-   */
+  /** Sends a message to a local user, online or stored for a later login; see LocalDelivery.deliverToUser. */
   deliverToUser(user: string, message: Record<string, unknown>): Promise<void> {
-    if (this.sessions.isOnline(user) || !this.hooks.onUserLookup.isUsed()) {
-      return this.deliverToKnownUser(user, message);
-    }
-    return this.hooks.onUserLookup.promise(user).then((exists) => {
-      if (exists === false) {
-        throw new BesterError("unknownUser", `"${user}" is not a user of ${this.options.serverName}, so the message was not stored for a later login. Pass a local user name: parseRecipient() splits a "name@host:port" address.`);
-      }
-      return this.deliverToKnownUser(user, message);
-    });
+    return this.local.deliverToUser(user, message);
   }
 
-  /**
-   * Delivers as deliverToUser does, without the account check, for a user known to exist (a job's
-   * submitter, a connection's own user, a recipient already checked). An offline message is thus
-   * handed to onUndelivered in the same event-loop turn, which the journal relies on: it removes
-   * an ended job in that turn, so both writes commit together.
-   */
+  /** Delivers without the account check, in the same event-loop turn; see LocalDelivery.deliverToKnownUser. */
   deliverToKnownUser(user: string, message: Record<string, unknown>): Promise<void> {
-    try {
-      if (this.sessions.sendToUser(user, message) > 0) {
-        // A shared settled promise: an online recipient, the usual case, costs no promise of its own.
-        return DELIVERED;
-      }
-    } catch (error) {
-      // Callers expect a failure as a rejection, not as an exception.
-      return Promise.reject(error);
-    }
-    return this.deliverOffline(user, message);
-  }
-
-  private async deliverOffline(user: string, message: Record<string, unknown>): Promise<void> {
-    if (this.hooks.onUndelivered.isUsed()) {
-      const stored = await this.hooks.onUndelivered.promise(user, message);
-      if (stored) {
-        return;
-      }
-    }
-    this.log.warn({ user, reply: message.reply }, "user is offline and no store keeps offline messages; message dropped");
+    return this.local.deliverToKnownUser(user, message);
   }
 
   /** Builds the `jobOutput` message for one handler output. */
@@ -363,4 +330,3 @@ export class JobEngine {
   }
 }
 
-const DELIVERED: Promise<void> = Promise.resolve();
