@@ -12,6 +12,7 @@ import { rawValueAt } from "./protocol/raw-json.js";
 import type { RequestValidators } from "./protocol/schemas.js";
 import { SessionEvents } from "./session-events.js";
 import type { Connection, SessionRegistry } from "./sessions.js";
+import { redeliverUnsent } from "./unsent-messages.js";
 
 /** The parts of a Bester instance that a session uses. */
 export interface SessionHost {
@@ -120,41 +121,9 @@ export class ClientSession {
 
     const neverSent = this.events.takeUnsent();
     if (this.user !== undefined) {
-      this.redeliver(this.user, [...unsent, ...neverSent]);
+      redeliverUnsent(this.host, this.connection.id, this.user, [...unsent, ...neverSent]);
     }
     this.events.endWaits();
-  }
-
-  /** Passes job outputs and notifications that never left the process on to the user's other connections or offline messages. */
-  private redeliver(user: string, messages: object[]): void {
-    const lasting = messages.filter((message) => {
-      const reply = (message as { reply?: unknown }).reply;
-      return reply === "jobOutput" || reply === "jobNotification";
-    });
-    if (lasting.length === 0) {
-      return;
-    }
-    if (this.host.sessions.isOnline(user)) {
-      // A connection that was live when a message was sent received it too, but one that logged in
-      // later did not, so only the later ones get it now.
-      let resent = 0;
-      for (const message of lasting) {
-        for (const connection of this.host.sessions.connectionsMissing(user, message)) {
-          connection.send(message);
-          resent += 1;
-        }
-      }
-      if (resent > 0) {
-        this.host.log.info({ user, connection: this.connection.id, messages: resent }, "connection closed with messages unsent; sending them to the user's newer connections");
-      }
-      return;
-    }
-    this.host.log.info({ user, connection: this.connection.id, messages: lasting.length }, "connection closed with messages unsent; keeping them for the user's next login");
-    for (const message of lasting) {
-      this.host.engine.deliverToKnownUser(user, message as Record<string, unknown>).catch((error: unknown) => {
-        this.host.log.error({ err: error, user }, "keeping an unsent message failed");
-      });
-    }
   }
 
   private handleRequest(message: Record<string, unknown>): void {
