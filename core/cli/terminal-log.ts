@@ -6,8 +6,8 @@ import pinoPretty from "pino-pretty";
 
 /**
  * Returns a pino-pretty stream that writes one line per entry: time, level, plugin and message,
- * then the other fields. An entry with an error adds the error's type and message below it. The
- * writes are synchronous, so the lines before an exit are not lost.
+ * then the other fields. An entry with an error adds one line with the error's type and message,
+ * without its stack or causes. The writes are synchronous, so the lines before an exit are not lost.
  */
 export function terminalLogStream(destination: number | NodeJS.WritableStream = 2, colorize = process.stderr.isTTY): DestinationStream {
   return pinoPretty({
@@ -17,7 +17,18 @@ export function terminalLogStream(destination: number | NodeJS.WritableStream = 
     singleLine: true,
     translateTime: "HH:MM:ss",
     messageFormat: "{if plugin}{plugin}: {end}{msg}",
-    // A stack helps in the log file, not at a glance; the message and the error's message stay.
-    ignore: "plugin,err.stack",
+    ignore: "plugin",
+    // Stacks and nested causes help in the log file, not at a glance: a port in use printed 40
+    // lines before the one that says what to do. The error's own message names the fix.
+    errorLikeObjectKeys: [],
+    customPrettifiers: { err: (value) => describeError(value) },
   });
+}
+
+function describeError(value: unknown): string {
+  if (typeof value !== "object" || value === null) {
+    return String(value);
+  }
+  const { type, message, code } = value as { type?: string; message?: string; code?: string };
+  return `${type ?? "Error"}${code ? ` [${code}]` : ""}: ${message ?? ""}`;
 }
