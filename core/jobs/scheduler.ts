@@ -212,7 +212,8 @@ export class Scheduler {
   private require(type: string): JobType {
     const entry = this.types.get(type);
     if (!entry) {
-      throw new BesterError("noHandler", `No handler is registered for type "${type}". Use one of: ${this.typeNames().join(", ") || "(none configured)"}.`);
+      // The config is read once at start, so a handler just added to it is missing until a restart.
+      throw new BesterError("noHandler", `No handler is registered for type "${type}". Use one of: ${this.typeNames().join(", ") || "(none configured)"}. A handler added to the config takes effect when the server restarts.`);
     }
     return entry;
   }
