@@ -19,6 +19,8 @@ const MAX_RESTART_DELAY_MS = 10_000;
  */
 const HEALTHY_RUN_MS = 10_000;
 const STOP_GRACE_MS = 5_000;
+/** stderr lines of one process logged as warnings; the rest go to debug. */
+const STDERR_WARN_LINES = 20;
 
 export class HandlerSupervisor {
   /** Code of the last failed start, such as ENOENT, until a start succeeds. */
@@ -27,6 +29,8 @@ export class HandlerSupervisor {
   private restartDelayMs = MIN_RESTART_DELAY_MS;
   private restartTimer: NodeJS.Timeout | undefined;
   private crashes = 0;
+  /** Crashes since the handler last ran healthy; sets how loudly the next one is logged. */
+  private crashesInARow = 0;
   private stopping = false;
   /** Whether the running process replied to a job since it started. */
   private replied = false;
@@ -75,7 +79,7 @@ export class HandlerSupervisor {
     });
 
     readline.createInterface({ input: child.stdout! }).on("line", (line) => this.log.debug({ type: this.type, pid: child.pid }, line));
-    readline.createInterface({ input: child.stderr! }).on("line", (line) => this.log.warn({ type: this.type, pid: child.pid, stderr: line }, "handler wrote to stderr"));
+    this.forwardStderr(child);
 
     // A command that cannot start (missing program, no permission) emits "error" and may never
     // emit "exit", so both events lead to the same restart, once.
@@ -92,11 +96,13 @@ export class HandlerSupervisor {
 
       if (this.replied || Date.now() - startedAt > HEALTHY_RUN_MS) {
         this.restartDelayMs = MIN_RESTART_DELAY_MS;
+        this.crashesInARow = 0;
       }
       this.crashes += 1;
+      this.crashesInARow += 1;
       // A handler that keeps failing would repeat this line every 10 s while the server runs. After
-      // the first three, only every tenth is a warning, and the rest go to debug.
-      const level = this.crashes <= 3 || this.crashes % 10 === 0 ? "warn" : "debug";
+      // the first three in a row, only every tenth is a warning, and the rest go to debug.
+      const level = isLoudCrash(this.crashesInARow) ? "warn" : "debug";
       this.log[level]({ type: this.type, ...fields, crashes: this.crashes, restartInMs: this.restartDelayMs }, message);
       this.restartTimer = setTimeout(() => {
         void this.start().catch((error: unknown) => this.log.error({ type: this.type, err: error }, "handler restart failed"));
@@ -125,6 +131,32 @@ export class HandlerSupervisor {
     child.on("exit", (code, signal) => restart({ code, signal }, "handler process exited; restarting"));
   }
 
+  /**
+   * Logs the process's stderr lines as warnings, but not without end: a handler that crashes at
+   * start with a stack trace would print it every 10 s for as long as the server runs. Like the
+   * restart lines, only the first three processes of a crash series and every tenth one warn; the
+   * rest, and every line after the first STDERR_WARN_LINES of one process, go to debug.
+   */
+  private forwardStderr(child: ChildProcess): void {
+    // Loud unless this process would be a quiet crash in a row of them, or until it replied to a
+    // job: a healthy handler's stderr always warns.
+    const loudAtStart = isLoudCrash(this.crashesInARow + 1);
+    let lines = 0;
+    readline.createInterface({ input: child.stderr! }).on("line", (line) => {
+      lines += 1;
+      const fields = { type: this.type, pid: child.pid, stderr: line };
+      const loud = loudAtStart || (this.replied && this.child === child);
+      if (!loud || lines > STDERR_WARN_LINES) {
+        this.log.debug(fields, "handler wrote to stderr");
+        return;
+      }
+      this.log.warn(fields, "handler wrote to stderr");
+      if (lines === STDERR_WARN_LINES) {
+        this.log.warn({ type: this.type, pid: child.pid }, `handler wrote ${STDERR_WARN_LINES} lines to stderr; its further lines go to the log at debug level`);
+      }
+    });
+  }
+
   /** Sends SIGTERM, then SIGKILL if the process has not exited after the grace period. */
   async stop(): Promise<void> {
     this.stopping = true;
@@ -148,4 +180,9 @@ export class HandlerSupervisor {
     });
     await rm(this.config.socket, { force: true });
   }
+}
+
+/** Returns whether the `inARow`-th crash in a row is logged as a warning: the first three and every tenth. */
+function isLoudCrash(inARow: number): boolean {
+  return inARow <= 3 || inARow % 10 === 0;
 }

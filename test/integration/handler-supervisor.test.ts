@@ -77,4 +77,27 @@ describe("handler supervisor", () => {
     expect(retries.slice(0, 3).map((line) => line.level)).to.deep.equal([40, 40, 40]);
     expect(retries[3]!.level).to.equal(20);
   });
+
+  it("quiets the stderr of repeated crashes", async () => {
+    server = await startServer({
+      // A string command runs as `exec <command>` in /bin/sh, so the loop needs its own shell.
+      handlers: { noisy: { command: `sh -c 'for i in $(seq 1 25); do echo "trace line $i" >&2; done; exit 3'`, unavailableTimeoutMs: 60_000 } },
+    });
+
+    const exits = () => server!.logs.filter((line) => line.msg === "handler process exited; restarting" && line.type === "noisy");
+    // Restarts wait 100, 200, 400 and 800 ms, so five processes take about 1.5 s.
+    await waitUntil(() => exits().length >= 5, "five handler processes exited", 15_000);
+    const pids = server.logs.filter((line) => line.msg === "handler process started" && line.type === "noisy").map((line) => line.pid);
+    const stderrOf = (pid: unknown, level: number) => server!.logs.filter((line) => line.msg === "handler wrote to stderr" && line.pid === pid && line.level === level);
+    const capNotes = server.logs.filter((line) => String(line.msg).startsWith("handler wrote 20 lines to stderr"));
+
+    for (const pid of pids.slice(0, 3)) {
+      expect(stderrOf(pid, 40), "warned lines of an early process").to.have.length(20);
+      expect(stderrOf(pid, 20), "debug lines of an early process").to.have.length(5);
+    }
+    expect(capNotes.slice(0, 3).map((line) => line.pid)).to.deep.equal(pids.slice(0, 3));
+    expect(stderrOf(pids[3], 40), "warned lines of the fourth process").to.deep.equal([]);
+    expect(stderrOf(pids[3], 20), "debug lines of the fourth process").to.have.length(25);
+    expect(exits().map((line) => line.level).slice(0, 5)).to.deep.equal([40, 40, 40, 20, 20]);
+  });
 });
