@@ -93,6 +93,13 @@ export async function connectAndLogin(
   } catch (error) {
     await client.close();
     const loginRejected = error instanceof BesterClientError && error.code === "invalidCredentials";
-    throw registrationError && loginRejected ? registrationError : error;
+    if (registrationError && loginRejected) {
+      throw registrationError;
+    }
+    if (loginRejected && !options.register) {
+      // The server does not say which part was wrong, and a first-time user may lack an account.
+      throw new BesterClientError("invalidCredentials", `${(error as Error).message} If "${options.user}" has no account yet, add --register (when the server allows registration) or ask the operator for one.`, { cause: error });
+    }
+    throw error;
   }
 }

@@ -74,7 +74,7 @@ export async function start(options: StartOptions): Promise<void> {
     if (stopping) {
       // A second signal skips the drain. Stored jobs run again after the next start, and the
       // handlers exit by themselves once they see this process gone.
-      process.stderr.write(`${signal} received again; stopping at once\n`);
+      process.stderr.write(`${signal} received again; stopping at once. ${describeLeft(bester)}\n`);
       log.warn({ signal }, "second stop signal; exiting without waiting for running jobs");
       process.exit(1);
     }
@@ -106,6 +106,19 @@ function describeDrain(bester: Bester): string {
   const seconds = bester.config.shutdown.drainTimeoutMs / 1000;
   const left = bester.store.durable ? "stay stored and run after the next start" : "are lost, because the store is memory";
   return `stopping: waiting up to ${seconds} s for ${running} running job${running === 1 ? "" : "s"}. Jobs still running then, and the ${queued} queued, ${left}. Press Ctrl-C again to stop at once.`;
+}
+
+/** Counts the accepted jobs a stop at once leaves, and says what becomes of them. */
+function describeLeft(bester: Bester): string {
+  const stats = bester.scheduler.stats();
+  const running = stats.reduce((sum, entry) => sum + entry.running, 0) + bester.engine.completingJobs;
+  const queued = stats.reduce((sum, entry) => sum + entry.queued, 0);
+  const total = running + queued;
+  if (total === 0) {
+    return "No accepted job was left.";
+  }
+  const fate = bester.store.durable ? "stay stored and run after the next start" : "are lost, because the store is memory";
+  return `${total} accepted job${total === 1 ? "" : "s"} (${running} running, ${queued} queued) ${fate}.`;
 }
 
 /** Returns the last line after a stop: how many accepted jobs did not end, and what becomes of them. */

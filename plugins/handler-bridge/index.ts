@@ -71,8 +71,9 @@ export function handlerBridge(options: HandlerBridgeOptions): BesterPlugin {
         clearTimeout(timer);
         if (result === "timeout") {
           const missing = bester.scheduler.stats().filter((entry) => entry.workers === 0).map((entry) => entry.type);
-          const settings = missing.map((type) => `handlers.${type}.unavailableTimeoutMs`).join(", ");
-          log.warn({ types: missing, timeoutMs }, `some handlers did not connect during start-up; their jobs wait for a connection up to ${settings}`);
+          const limits = missing.map((type) => `${bester.scheduler.optionsOf(type)?.unavailableTimeoutMs ?? "?"} ms for ${type} (handlers.${type}.unavailableTimeoutMs)`).join(", ");
+          // waitedMs, not timeoutMs: the field is how long start-up waited, not the jobs' limit.
+          log.warn({ types: missing, waitedMs: timeoutMs }, `some handlers did not connect within ${timeoutMs / 1000} s of start-up; their jobs wait for a connection up to ${limits}`);
         }
       }
 

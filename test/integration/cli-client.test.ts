@@ -152,7 +152,7 @@ describe("CLI client commands against bester start", () => {
     const result = await runCli(["submit", ...login("alice", "wrong"), "-t", "echo", "--data", "1"]);
 
     expect(result.code).to.equal(1);
-    expect(result.stderr).to.include("[invalidCredentials]");
+    expect(result.stderr).to.include('bester: The username or password is wrong. If "alice" has no account yet, add --register (when the server allows registration) or ask the operator for one. [invalidCredentials]');
   });
 
   it("listen --json prints outputs and exits 0 on Ctrl-C", async () => {

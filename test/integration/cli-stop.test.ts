@@ -97,6 +97,8 @@ describe("bester start stopped while jobs run", function () {
     const first = daemon!;
     first.kill("SIGINT");
     const [waiting] = await waitForOutput(first.stderr!, /SIGINT received; stopping: waiting up to 10 s for 2 running jobs\. [^\n]*\n/);
+    let after = "";
+    first.stderr!.on("data", (chunk: Buffer) => (after += chunk.toString("utf8")));
     const stoppedAt = Date.now();
     first.kill("SIGINT");
     const [code] = (await once(first, "exit")) as [number];
@@ -105,6 +107,7 @@ describe("bester start stopped while jobs run", function () {
     expect(waiting).to.include("stay stored and run after the next start");
     expect(waiting).to.include("Press Ctrl-C again to stop at once");
     expect(code).to.equal(1);
+    expect(after).to.include("SIGINT received again; stopping at once. 2 accepted jobs (2 running, 0 queued) stay stored and run after the next start.\n");
     // Without the second signal the drain alone would take 10 s.
     expect(stopMs).to.be.below(8000);
 

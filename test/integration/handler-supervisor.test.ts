@@ -43,6 +43,9 @@ describe("handler supervisor", () => {
     expect(reports[0]!.msg).to.equal('cannot connect to handler "external": the socket file does not exist; retrying until it is up. Check that the handler runs and listens on handlers.external.socket');
     expect(reports[0]!.socket).to.equal("/tmp/bester-no-such-handler.sock");
     expect(reports[0]!.level).to.equal(40);
+    const startup = server.logs.find((line) => String(line.msg).startsWith("some handlers did not connect"))!;
+    expect(startup.msg).to.match(/^some handlers did not connect within [0-9.]+ s of start-up; their jobs wait for a connection up to 60000 ms for external \(handlers\.external\.unavailableTimeoutMs\)$/);
+    expect(startup).to.not.have.property("timeoutMs");
   });
 
   it("names a missing working folder", async () => {
