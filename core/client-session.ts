@@ -42,6 +42,9 @@ interface HandledRequest {
 
 const CORE_REQUESTS = new Set(["auth", "newJob"]);
 
+/** Longest wait of a session-ending close for the replies still due, in milliseconds. */
+const CLOSE_AFTER_REPLIES_MS = 5000;
+
 export class ClientSession {
   /** The authenticated user, once auth succeeded. */
   user: string | undefined;
@@ -66,7 +69,7 @@ export class ClientSession {
       id: connection.id,
       remoteAddress: connection.remoteAddress,
       send: (message) => this.events.send(message),
-      close: (error) => connection.close(error),
+      close: (error) => this.closeAfterReplies(error),
       onFlushed: (callback) => this.events.onFlushed(callback),
     };
   }
@@ -92,6 +95,31 @@ export class ClientSession {
       return;
     }
     this.handleRequest(decoded.message);
+  }
+
+  /**
+   * Closes the connection once every request received so far has its reply, with `error` after
+   * them. A plugin that ends the session, as after a password change, must not put its error in
+   * the place of a reply the client waits for. Requests that arrive meanwhile are ignored.
+   */
+  private closeAfterReplies(error?: WireError): void {
+    if (this.closed || this.closing) {
+      return;
+    }
+    this.closing = true;
+    if (this.slots.length === 0) {
+      this.connection.close(error);
+      return;
+    }
+    // A slot that is ready at once, so it goes out right after the replies before it.
+    this.slots.push({ done: true, reply: error ? errorReply(error) : undefined, after: () => this.connection.close(), promise: Promise.resolve() });
+    this.flush();
+    // A request that never finishes must not keep the session open.
+    setTimeout(() => {
+      if (!this.closed) {
+        this.connection.close(error);
+      }
+    }, CLOSE_AFTER_REPLIES_MS).unref();
   }
 
   /** Whether a plugin took over the frames, as for an authenticated peer link. */
@@ -304,7 +332,9 @@ export class ClientSession {
     while (this.slots.length > 0 && this.slots[0]!.done) {
       const slot = this.slots.shift()!;
       if (!this.closed) {
-        this.connection.send(slot.reply!);
+        if (slot.reply) {
+          this.connection.send(slot.reply);
+        }
         slot.after?.();
       }
     }

@@ -82,6 +82,8 @@ export class BesterClient extends EventEmitter<ClientEvents> {
   private closedError: BesterClientError | undefined;
   /** The error the server sent on the current connection before ending the session, which becomes the reason of the close. */
   private sessionEndedBy: BesterClientError | undefined;
+  /** Whether the current connection logged in; a later notAuthenticated then ends the session. */
+  private loggedIn = false;
   private readonly reconnectOptions: Required<ReconnectOptions> | undefined;
   private readonly notified: NotifiedJobs;
 
@@ -227,6 +229,7 @@ export class BesterClient extends EventEmitter<ClientEvents> {
   private attach(socket: net.Socket): void {
     this.socket = socket;
     this.sessionEndedBy = undefined;
+    this.loggedIn = false;
     const decoder = new FrameDecoder(this.options.maxFrameBytes ?? 16 * 1024 * 1024);
     let lost: Error = new BesterClientError("connectionClosed", "The connection to the server closed.");
     const requestTimeoutMs = this.options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
@@ -331,6 +334,7 @@ export class BesterClient extends EventEmitter<ClientEvents> {
     if (auth.status !== "ok") {
       throw new BesterClientError(auth.error?.code ?? "invalidCredentials", auth.error?.message ?? "Login failed.");
     }
+    this.loggedIn = true;
     return auth.address!;
   }
 
@@ -362,13 +366,20 @@ export class BesterClient extends EventEmitter<ClientEvents> {
         return;
     }
 
+    const error = message.reply === "error" ? (message.error as WireError) : undefined;
+    // After a login, notAuthenticated can only be the server ending the session. It may arrive in
+    // the place of a reply to a request the server ignored because it was closing, so it ends the
+    // session whether or not a request waits.
+    const ended = error !== undefined && endsSession(error) && this.loggedIn;
+    if (ended) {
+      this.sessionEndedBy = new BesterClientError(error.code, error.message);
+    }
     if (!this.pending.resolveNext(message)) {
       // An error with no request waiting, such as an authentication timeout before a close.
-      const error = message.error as WireError;
-      if (endsSession(error)) {
+      if (error !== undefined && endsSession(error)) {
         this.sessionEndedBy = new BesterClientError(error.code, error.message);
       }
-      this.emit("serverError", error);
+      this.emit("serverError", message.error as WireError);
     }
   }
 

@@ -222,12 +222,14 @@ describe("client SDK BesterClient", () => {
 });
 
 describe("client SDK run() before acceptance", () => {
-  it("says the job may not have been accepted when the server closes first", async () => {
-    // Holds each submission in onJobSubmit, so the connection closes before its reply.
+  it("says the job may not have been accepted when the server closes first", async function () {
+    this.timeout(20_000);
+    // Holds each submission in onJobSubmit past the 5 s a session-ending close waits for the
+    // replies still due, so the connection closes before the submission's reply.
     const slowSubmit: BesterPlugin = {
       name: "slow-submit",
       apply(bester) {
-        bester.hooks.onJobSubmit.tapPromise("slow-submit", (job) => new Promise((resolve) => setTimeout(() => resolve(job), 300)));
+        bester.hooks.onJobSubmit.tapPromise("slow-submit", (job) => new Promise((resolve) => setTimeout(() => resolve(job), 6000)));
       },
     };
     const server = await startServer({ registration: true, handlers, plugins: [slowSubmit] });

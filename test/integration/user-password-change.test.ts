@@ -6,7 +6,7 @@ import path from "node:path";
 import { ACCOUNT_CHECK_MS } from "../../plugins/accounts/account-watch.js";
 import { BesterClient, type BesterClientError } from "../../plugins/transport-tcp/client.js";
 import { runCli } from "../cli-runner.js";
-import { connectAs, login, RawClient, startServer, type TestServer } from "../helper.js";
+import { connectAs, fixtureHandler, login, RawClient, startServer, waitUntil, type TestServer } from "../helper.js";
 
 // `bester user passwd` changes the store from another process. The running server then closes the
 // sessions opened with the old password, and the new password gets past a rateLimited lock.
@@ -21,7 +21,7 @@ describe("password changed while logged in", function () {
     const store = `sqlite://${path.join(folder, "bester.sqlite")}`;
     config = path.join(folder, "bester.config.json");
     await writeFile(config, JSON.stringify({ listen: { host: "127.0.0.1", port: 0 }, store, dataDir: path.join(folder, "cli-data") }));
-    server = await startServer({ store, registration: true, limits: { login: { maxFailuresPerUser: 3, maxFailuresPerAddress: 1000, windowMs: 60_000 } } });
+    server = await startServer({ store, registration: true, handlers: { echo: fixtureHandler("echo", { connections: 2 }) }, limits: { login: { maxFailuresPerUser: 3, maxFailuresPerAddress: 1000, windowMs: 60_000 } } });
   });
 
   after(async () => {
@@ -70,6 +70,44 @@ describe("password changed while logged in", function () {
 
     expect(lost?.code).to.equal("notAuthenticated");
     expect(lost?.message).to.include('The password of "pia" was changed');
+  });
+
+  it("ends a busy client after its replies", async () => {
+    const client = await BesterClient.connect({ port: server.port, reconnect: { delayMs: 50, retries: 5 } });
+    await client.register("sam", "sam-pw");
+    await client.auth("sam", "sam-pw");
+    let reconnected = false;
+    client.on("reconnect", () => (reconnected = true));
+    const closed = once(client, "close");
+
+    // Eight submits in flight at any time, so the session ends with requests waiting for replies.
+    let stop = false;
+    let accepted = 0;
+    const rejected: string[] = [];
+    const submitter = async () => {
+      while (!stop && !client.closed) {
+        try {
+          await client.submit("echo", "x");
+          accepted += 1;
+        } catch (error) {
+          rejected.push((error as BesterClientError).code);
+        }
+      }
+    };
+    const submitters = Array.from({ length: 8 }, submitter);
+    await waitUntil(() => accepted >= 50, "the client submitted jobs");
+    await runCli(["user", "passwd", "sam", "-c", config], { input: "sam-new-pw\n" });
+    const [lost] = (await closed) as [BesterClientError | undefined];
+    stop = true;
+    await Promise.all(submitters);
+    const echo = () => server.bester.scheduler.stats().find((entry) => entry.type === "echo")!;
+    await waitUntil(() => echo().queued === 0 && echo().running === 0, "the accepted jobs ended");
+
+    expect(lost?.code, lost?.message).to.equal("notAuthenticated");
+    expect(reconnected, "the client reconnected with the old password").to.equal(false);
+    expect([...new Set(rejected)].filter((code) => code !== "notAuthenticated" && code !== "connectionClosed")).to.deep.equal([]);
+    // Every job the server ran was one the client saw accepted: no rejected submit ran.
+    expect(echo().completed + echo().failed).to.equal(accepted);
   });
 
   it("lifts a rateLimited lock at once", async () => {
