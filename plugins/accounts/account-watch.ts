@@ -48,7 +48,6 @@ export class AccountWatch {
       if (mark === this.lastMark) {
         return;
       }
-      this.lastMark = mark;
       for (const { user } of this.sessions.list()) {
         const checked = this.sessions.connectionsOf(user).filter((connection) => this.authenticated.has(connection.id));
         if (checked.length === 0) {
@@ -62,9 +61,10 @@ export class AccountWatch {
           }
         }
       }
+      // Only once every user was checked: after a failed read, the next check must try again.
+      this.lastMark = mark;
     } catch (error) {
-      // A store outage is logged by the store itself; the next check tries again.
-      this.log.debug({ err: error }, "checking for removed users and new passwords failed");
+      this.log.warn({ err: error }, "checking for removed users and new passwords failed; the next check tries again");
     } finally {
       this.checking = false;
     }
