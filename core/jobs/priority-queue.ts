@@ -17,6 +17,8 @@ export interface JobQueue {
   peek(): Job | undefined;
   /** Removes and returns every queued job. */
   drain(): Job[];
+  /** Removes and returns the first job, in shift() order, for which `match` is true. */
+  removeFirst(match: (job: Job) => boolean): Job | undefined;
 }
 
 interface Entry {
@@ -67,6 +69,29 @@ export class HeapJobQueue implements JobQueue {
       jobs.push(job);
     }
     return jobs;
+  }
+
+  /** Scans the whole heap, so it suits rare uses such as picking a job to run alone. */
+  removeFirst(match: (job: Job) => boolean): Job | undefined {
+    const heap = this.heap;
+    let found = -1;
+    for (let index = 0; index < heap.length; index += 1) {
+      if (match(heap[index]!.job) && (found === -1 || this.before(heap[index]!, heap[found]!))) {
+        found = index;
+      }
+    }
+    if (found === -1) {
+      return undefined;
+    }
+
+    const removed = heap[found]!;
+    const last = heap.pop()!;
+    if (found < heap.length) {
+      heap[found] = last;
+      this.siftDown(found);
+      this.siftUp(found);
+    }
+    return removed.job;
   }
 
   private insert(entry: Entry): void {

@@ -220,17 +220,23 @@ export class Scheduler {
 
   private pump(type: string, entry: JobType): void {
     while (!this.paused && entry.idle.length > 0 && entry.queue.size > 0 && entry.loneJobId === undefined) {
-      // An isolated job at the head waits until the type's jobs in flight end. Jobs behind it wait
-      // too, so jobs still start in priority order.
+      // While a job waits to run alone, nothing else starts: once the jobs in flight end, it goes
+      // first, ahead of higher priorities too. Letting them pass would let a steady stream of them
+      // hold it, and every job behind it, back for good.
       // NOTE: after a crash every job in flight broke, so the wait is short. A job whose connection
       // stayed up delays it until that job ends, which with timeoutMs 0 has no limit.
-      const alone = entry.isolated.size > 0 && entry.isolated.has(entry.queue.peek()!.id);
+      const alone = entry.isolated.size > 0;
       if (alone && entry.running > 0) {
         return;
       }
 
+      const job = alone ? entry.queue.removeFirst((queued) => entry.isolated.has(queued.id)) : entry.queue.shift();
+      if (!job) {
+        // An isolated id whose job left the queue another way, as when it expired.
+        entry.isolated.clear();
+        continue;
+      }
       const worker = entry.idle.shift()!;
-      const job = entry.queue.shift()!;
       entry.running += 1;
       if (alone) {
         entry.isolated.delete(job.id);

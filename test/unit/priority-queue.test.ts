@@ -19,6 +19,19 @@ describe("priority queue", () => {
     expect(queue.shift()).to.equal(undefined);
   });
 
+  it("removes the first matching job", () => {
+    const queue = new HeapJobQueue();
+    for (const [id, priority] of [["a", 0], ["b", 3], ["c", 0], ["d", 3], ["e", 1]] as const) {
+      queue.push(job(id, priority));
+    }
+
+    const removed = queue.removeFirst((queued) => queued.id === "c" || queued.id === "e" || queued.id === "a");
+
+    expect(removed?.id, "the matching job shift() would return first").to.equal("e");
+    expect(queue.removeFirst((queued) => queued.id === "x")).to.equal(undefined);
+    expect(drainIds(queue)).to.deep.equal(["b", "d", "a", "c"]);
+  });
+
   it("shifts higher priority first", () => {
     const queue = new HeapJobQueue();
     queue.push(job("low", -5));
@@ -88,6 +101,30 @@ describe("priority queue", () => {
             model.push(entry);
           }
         });
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("keeps order after removing any jobs", () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: -2, max: 2 }), fc.boolean()), { maxLength: 120 }), (entries) => {
+        const queue = new HeapJobQueue();
+        const jobs = entries.map(([priority], index) => job(String(index), priority));
+        jobs.forEach((entry) => queue.push(entry));
+        const removeIds = new Set(entries.flatMap(([, remove], index) => (remove ? [String(index)] : [])));
+        const sorted = [...jobs].sort((a, b) => b.priority - a.priority);
+
+        // Removed jobs leave the queue, so each call finds the next one.
+        const removed: string[] = [];
+        let next = queue.removeFirst((queued) => removeIds.has(queued.id));
+        while (next) {
+          removed.push(next.id);
+          next = queue.removeFirst((queued) => removeIds.has(queued.id));
+        }
+
+        expect(removed).to.deep.equal(sorted.filter((entry) => removeIds.has(entry.id)).map((entry) => entry.id));
+        expect(drainIds(queue)).to.deep.equal(sorted.filter((entry) => !removeIds.has(entry.id)).map((entry) => entry.id));
       }),
       { numRuns: 200 },
     );

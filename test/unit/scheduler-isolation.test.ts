@@ -137,7 +137,7 @@ describe("scheduler isolation", () => {
     expect(ids(inFlight)).to.deep.equal(["a"]);
   });
 
-  it("lets a higher priority job pass a waiting isolated job", async () => {
+  it("holds higher priorities behind a waiting isolated job", async () => {
     const { scheduler, inFlight } = heldScheduler(2);
     scheduler.enqueue(job("a"));
     scheduler.enqueue(job("b"));
@@ -147,9 +147,21 @@ describe("scheduler isolation", () => {
     first.end();
     await settle();
 
+    // A steady stream of higher priority jobs must not keep the isolated job waiting.
     scheduler.enqueue(job("urgent", 5));
+    const whileWaiting = ids(inFlight);
+    inFlight[0]!.end();
+    await settle();
+    const afterB = ids(inFlight);
+    scheduler.enqueue(job("urgent2", 5));
+    const whileAlone = ids(inFlight);
+    inFlight[0]!.end();
+    await settle();
 
-    expect(ids(inFlight)).to.deep.equal(["b", "urgent"]);
+    expect(whileWaiting).to.deep.equal(["b"]);
+    expect(afterB).to.deep.equal(["a"]);
+    expect(whileAlone).to.deep.equal(["a"]);
+    expect(ids(inFlight)).to.deep.equal(["urgent", "urgent2"]);
   });
 
   it("keeps a lone job isolated when resent", async () => {
