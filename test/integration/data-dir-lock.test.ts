@@ -99,9 +99,11 @@ describe("one server per data folder", function () {
   it("takes over a pid file whose process is a zombie", async () => {
     const config = await writeDaemonConfig({});
     folder = config.folder;
-    // `sleep 0` exits at once, and its parent, the shell turned into `sleep 5` by exec, never
-    // reaps it: a zombie for five seconds, as a killed server is until its parent reaps it.
-    const holder = spawn("sh", ["-c", "sleep 0 & echo $!; exec sleep 5"]);
+    // The forked child exits at once, and its parent never waits for it: a zombie for five
+    // seconds, as a killed server is until its parent reaps it. A shell would reap it on a busy
+    // machine, when the child ends before the shell's next command.
+    const script = "import os, sys, time\npid = os.fork()\nif pid == 0:\n    os._exit(0)\nprint(pid, flush=True)\ntime.sleep(5)";
+    const holder = spawn("python3", ["-c", script]);
     const zombie = await new Promise<number>((resolve) => holder.stdout.once("data", (chunk: Buffer) => resolve(Number(chunk.toString("utf8").trim()))));
     await new Promise((resolve) => setTimeout(resolve, 200));
     const state = readFileSync(`/proc/${zombie}/stat`, "utf8").split(") ")[1]!.charAt(0);
