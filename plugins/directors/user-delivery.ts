@@ -72,7 +72,7 @@ async function sendToPeers(bester: Bester, job: Job, payload: unknown, remote: M
       job,
       message: { request: "jobOutputDelivery", job: { jobID: formatOutputId(job), payload: { type: job.type, data: payload } }, users },
     };
-    const already = () => (delivered.length > 0 ? ` The output already went to ${delivered.join(", ")}.` : "");
+    const already = () => (delivered.length > 0 ? ` The output was already delivered, or queued for a peer server, to ${delivered.join(", ")}.` : "");
     let sent: unknown;
     try {
       sent = bester.hooks.onPeerSend.isUsed() ? await bester.hooks.onPeerSend.promise(envelope) : undefined;

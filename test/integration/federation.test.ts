@@ -162,7 +162,7 @@ describe("federation between three daemons", function () {
     expect(job.jobID).to.equal(jobID);
     expect(job.status).to.equal("failed");
     expect(job.error.code).to.equal("unknownPeer");
-    expect(job.error.message, job.error.message).to.include(`The output already went to alice, bob@${b.bester.serverName}.`);
+    expect(job.error.message, job.error.message).to.include(`The output was already delivered, or queued for a peer server, to alice, bob@${b.bester.serverName}.`);
     expect((atBob.job as { payload: { data: unknown } }).payload.data).to.equal(2);
   });
 
