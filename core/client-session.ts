@@ -42,7 +42,7 @@ interface HandledRequest {
 
 const CORE_REQUESTS = new Set(["auth", "newJob"]);
 
-/** Longest wait of a session-ending close for the replies still due, in milliseconds. */
+/** Maximum wait of a session-ending close for the replies still due, in milliseconds. */
 const CLOSE_AFTER_REPLIES_MS = 5000;
 
 export class ClientSession {

@@ -108,7 +108,7 @@ function describeDrain(bester: Bester): string {
   return `stopping: waiting up to ${seconds} s for ${running} running job${running === 1 ? "" : "s"}. Jobs still running then, and the ${queued} queued, ${left}. Press Ctrl-C again to stop at once.`;
 }
 
-/** Counts the accepted jobs a stop at once leaves, and says what becomes of them. */
+/** Counts the accepted jobs a stop at once leaves, and states what becomes of them. */
 function describeLeft(bester: Bester): string {
   const stats = bester.scheduler.stats();
   const running = stats.reduce((sum, entry) => sum + entry.running, 0) + bester.engine.completingJobs;

@@ -19,7 +19,7 @@ export function terminalLogStream(destination: number | NodeJS.WritableStream = 
     messageFormat: "{if plugin}{plugin}: {end}{msg}",
     ignore: "plugin",
     // Stacks and nested causes help in the log file, not at a glance: a port in use printed 40
-    // lines before the one that says what to do. The error's own message names the fix.
+    // lines before the one with the fix. The error's own message names the fix.
     errorLikeObjectKeys: [],
     customPrettifiers: { err: (value) => describeError(value) },
   });

@@ -133,9 +133,9 @@ export class HandlerSupervisor {
 
   /**
    * Logs the process's stderr lines as warnings, but not without end: a handler that crashes at
-   * start with a stack trace would print it every 10 s for as long as the server runs. Like the
-   * restart lines, only the first three processes of a crash series and every tenth one warn; the
-   * rest, and every line after the first STDERR_WARN_LINES of one process, go to debug.
+   * start with a stack trace would print it every 10 s for as long as the server runs. As with the
+   * restart lines, only the first three processes of a crash series and every tenth one warn. The
+   * other processes' lines go to debug, and so does every line after a process's first STDERR_WARN_LINES.
    */
   private forwardStderr(child: ChildProcess): void {
     // Loud unless this process would be a quiet crash in a row of them, or until it replied to a

@@ -73,7 +73,7 @@ describe("handler poison jobs", function () {
     let done = false;
     void ending.finally(() => (done = true));
 
-    // The most jobs of the type seen running at once while these four ran.
+    // The maximum number of jobs of the type seen running at once while these four ran.
     let mostRunning = 0;
     while (!done) {
       const stats = server.bester.scheduler.stats().find((entry) => entry.type === "shared");
