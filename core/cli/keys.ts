@@ -2,6 +2,7 @@
 // so an operator can copy it into each peer's federation.peers list.
 
 import path from "node:path";
+import { displayPath } from "./display-path.js";
 import type { Command } from "commander";
 
 interface KeysOptions {
@@ -20,10 +21,7 @@ export function registerKeysCommand(program: Command): void {
       const keyFile = config.federation?.keyFile ?? path.join(config.dataDir, "server.key");
       const key = await loadOrCreateServerKey(keyFile);
 
-      // Relative inside the working folder, where it is shorter; absolute outside it, where ../.. is harder to read.
-      const relative = path.relative(process.cwd(), keyFile);
-      const shown = relative && !relative.startsWith("..") && !path.isAbsolute(relative) ? relative : keyFile;
-      process.stderr.write(`${key.created ? "created" : "read"} ${shown}\n`);
+      process.stderr.write(`${key.created ? "created" : "read"} ${displayPath(keyFile)}\n`);
       process.stdout.write(`# public key of ${config.serverName}; add it to each peer's federation.peers\n${key.publicKeyText}\n`);
     });
 }

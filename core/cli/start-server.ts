@@ -12,6 +12,7 @@ import { loadConfig } from "../config/loader.js";
 import type { ResolvedConfig } from "../config/types.js";
 import { createLogger, type Logger } from "../log.js";
 import { BesterClientError } from "../../plugins/transport-tcp/client-error.js";
+import { displayPath } from "./display-path.js";
 import { createProgress } from "./spinner.js";
 import { terminalLogStream } from "./terminal-log.js";
 import { packageVersion } from "./version.js";
@@ -95,30 +96,46 @@ export async function start(options: StartOptions): Promise<void> {
   process.on("SIGTERM", () => stop("SIGTERM"));
 }
 
+/** Counts the jobs on a handler (with `completing` ones still carrying out their director) and the queued ones. */
+function countJobs(bester: Bester, completing = 0): { running: number; queued: number } {
+  let running = completing;
+  let queued = 0;
+  for (const entry of bester.scheduler.stats()) {
+    running += entry.running;
+    queued += entry.queued;
+  }
+  return { running, queued };
+}
+
+/** States what becomes of `count` accepted jobs left at a stop, which depends on the store. */
+function fateOf(bester: Bester, count: number): string {
+  const one = count === 1;
+  return bester.store.durable ? `${one ? "stays" : "stay"} stored and run${one ? "s" : ""} after the next start` : `${one ? "is" : "are"} lost, because the store is memory`;
+}
+
+function jobsText(count: number): string {
+  return `${count} accepted job${count === 1 ? "" : "s"}`;
+}
+
 /** Describes what the stop waits for, so the terminal does not stay silent through the drain unexplained. */
 function describeDrain(bester: Bester): string {
-  const stats = bester.scheduler.stats();
-  const running = stats.reduce((sum, entry) => sum + entry.running, 0);
-  const queued = stats.reduce((sum, entry) => sum + entry.queued, 0);
+  const { running, queued } = countJobs(bester);
   if (running === 0) {
     return "stopping";
   }
   const seconds = bester.config.shutdown.drainTimeoutMs / 1000;
-  const left = bester.store.durable ? "stay stored and run after the next start" : "are lost, because the store is memory";
-  return `stopping: waiting up to ${seconds} s for ${running} running job${running === 1 ? "" : "s"}. Jobs still running then, and the ${queued} queued, ${left}. Press Ctrl-C again to stop at once.`;
+  // The subject, "jobs still running then, and the queued", is plural whatever the counts.
+  return `stopping: waiting up to ${seconds} s for ${running} running job${running === 1 ? "" : "s"}. Jobs still running then, and the ${queued} queued, ${fateOf(bester, 2)}. Press Ctrl-C again to stop at once.`;
 }
 
 /** Counts the accepted jobs a stop at once leaves, and states what becomes of them. */
 function describeLeft(bester: Bester): string {
-  const stats = bester.scheduler.stats();
-  const running = stats.reduce((sum, entry) => sum + entry.running, 0) + bester.engine.completingJobs;
-  const queued = stats.reduce((sum, entry) => sum + entry.queued, 0);
+  const { running, queued } = countJobs(bester, bester.engine.completingJobs);
   const total = running + queued;
   if (total === 0) {
     return "No accepted job was left.";
   }
-  const fate = bester.store.durable ? "stay stored and run after the next start" : "are lost, because the store is memory";
-  return `${total} accepted job${total === 1 ? "" : "s"} (${running} running, ${queued} queued) ${fate}.`;
+  return `${jobsText(total)} (${running} running, ${queued} queued) ${fateOf(bester, total)}.`;
 }
 
 /** Returns the last line after a stop: how many accepted jobs did not end, and what becomes of them. */
@@ -135,10 +152,7 @@ function describeStopped(bester: Bester): string {
   if (queued > 0) {
     parts.push(`${queued} queued`);
   }
-  const fate = bester.store.durable
-    ? `${total === 1 ? "stays" : "stay"} stored and run${total === 1 ? "s" : ""} after the next start`
-    : `${total === 1 ? "is" : "are"} lost, because the store is memory`;
-  return `stopped: ${total} accepted job${total === 1 ? "" : "s"} (${parts.join(", ")}) ${fate}`;
+  return `stopped: ${jobsText(total)} (${parts.join(", ")}) ${fateOf(bester, total)}`;
 }
 
 /** JSON log lines go to stdout for services; on a terminal they go to a file so the console stays readable. */
@@ -168,10 +182,7 @@ function openLog(config: ResolvedConfig, destination: string | undefined): { log
         { level: "warn", stream: terminalLogStream() },
       ])
     : file;
-  // A path inside the working folder reads best relative to it; one outside it stays absolute.
-  const relative = path.relative(process.cwd(), logFile);
-  const logTarget = relative !== "" && !relative.startsWith("..") && !path.isAbsolute(relative) ? relative : logFile;
-  return { log: createLogger({ level: config.logLevel, stream }), logTarget };
+  return { log: createLogger({ level: config.logLevel, stream }), logTarget: displayPath(logFile) };
 }
 
 /** Parses `--listen` as `port`, `host:port` or `[ipv6]:port`. */

@@ -56,11 +56,11 @@ export class LoginLimiter {
       return;
     }
     // Oldest first, so the failures to forget are a prefix.
-    const kept = times.findIndex((failedAt) => failedAt > time);
-    if (kept === -1) {
+    const firstLater = times.findIndex((failedAt) => failedAt > time);
+    if (firstLater === -1) {
       this.failures.delete(key);
     } else {
-      times.splice(0, kept);
+      times.splice(0, firstLater);
     }
   }
 

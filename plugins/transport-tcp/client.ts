@@ -367,18 +367,14 @@ export class BesterClient extends EventEmitter<ClientEvents> {
     }
 
     const error = message.reply === "error" ? (message.error as WireError) : undefined;
-    // After a login, notAuthenticated can only be the server ending the session. It may arrive in
-    // the place of a reply to a request the server ignored because it was closing, so it ends the
-    // session whether or not a request waits.
-    const ended = error !== undefined && endsSession(error) && this.loggedIn;
-    if (ended) {
+    const waited = this.pending.resolveNext(message);
+    // notAuthenticated with no request waiting ends the session, as before an authentication
+    // timeout's close. After a login it can only mean the same, even as the reply to a request
+    // the server ignored because it was closing.
+    if (error !== undefined && endsSession(error) && (this.loggedIn || !waited)) {
       this.sessionEndedBy = new BesterClientError(error.code, error.message);
     }
-    if (!this.pending.resolveNext(message)) {
-      // An error with no request waiting, such as an authentication timeout before a close.
-      if (error !== undefined && endsSession(error)) {
-        this.sessionEndedBy = new BesterClientError(error.code, error.message);
-      }
+    if (!waited) {
       this.emit("serverError", message.error as WireError);
     }
   }

@@ -109,7 +109,7 @@ describe("federation handshake failure logs", function () {
   });
 
   it("unknown peer names both servers", async () => {
-    // B lists nobody, so it rejects A's hello.
+    // B lists no peers, so it rejects the hello of A.
     const a = await startPlanned(planA, [planB]);
     servers.push(a);
     const b = await startPlanned(planB, []);

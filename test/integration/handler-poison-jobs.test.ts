@@ -74,15 +74,15 @@ describe("handler poison jobs", function () {
     void ending.finally(() => (done = true));
 
     // The maximum number of jobs of the type seen running at once while these four ran.
-    let mostRunning = 0;
+    let maxRunning = 0;
     while (!done) {
       const stats = server.bester.scheduler.stats().find((entry) => entry.type === "shared");
-      mostRunning = Math.max(mostRunning, stats?.running ?? 0);
+      maxRunning = Math.max(maxRunning, stats?.running ?? 0);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     const ends = await ending;
 
     expect(ends.map((end) => end.status)).to.deep.equal(["completed", "completed", "completed", "completed"]);
-    expect(mostRunning, "jobs running at once").to.equal(4);
+    expect(maxRunning, "jobs running at once").to.equal(4);
   });
 });
