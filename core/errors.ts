@@ -47,6 +47,8 @@ export const HOST_ERROR_CODES = {
   storeFailed: "The store could not be opened or written.",
   dataDirInUse: "Another running server uses the data folder.",
   storeInUse: "Another running server uses the store's job journal.",
+  outboxInUse: "A running server links to the peer, so its stored messages cannot be dropped.",
+  outboxEmpty: "The store contains no messages for the peer.",
 } as const;
 
 export type HostErrorCode = keyof typeof HOST_ERROR_CODES;

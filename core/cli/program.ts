@@ -4,6 +4,7 @@
 import { Command } from "commander";
 import { registerKeysCommand } from "./keys.js";
 import { registerListenCommand } from "./listen.js";
+import { registerOutboxCommands } from "./outbox.js";
 import { registerStartCommand } from "./start.js";
 import { registerStatusCommand } from "./status.js";
 import { registerSubmitCommand } from "./submit.js";
@@ -35,6 +36,7 @@ export function createProgram(): Command {
   registerStatusCommand(program);
   registerUserCommands(program);
   registerKeysCommand(program);
+  registerOutboxCommands(program);
   // A mistake inside a command points to that command's help.
   pointToCommandHelp(program.commands);
   return program;

@@ -5,7 +5,6 @@
 // in the last 7 days, so a resend after a lost acknowledgement is not delivered twice.
 
 import { randomUUID } from "node:crypto";
-import type Keyv from "keyv";
 import type { Logger } from "pino";
 import type { Bester } from "../../core/bester.js";
 import type { ResolvedFederationConfig } from "../../core/config/types.js";
@@ -20,11 +19,12 @@ import { AUTH_REQUEST, HELLO_REQUEST, HELLO_SCHEMA } from "./handshake.js";
 import { startExpirySweep } from "./expiry-sweep.js";
 import { IncomingLink, RECEIVED_NAMESPACE, type IncomingContext } from "./incoming-link.js";
 import { loadOrCreateServerKey } from "./keys.js";
-import { countUnconfiguredOutboxes, Outbox, OUTBOX_NAMESPACE } from "./outbox.js";
+import { Outbox, OUTBOX_NAMESPACE } from "./outbox.js";
 import { PeerLink } from "./peer-link.js";
 import { parseServerAddress, PeerDirectory } from "./peers.js";
 import { tapBuiltinMessages } from "./receive.js";
 import { assertNoSelfPeer, type OwnListener } from "./self-peer.js";
+import { clearLinkedPeers, logUnconfiguredOutboxes, recordLinkedPeers } from "./stored-outboxes.js";
 import { readTlsFiles, TlsPeerListener } from "./tls-listener.js";
 
 export const PLUGIN_NAME = "federation";
@@ -58,6 +58,7 @@ export class FederationPlugin implements BesterPlugin {
     const links = new Map<string, PeerLink>();
     const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
     let tlsListener: TlsPeerListener | undefined;
+    let recordedLinks = false;
 
     const incoming: IncomingContext = {
       bester,
@@ -79,6 +80,9 @@ export class FederationPlugin implements BesterPlugin {
 
       const credentials = options.tls ? await readTlsFiles(options.tls) : undefined;
       const outboxStore = bester.store.namespace(OUTBOX_NAMESPACE);
+      // Before the outboxes load: `bester outbox drop` reads the record to leave these peers alone.
+      await recordLinkedPeers(outboxStore, directory.list().map((peer) => peer.name));
+      recordedLinks = true;
       for (const peer of directory.list()) {
         const outbox = new Outbox(outboxStore, peer.name);
         const loaded = await outbox.load();
@@ -140,6 +144,14 @@ export class FederationPlugin implements BesterPlugin {
         link.stop();
       }
       await tlsListener?.close();
+      if (recordedLinks) {
+        recordedLinks = false;
+        await clearLinkedPeers(bester.store.namespace(OUTBOX_NAMESPACE)).catch((error: unknown) => {
+          // `bester outbox drop` reads the record only while a server holds the store's claim, and
+          // the next start replaces it.
+          log.warn({ err: error }, "removing the record of linked peers from the store failed");
+        });
+      }
     });
 
     tapHandshake(bester, incoming);
@@ -230,19 +242,6 @@ function logQueued(log: Logger, envelope: PeerEnvelope, id: string): void {
     log.debug({ ...fields, target: users.map((user) => formatAddress(user, peer)) }, "queued an output for a peer");
   } else {
     log.debug({ ...fields, request: message.request }, "queued a peer message");
-  }
-}
-
-/** Logs one line per peer that is no longer configured but still has messages in the outbox. */
-async function logUnconfiguredOutboxes(store: Keyv<unknown>, directory: PeerDirectory, log: Logger): Promise<void> {
-  const configured = new Set(directory.list().map((peer) => peer.name));
-  try {
-    for (const [peer, pending] of await countUnconfiguredOutboxes(store, configured)) {
-      log.warn({ peer, pending }, "peer messages wait in the outbox for a server that is not a configured peer; add it to federation.peers again to send them");
-    }
-  } catch (error) {
-    // Only this report is lost: the messages stay stored either way.
-    log.warn({ err: error }, "listing the outbox for peers that are not configured failed");
   }
 }
 

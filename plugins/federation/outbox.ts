@@ -13,6 +13,8 @@ export interface OutboxEntry {
   message: Record<string, unknown>;
   /** The job that produced the message, for log lines. It is stored with the entry but never sent. */
   job?: OutboxJob;
+  /** When the entry was stored, in milliseconds since the epoch. Entries stored before this field existed lack it. */
+  storedAt?: number;
 }
 
 /** The ids that tie an outbox entry to the job and user it came from. */
@@ -32,25 +34,21 @@ interface OutboxMeta {
 export const OUTBOX_NAMESPACE = "federation-outbox";
 
 /** A stored message's key, `<peer>#<seq>` with a 12-digit sequence number. */
-const ENTRY_KEY = /^(.+)#\d{12}$/;
+const ENTRY_KEY = /^(.+)#(\d{12})$/;
+/** The key of a peer's sequence numbers, `<peer>#meta`. */
+const META_KEY = /^(.+)#meta$/;
 
-/**
- * Counts the stored messages per peer for peers not in `configured`, such as a peer removed from
- * the config. They stay in the store and are sent once the peer is configured again. Returns an
- * empty map when the store cannot list its keys.
- */
-export async function countUnconfiguredOutboxes(store: Keyv<unknown>, configured: ReadonlySet<string>): Promise<Map<string, number>> {
-  const counts = new Map<string, number>();
-  if (!store.iterator) {
-    return counts;
+/** A key of the outbox namespace, split into its peer and its kind. */
+export type OutboxKey = { peer: string; kind: "entry"; seq: number } | { peer: string; kind: "meta" };
+
+/** Splits a key of the outbox namespace, as the store's iterator returns it. Returns undefined for any other key. */
+export function parseOutboxKey(key: string): OutboxKey | undefined {
+  const entry = ENTRY_KEY.exec(key);
+  if (entry) {
+    return { peer: entry[1]!, kind: "entry", seq: Number(entry[2]) };
   }
-  for await (const [key] of store.iterator(undefined)) {
-    const peer = ENTRY_KEY.exec(String(key))?.[1];
-    if (peer !== undefined && !configured.has(peer)) {
-      counts.set(peer, (counts.get(peer) ?? 0) + 1);
-    }
-  }
-  return counts;
+  const meta = META_KEY.exec(key);
+  return meta ? { peer: meta[1]!, kind: "meta" } : undefined;
 }
 
 export class Outbox {
@@ -84,7 +82,7 @@ export class Outbox {
 
   /** Writes a message to the store and resolves once it is durable; the entry is then ready to send. */
   append(message: Record<string, unknown>, id: string = randomUUID(), job?: OutboxJob): Promise<OutboxEntry> {
-    const entry: OutboxEntry = { seq: this.meta.next, id, message: { ...message, id }, job };
+    const entry: OutboxEntry = { seq: this.meta.next, id, message: { ...message, id }, job, storedAt: Date.now() };
     this.meta.next += 1;
     const meta = { ...this.meta };
 

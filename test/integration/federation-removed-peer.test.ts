@@ -51,6 +51,7 @@ describe("federation outbox of a removed peer", function () {
     expect(waiting?.peer).to.equal(planB.name);
     expect(waiting?.pending).to.equal(1);
     expect(waiting?.level).to.equal(40);
+    expect(waiting?.msg).to.include("or delete them with `bester outbox drop <peer>`");
     await stop(a);
 
     // With B configured again, A sends the message once B is up.

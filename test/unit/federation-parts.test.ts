@@ -7,7 +7,8 @@ import { BesterError } from "../../core/errors.js";
 import { issueGrant, MAX_CHAIN_HOPS, verifyChain, verifyGrant } from "../../plugins/federation/grants.js";
 import { createNonce, transcriptText } from "../../plugins/federation/handshake.js";
 import { loadOrCreateServerKey, parsePublicKey, signText, verifyText, type ServerKey } from "../../plugins/federation/keys.js";
-import { Outbox } from "../../plugins/federation/outbox.js";
+import { Outbox, parseOutboxKey } from "../../plugins/federation/outbox.js";
+import { LINKED_PEERS_KEY } from "../../plugins/federation/stored-outboxes.js";
 import { parseServerAddress } from "../../plugins/federation/peers.js";
 import { createStoreProvider } from "../../plugins/store/index.js";
 
@@ -116,6 +117,28 @@ describe("federation parts", () => {
       { request: "test", n: 4, id: entries[3]!.id },
     ]);
     expect(next.seq).to.equal(4);
+  });
+
+  it("outbox key parsing", () => {
+    expect(parseOutboxKey("10.0.0.2:2222#000000000007")).to.deep.equal({ peer: "10.0.0.2:2222", kind: "entry", seq: 7 });
+    expect(parseOutboxKey("[::1]:2222#000000000000")).to.deep.equal({ peer: "[::1]:2222", kind: "entry", seq: 0 });
+    expect(parseOutboxKey("10.0.0.2:2222#meta")).to.deep.equal({ peer: "10.0.0.2:2222", kind: "meta" });
+    expect(parseOutboxKey("10.0.0.2:2222#7")).to.equal(undefined);
+    expect(parseOutboxKey(LINKED_PEERS_KEY)).to.equal(undefined);
+  });
+
+  it("outbox entries carry their store time", async () => {
+    const provider = createStoreProvider(`sqlite://${path.join(folder, "stored-at.sqlite")}`);
+    await provider.open?.();
+    const before = Date.now();
+    const outbox = new Outbox(provider.namespace("federation-outbox"), "127.0.0.1:2");
+    await outbox.load();
+    const entry = await outbox.append({ request: "test" });
+    const stored = (await provider.namespace("federation-outbox").get("127.0.0.1:2#000000000000")) as { storedAt?: number };
+    await provider.close();
+
+    expect(entry.storedAt).to.be.within(before, Date.now());
+    expect(stored.storedAt).to.equal(entry.storedAt);
   });
 
   it("federation config defaults and paths", () => {
