@@ -4,8 +4,8 @@
 // it links to, and a drop leaves those peers alone.
 //
 // NOTE: listing reads the whole outbox namespace with keyv's iterator. @keyv/sqlite pages that
-// iterator with LIMIT/OFFSET, 10 rows per query by default, so the time grows with the square of the
-// number of stored messages.
+// iterator with LIMIT/OFFSET (100 rows a page, see the store plugin), so the time still grows with the
+// square of the number of stored messages: about 0.3 s for 10 000.
 
 import os from "node:os";
 import type Keyv from "keyv";

@@ -30,7 +30,9 @@ class SqliteStoreProvider implements StoreProvider {
   namespace<Value = unknown>(name: string): Keyv<Value> {
     let entry = this.namespaces.get(name);
     if (!entry) {
-      const adapter = new KeyvSqlite({ uri: `sqlite://${this.file}`, table: SQLITE_TABLE, busyTimeout: 5000 });
+      // The iterator pages with LIMIT/OFFSET, so each page rescans the rows before it. 100 rows a page
+      // instead of the default 10 listed 10 000 stored messages in 0.3 s instead of 1.7 s.
+      const adapter = new KeyvSqlite({ uri: `sqlite://${this.file}`, table: SQLITE_TABLE, busyTimeout: 5000, iterationLimit: 100 });
       // By default keyv swallows a failed write and set() returns false. With throwOnErrors a
       // caller such as the federation outbox fails instead of taking the write for a stored one.
       const keyv = new Keyv<Value>({ store: adapter, namespace: name, throwOnErrors: true });

@@ -58,6 +58,23 @@ describe("store backends", function () {
         await second.close();
       });
 
+      it("iterates every entry of a namespace across several pages", async () => {
+        const provider = createStoreProvider(store.url());
+        await provider.open?.();
+        const pages = provider.namespace<number>("pages");
+        await pages.setMany(Array.from({ length: 250 }, (_, index) => ({ key: `entry-${index}`, value: index })));
+        await provider.namespace("other").set("entry-x", -1);
+
+        const seen: number[] = [];
+        for await (const [, value] of pages.iterator!(undefined)) {
+          seen.push(value as number);
+        }
+        await pages.clear();
+        await provider.close();
+
+        expect(seen.sort((a, b) => a - b)).to.deep.equal(Array.from({ length: 250 }, (_, index) => index));
+      });
+
       it("journal batches commit and scan in key order", async () => {
         const backend: JournalBackend = createJournalBackend(store.url());
         await backend.open();
