@@ -38,6 +38,8 @@ def handle_job(message):
     return {
         "payload": {"sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw)},
         "director": {"type": "userDelivery", "users": [job.get("from", "")]},
+        # Naming the job lets the daemon reject a reply that arrives for an earlier job.
+        "job": {"jobID": job.get("jobID")},
     }
 
 

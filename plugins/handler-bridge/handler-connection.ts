@@ -201,6 +201,18 @@ export class HandlerConnection implements HandlerWorker {
       this.discard(new BesterError("invalidHandlerOutput", "unexpected frame"));
       return;
     }
+
+    // Replies need not name their job, but one that names another job is a late second reply to
+    // an earlier job. Taking it as this job's reply would send that output under this job's id.
+    const named = (message.job as { jobID?: unknown } | undefined)?.jobID;
+    if (named !== undefined && named !== inFlight.job.id) {
+      const fields = { worker: this.name, type: this.options.type, jobId: inFlight.job.id, frameJobId: named };
+      this.options.log.warn(fields, "handler sent a frame for another job; closing the connection and sending the job again");
+      // Unread: the job did nothing wrong, so the resend counts no attempt against it.
+      this.discard(new HandlerLinkError("handlerFailed", `Handler "${this.options.type}" sent a frame for job ${String(named)} while job ${inFlight.job.id} was in flight, as a handler that replies twice to one job does.`, true));
+      return;
+    }
+
     inFlight.answered = true;
     if ("progress" in message && !("director" in message) && !("error" in message)) {
       inFlight.onProgress(message.progress);
