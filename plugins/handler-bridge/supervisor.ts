@@ -9,6 +9,8 @@ import path from "node:path";
 import readline from "node:readline";
 import type { Logger } from "pino";
 import type { ResolvedHandlerConfig } from "../../core/config/types.js";
+import { groupAlive, signalGroup, waitForGroupExit } from "./process-group.js";
+import { StderrBudget } from "./stderr-budget.js";
 
 const MIN_RESTART_DELAY_MS = 100;
 const MAX_RESTART_DELAY_MS = 10_000;
@@ -19,8 +21,9 @@ const MAX_RESTART_DELAY_MS = 10_000;
  */
 const HEALTHY_RUN_MS = 10_000;
 const STOP_GRACE_MS = 5_000;
-/** stderr lines of one process logged as warnings; the rest go to debug. */
+/** stderr lines of one process that warn per STDERR_WINDOW_MS; the rest of the window go to debug. */
 const STDERR_WARN_LINES = 20;
+const STDERR_WINDOW_MS = 60_000;
 
 export class HandlerSupervisor {
   /** Code of the last failed start, such as ENOENT, until a start succeeds. */
@@ -67,8 +70,8 @@ export class HandlerSupervisor {
     const env = { ...process.env, ...this.config.env, BESTER_SOCKET: this.config.socket, BESTER_TYPE: this.type, BESTER_DAEMON_PID: String(process.pid) };
     const child = Array.isArray(command)
       ? spawn(command[0]!, command.slice(1), { cwd: this.config.cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] })
-      : // "exec" makes the shell replace itself, so signals reach the handler and not only the shell.
-        spawn(`exec ${command}`, { cwd: this.config.cwd, env, shell: true, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+      : // The shell may stay as the handler's parent, as for `cd dir && prog`, so signals go to the process group.
+        spawn(command, { cwd: this.config.cwd, env, shell: true, detached: true, stdio: ["ignore", "pipe", "pipe"] });
     const startedAt = Date.now();
     this.child = child;
     this.replied = false;
@@ -92,6 +95,10 @@ export class HandlerSupervisor {
       this.child = undefined;
       if (this.stopping) {
         return;
+      }
+      // A program left behind by a string command's shell would keep the socket from the new process.
+      if (child.pid !== undefined && groupAlive(child.pid)) {
+        signalGroup(child.pid, "SIGKILL");
       }
 
       if (this.replied || Date.now() - startedAt > HEALTHY_RUN_MS) {
@@ -135,49 +142,62 @@ export class HandlerSupervisor {
    * Logs the process's stderr lines as warnings, but not without end: a handler that crashes at
    * start with a stack trace would print it every 10 s for as long as the server runs. As with the
    * restart lines, only the first three processes of a crash series and every tenth one warn. The
-   * other processes' lines go to debug, and so does every line after a process's first STDERR_WARN_LINES.
+   * other processes' lines go to debug, and so do a process's lines beyond STDERR_WARN_LINES a minute.
    */
   private forwardStderr(child: ChildProcess): void {
     // Loud unless this process would be a quiet crash in a row of them, or until it replied to a
     // job: a healthy handler's stderr always warns.
     const loudAtStart = isLoudCrash(this.crashesInARow + 1);
-    let lines = 0;
+    const budget = new StderrBudget(STDERR_WARN_LINES, STDERR_WINDOW_MS);
     readline.createInterface({ input: child.stderr! }).on("line", (line) => {
-      lines += 1;
       const fields = { type: this.type, pid: child.pid, stderr: line };
       const loud = loudAtStart || (this.replied && this.child === child);
-      if (!loud || lines > STDERR_WARN_LINES) {
+      if (!loud) {
+        this.log.debug(fields, "handler wrote to stderr");
+        return;
+      }
+
+      const { level, ended } = budget.take();
+      if (ended > 0) {
+        this.log.warn({ type: this.type, pid: child.pid, debugLines: ended }, `handler wrote ${ended} stderr lines beyond ${STDERR_WARN_LINES} a minute, logged at debug level; its lines warn again`);
+      }
+      if (level === "debug") {
         this.log.debug(fields, "handler wrote to stderr");
         return;
       }
       this.log.warn(fields, "handler wrote to stderr");
-      if (lines === STDERR_WARN_LINES) {
-        this.log.warn({ type: this.type, pid: child.pid }, `handler wrote ${STDERR_WARN_LINES} lines to stderr; its further lines go to the log at debug level`);
+      if (level === "lastWarn") {
+        this.log.warn({ type: this.type, pid: child.pid }, `handler wrote ${STDERR_WARN_LINES} lines to stderr within a minute; its further lines in that minute go to the log at debug level`);
       }
     });
   }
 
-  /** Sends SIGTERM, then SIGKILL if the process has not exited after the grace period. */
+  /**
+   * Sends SIGTERM to the handler's process group, then SIGKILL to what is left of it after the
+   * grace period.
+   */
   async stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.restartTimer);
     const child = this.child;
-    if (!child || child.exitCode !== null) {
+    if (!child || child.pid === undefined || child.exitCode !== null || child.signalCode !== null) {
       return;
     }
+    const leader = child.pid;
 
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.log.warn({ type: this.type, pid: child.pid }, "handler process ignored SIGTERM; killing it");
-        child.kill("SIGKILL");
-      }, STOP_GRACE_MS);
+    const exited = new Promise<void>((resolve) => {
       child.once("exit", (code, signal) => {
-        clearTimeout(timer);
-        this.log.info({ type: this.type, pid: child.pid, code, signal }, "handler process stopped");
+        this.log.info({ type: this.type, pid: leader, code, signal }, "handler process stopped");
         resolve();
       });
-      child.kill("SIGTERM");
     });
+    signalGroup(leader, "SIGTERM");
+    if (!(await waitForGroupExit(leader, STOP_GRACE_MS))) {
+      this.log.warn({ type: this.type, pid: leader }, "handler process ignored SIGTERM; killing it");
+      signalGroup(leader, "SIGKILL");
+    }
+    await exited;
+
     await rm(this.config.socket, { force: true });
   }
 }

@@ -1,5 +1,22 @@
 import { expect } from "chai";
-import { startServer, waitUntil, type TestServer } from "../helper.js";
+import { readdirSync, readFileSync } from "node:fs";
+import { groupAlive } from "../../plugins/handler-bridge/process-group.js";
+import { acceptedJob, connectAs, notificationFor, outputFor, REPO_ROOT, startServer, waitUntil, type TestServer } from "../helper.js";
+
+/** Process ids whose process group is `leader`, read from /proc (field 5 of /proc/<pid>/stat). */
+function groupMembers(leader: number): number[] {
+  return readdirSync("/proc")
+    .filter((entry) => /^[0-9]+$/.test(entry))
+    .filter((pid) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) === leader;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
 
 describe("handler supervisor", () => {
   let server: TestServer | undefined;
@@ -81,10 +98,33 @@ describe("handler supervisor", () => {
     expect(retries[3]!.level).to.equal(20);
   });
 
+  it("runs a string command with shell syntax", async () => {
+    server = await startServer({
+      registration: true,
+      handlers: { echo: { command: `cd test/fixtures/handlers && GREETING=hello "${process.execPath}" --import tsx echo.ts`, cwd: REPO_ROOT } },
+    });
+    const alice = await connectAs(server.port, "alice");
+
+    const jobId = await acceptedJob(alice, "echo", "through sh");
+    const output = await outputFor(alice, jobId);
+    const notification = await notificationFor(alice, jobId);
+    const leader = server.logs.find((line) => line.msg === "handler process started" && line.type === "echo")!.pid as number;
+    const members = groupMembers(leader);
+    alice.close();
+    await server.stop();
+    server = undefined;
+
+    expect(output.payload.data).to.equal("through sh");
+    expect(notification.status).to.equal("completed");
+    // The shell stays as the parent of the program it started, so the group has both.
+    expect(members).to.include(leader);
+    expect(members.length).to.be.at.least(2);
+    expect(groupAlive(leader), "a process of the handler's group after stop").to.equal(false);
+  });
+
   it("quiets the stderr of repeated crashes", async () => {
     server = await startServer({
-      // A string command runs as `exec <command>` in /bin/sh, so the loop needs its own shell.
-      handlers: { noisy: { command: `sh -c 'for i in $(seq 1 25); do echo "trace line $i" >&2; done; exit 3'`, unavailableTimeoutMs: 60_000 } },
+      handlers: { noisy: { command: `for i in $(seq 1 25); do echo "trace line $i" >&2; done; exit 3`, unavailableTimeoutMs: 60_000 } },
     });
 
     const exits = () => server!.logs.filter((line) => line.msg === "handler process exited; restarting" && line.type === "noisy");
