@@ -52,6 +52,14 @@ export function handlerBridge(options: HandlerBridgeOptions): BesterPlugin {
         await waitForHandlers(options.connectTimeoutMs ?? 10_000);
       });
 
+      bester.hooks.onStatus.tap(PLUGIN_NAME, (status) => {
+        // Only handlers the daemon starts have a process to describe.
+        if (supervisors.length > 0) {
+          status.sections.handlers = { title: "Handler processes", rows: supervisors.map((supervisor) => supervisor.describe()) };
+        }
+        return status;
+      });
+
       bester.hooks.stop.tapPromise(PLUGIN_NAME, async () => {
         bester.scheduler.pause();
         await waitForIdle(connections, () => bester.scheduler.running + bester.engine.completingJobs, options.drainTimeoutMs ?? 10_000);

@@ -37,6 +37,9 @@ export class HandlerSupervisor {
   private stopping = false;
   /** Whether the running process replied to a job since it started. */
   private replied = false;
+  private startedAt = 0;
+  /** The end of the last process for the status report, e.g. "exit code 1" or "signal SIGKILL". */
+  private lastExit: string | undefined;
 
   constructor(
     private readonly type: string,
@@ -47,6 +50,25 @@ export class HandlerSupervisor {
   /** Process id of the running handler, for status and tests. */
   get pid(): number | undefined {
     return this.child?.pid;
+  }
+
+  /** Returns the status report's row for this handler process. */
+  describe(): Record<string, string | number | null> {
+    const running = this.child !== undefined;
+    let state = "restarting";
+    if (running) {
+      state = "running";
+    } else if (this.stopping) {
+      state = "stopped";
+    }
+    return {
+      type: this.type,
+      state,
+      pid: this.child?.pid ?? null,
+      uptimeSeconds: running ? Math.floor((Date.now() - this.startedAt) / 1000) : null,
+      restarts: this.crashes,
+      lastExit: this.lastExit ?? null,
+    };
   }
 
   /** Records that the handler replied to a job, which makes its next crash restart it quickly. */
@@ -73,6 +95,7 @@ export class HandlerSupervisor {
       : // The shell may stay as the handler's parent, as for `cd dir && prog`, so signals go to the process group.
         spawn(command, { cwd: this.config.cwd, env, shell: true, detached: true, stdio: ["ignore", "pipe", "pipe"] });
     const startedAt = Date.now();
+    this.startedAt = startedAt;
     this.child = child;
     this.replied = false;
     // Logged on "spawn": a command that does not exist gets a pid of undefined and an "error" instead.
@@ -133,9 +156,13 @@ export class HandlerSupervisor {
         }
         this.log.error({ type: this.type, code: error.code, command, cwd: this.config.cwd }, `handler process could not start: ${reason}. Check handlers.${this.type}.command and handlers.${this.type}.cwd`);
       }
+      this.lastExit = `start failed: ${error.code ?? error.message}`;
       restart({ code: error.code }, "handler process failed to start; retrying");
     });
-    child.on("exit", (code, signal) => restart({ code, signal }, "handler process exited; restarting"));
+    child.on("exit", (code, signal) => {
+      this.lastExit = signal ? `signal ${signal}` : `exit code ${code}`;
+      restart({ code, signal }, "handler process exited; restarting");
+    });
   }
 
   /**

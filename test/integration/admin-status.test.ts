@@ -53,8 +53,34 @@ describe("admin status request", () => {
     ]);
     expect(status.jobsPerSecond.sinceStart).to.be.greaterThan(0);
     expect(status.jobsPerSecond.lastMinute).to.be.greaterThan(0);
-    expect(status.sections).to.deep.equal({ peers: { title: "Peer links", rows: [{ peer: "10.0.0.2:2222", state: "up", tls: false, backlog: 3, attempts: 0 }] } });
+    expect(Object.keys(status.sections).sort()).to.deep.equal(["handlers", "peers"]);
+    expect(status.sections.peers).to.deep.equal({ title: "Peer links", rows: [{ peer: "10.0.0.2:2222", state: "up", tls: false, backlog: 3, attempts: 0 }] });
     await alice.close();
+    await admin.close();
+  });
+
+  it("reports handler processes and their restarts", async () => {
+    const admin = await BesterClient.connect({ port: server.port });
+    await admin.auth("root", "rootpw");
+    const handlerRows = async () => ((await admin.request({ request: "status" })).status as ServerStatus).sections.handlers!.rows;
+    const before = (await handlerRows())[0]!;
+
+    process.kill(before.pid as number, "SIGKILL");
+    let after = before;
+    const deadline = Date.now() + 10_000;
+    while ((after.state !== "running" || after.pid === before.pid) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      after = (await handlerRows())[0]!;
+    }
+
+    expect(before.type).to.equal("echo");
+    expect(before.state).to.equal("running");
+    expect(before.pid).to.be.a("number");
+    expect(before.uptimeSeconds).to.be.a("number").and.at.least(0);
+    expect(before.restarts).to.equal(0);
+    expect(before.lastExit).to.equal(null);
+    expect(after.restarts).to.equal(1);
+    expect(after.lastExit).to.equal("signal SIGKILL");
     await admin.close();
   });
 
@@ -120,7 +146,7 @@ describe("admin status request", () => {
     const status = await client.status();
 
     expect(status.jobTypes.map((entry) => entry.type)).to.deep.equal(["echo"]);
-    expect(status.sections).to.have.keys("peers");
+    expect(status.sections).to.have.keys("handlers", "peers");
     await client.close();
   });
 });

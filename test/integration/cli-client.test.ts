@@ -223,6 +223,8 @@ describe("CLI client commands against bester start", () => {
     expect(result.stdout).to.match(/^echo\s+0\s+0\s+\d+\s+\d+\s+4$/m);
     expect(result.stdout).to.match(/^progress\s+0\s+0\s+\d+\s+0\s+4$/m);
     expect(result.stdout).to.match(/^Connected users\nuser\s+connections\nroot\s+1$/m);
+    expect(result.stdout).to.match(/^Handler processes\ntype\s+state\s+pid\s+uptimeSeconds\s+restarts\s+lastExit$/m);
+    expect(result.stdout).to.match(/^echo\s+running\s+\d+\s+\d+\s+0\s+-$/m);
   });
 
   it("status --json prints the report", async () => {
@@ -233,7 +235,12 @@ describe("CLI client commands against bester start", () => {
     expect(status.serverName).to.equal(server);
     expect(status.jobTypes.map((entry) => entry.type)).to.deep.equal(["echo", "progress", "slow"]);
     expect(status.jobTypes[0]!.completed).to.be.at.least(4);
-    expect(status.sections).to.deep.equal({});
+    expect(Object.keys(status.sections)).to.deep.equal(["handlers"]);
+    expect(status.sections.handlers!.rows.map((row) => [row.type, row.state, row.restarts])).to.deep.equal([
+      ["echo", "running", 0],
+      ["progress", "running", 0],
+      ["slow", "running", 0],
+    ]);
   });
 
   it("status exits 1 for a non-admin", async () => {
