@@ -22,11 +22,14 @@ export interface HandlerConnectionOptions {
   addWorker: (worker: HandlerWorker) => () => void;
   /** Called for each final reply to a job, a progress frame excluded. */
   onReply?: () => void;
+  /** How long connecting may fail before it is logged; 2 s unless set. */
+  connectReportAfterMs?: number;
   log: Logger;
 }
 
 const MIN_BACKOFF_MS = 50;
 const MAX_BACKOFF_MS = 2000;
+/** The time a handler started by hand usually takes to listen again, as after its restart. */
 const CONNECT_REPORT_AFTER_MS = 2000;
 
 /**
@@ -269,11 +272,12 @@ export class HandlerConnection implements HandlerWorker {
     }
 
     // Only the first connection of a type reports, so a pool of several does not repeat the line,
-    // and only after 2 s of failures, the time a handler the server starts usually takes to listen.
+    // and only after failing for connectReportAfterMs, so a handler that is still starting is not reported.
     if (!wasConnected) {
       this.failingSince ??= Date.now();
     }
-    if (!wasConnected && this.options.index === 1 && Date.now() - this.failingSince! >= CONNECT_REPORT_AFTER_MS && this.socketErrorCode !== this.loggedConnectError) {
+    const reportAfterMs = this.options.connectReportAfterMs ?? CONNECT_REPORT_AFTER_MS;
+    if (!wasConnected && this.options.index === 1 && Date.now() - this.failingSince! >= reportAfterMs && this.socketErrorCode !== this.loggedConnectError) {
       this.loggedConnectError = this.socketErrorCode;
       const reason = this.socketErrorCode === "ENOENT" ? "the socket file does not exist" : this.socketErrorCode === "ECONNREFUSED" ? "nothing listens on the socket" : `connecting failed (${this.socketErrorCode ?? "closed"})`;
       this.options.log.warn({ type: this.options.type, socket: this.options.socket, code: this.socketErrorCode }, `cannot connect to handler "${this.options.type}": ${reason}; retrying until it is up. Check that the handler runs and listens on handlers.${this.options.type}.socket`);

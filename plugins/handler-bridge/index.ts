@@ -11,6 +11,8 @@ export const PLUGIN_NAME = "handler-bridge";
 
 /** How long every connection of a handler type may be down before the log warns about it. */
 const HANDLER_DOWN_WARNING_MS = 1000;
+/** Connect failures to a handler process the server started are logged after this long. */
+const STARTED_HANDLER_REPORT_AFTER_MS = 10_000;
 
 export interface HandlerBridgeOptions {
   handlers: Record<string, ResolvedHandlerConfig>;
@@ -103,6 +105,9 @@ export function handlerBridge(options: HandlerBridgeOptions): BesterPlugin {
             maxFrameBytes: options.maxFrameBytes,
             log,
             onReply: supervisor && (() => supervisor.noteReply()),
+            // A process the server starts may take seconds to listen, as tsx does on a busy
+            // machine, and the supervisor logs its exits, so only a long wait is reported.
+            connectReportAfterMs: supervisor ? STARTED_HANDLER_REPORT_AFTER_MS : undefined,
             addWorker: (worker) => {
               const remove = bester.scheduler.addWorker(type, worker);
               live += 1;

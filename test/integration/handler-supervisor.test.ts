@@ -122,6 +122,21 @@ describe("handler supervisor", () => {
     expect(groupAlive(leader), "a process of the handler's group after stop").to.equal(false);
   });
 
+  it("waits quietly for a slow-starting handler process", async () => {
+    server = await startServer({
+      registration: true,
+      handlers: { echo: { command: `sleep 3 && exec "${process.execPath}" --import tsx test/fixtures/handlers/echo.ts`, cwd: REPO_ROOT } },
+    });
+    const alice = await connectAs(server.port, "alice");
+
+    const jobId = await acceptedJob(alice, "echo", "late");
+    const output = await outputFor(alice, jobId);
+    alice.close();
+
+    expect(output.payload.data).to.equal("late");
+    expect(server.logs.filter((line) => String(line.msg).startsWith("cannot connect to handler"))).to.deep.equal([]);
+  });
+
   it("quiets the stderr of repeated crashes", async () => {
     server = await startServer({
       handlers: { noisy: { command: `for i in $(seq 1 25); do echo "trace line $i" >&2; done; exit 3`, unavailableTimeoutMs: 60_000 } },
