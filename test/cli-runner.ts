@@ -13,8 +13,8 @@ export interface CliResult {
 }
 
 export interface CliOptions {
-  /** Text written to stdin, which is then closed. */
-  input?: string;
+  /** Text or bytes written to stdin, which is then closed. */
+  input?: string | Buffer;
   cwd?: string;
   env?: Record<string, string>;
 }

@@ -5,6 +5,7 @@ import type { Command } from "commander";
 import { BesterClientError, type JobNotificationEvent, type JobOutputEvent } from "../../plugins/transport-tcp/client.js";
 import { addConnectOptions, connectAndLogin, passwordOf, type ConnectOptions } from "./connect.js";
 import { createProgress } from "./spinner.js";
+import { decodeUtf8Text } from "./utf8-text.js";
 
 interface SubmitOptions extends ConnectOptions {
   type: string;
@@ -27,7 +28,7 @@ export function registerSubmitCommand(program: Command): void {
       .requiredOption("-t, --type <type>", "handler type to run, e.g. wordcount (required)")
       .option("-d, --data <json>", "job data as JSON text, e.g. '{\"text\":\"hi\"}'")
       .option("--text <string>", "job data as a plain string")
-      .option("-f, --file <path>", "read the job data from a file, as a string (or as JSON with --json)")
+      .option("-f, --file <path>", "read the job data from a UTF-8 text file, as a string (or as JSON with --json)")
       .option("--json", "parse the --file or stdin contents as JSON instead of sending them as a string")
       .option("--priority <n>", "priority, an integer; higher runs sooner", parseInteger, 0)
       .option("--wait", "wait for the job's outputs and notification (the default)")
@@ -75,17 +76,19 @@ async function readData(options: SubmitOptions): Promise<unknown> {
 
   let contents: string;
   if (options.file) {
+    let bytes: Buffer;
     try {
-      contents = await readFile(options.file, "utf8");
+      bytes = await readFile(options.file);
     } catch (error) {
       throw new BesterClientError("invalidArgument", `Reading --file ${options.file} failed: ${(error as Error).message}. Check the path.`);
     }
+    contents = decodeUtf8Text(bytes, `--file ${options.file}`);
   } else if (!process.stdin.isTTY) {
     const chunks: Buffer[] = [];
     for await (const chunk of process.stdin) {
       chunks.push(chunk as Buffer);
     }
-    contents = Buffer.concat(chunks).toString("utf8");
+    contents = decodeUtf8Text(Buffer.concat(chunks), "stdin");
   } else {
     throw new BesterClientError("invalidArgument", "No job data. Pass --data, --text or --file, or pipe the data into stdin.");
   }

@@ -59,6 +59,24 @@ describe("bester start and submit as child processes", () => {
     expect(result.stdout).to.include(JSON.stringify({ reply: "jobNotification", job: { status: "completed", jobID } }));
   });
 
+  it("submit --file drops a leading byte-order mark", async () => {
+    const file = path.join(folder, "cities.csv");
+    await writeFile(file, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from("city,population\nZürich,421878\n")]));
+    const result = await runCli(["submit", "--server", server, "-u", "dana", "-p", "dana-pw", "--register", "-t", "echo", "--file", file]);
+
+    expect(result.code, result.stderr).to.equal(0);
+    expect(result.stdout).to.match(/ \(echo\):\ncity,population\nZürich,421878\n\n/);
+    expect(result.stdout).not.to.include("\ufeff");
+  });
+
+  it("submit --json parses stdin after a byte-order mark", async () => {
+    const input = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"city":"Zürich"}')]);
+    const result = await runCli(["submit", "--server", server, "-u", "dana", "-p", "dana-pw", "--register", "-t", "echo", "--json"], { input });
+
+    expect(result.code, result.stderr).to.equal(0);
+    expect(result.stdout).to.include('{\n  "city": "Zürich"\n}\n');
+  });
+
   it("submit --register logs in to an account that already exists", async () => {
     const result = await runCli(["submit", "--server", server, "-u", "dana", "-p", "dana-pw", "--register", "-t", "echo", "--text", "again"]);
 
@@ -271,6 +289,43 @@ describe("bester usage mistakes", () => {
 
     expect(result.code).to.equal(0);
     expect(result.stdout).to.equal(`${manifest.version}\n`);
+  });
+
+  it("rejects non-UTF-8 --file before connecting", async () => {
+    const file = path.join(await makeTempDir("bester-cli-latin1-"), "cities.csv");
+    // "Zürich" in Latin-1: the ü is the single byte 0xFC, at offset 17 on line 2.
+    await writeFile(file, Buffer.from("city,population\nZürich,421878\n", "latin1"));
+    const listener = net.createServer((socket) => socket.destroy());
+    let connections = 0;
+    listener.on("connection", () => (connections += 1));
+    listener.listen(0, "127.0.0.1");
+    await once(listener, "listening");
+    const { port } = listener.address() as net.AddressInfo;
+
+    try {
+      const result = await runCli(["submit", "--server", `127.0.0.1:${port}`, "-u", "a", "-p", "b", "-t", "echo", "--file", file]);
+
+      expect(result.code).to.equal(1);
+      expect(result.stderr).to.equal(
+        `bester: --file ${file} is not valid UTF-8 text: the byte 0xFC at byte offset 17 (line 2) does not start a valid UTF-8 sequence. ` +
+          "Convert the text to UTF-8 first, e.g. with `iconv -f LATIN1 -t UTF-8 IN > OUT` for Latin-1 text, " +
+          "or send binary data as JSON that encodes it, e.g. a base64 string in --data or in a file read with --json. [invalidArgument]\n",
+      );
+      expect(connections).to.equal(0);
+    } finally {
+      listener.close();
+    }
+  });
+
+  it("rejects non-UTF-8 stdin", async () => {
+    // The last character, the euro sign E2 82 AC, is cut off after two of its three bytes.
+    const input = Buffer.from([0x61, 0x62, 0x63, 0xe2, 0x82]);
+
+    const result = await runCli(["submit", "--server", "127.0.0.1:1", "-u", "a", "-p", "b", "-t", "echo"], { input });
+
+    expect(result.code).to.equal(1);
+    expect(result.stderr).to.match(/^bester: stdin is not valid UTF-8 text: the byte 0xE2 at byte offset 3 \(line 1\) does not start a valid UTF-8 sequence\. /);
+    expect(result.stderr).to.match(/ \[invalidArgument\]\n$/);
   });
 
   it("reports an unreadable --file as invalidArgument, naming the path", async () => {
