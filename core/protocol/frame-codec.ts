@@ -77,7 +77,8 @@ export function parseFrameBody(body: Uint8Array): DecodedFrame {
   } else {
     // isUtf8 + toString checks and decodes several times faster than a fatal TextDecoder.
     if (!isUtf8(body)) {
-      return invalidJson("The frame is not valid UTF-8 JSON (The encoded data was not valid for encoding utf-8). Send one JSON object per frame.");
+      const hint = endsInCutCharacter(body) ? ` ${CHARACTER_COUNT_HINT}` : "";
+      return invalidJson(`The frame is not valid UTF-8 JSON (The encoded data was not valid for encoding utf-8). Send one JSON object per frame.${hint}`);
     }
     // A leading byte-order mark is skipped, as TextDecoder does.
     const start = hasByteOrderMark(body) ? 3 : 0;
@@ -89,7 +90,9 @@ export function parseFrameBody(body: Uint8Array): DecodedFrame {
     value = JSON.parse(text);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    return invalidJson(`The frame is not valid UTF-8 JSON (${reason}). Send one JSON object per frame.`);
+    // Only a body with non-ASCII characters is longer in bytes than in characters.
+    const hint = isAscii(body) ? "" : ` ${CHARACTER_COUNT_HINT}`;
+    return invalidJson(`The frame is not valid UTF-8 JSON (${reason}). Send one JSON object per frame.${hint}`);
   }
 
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
@@ -98,6 +101,39 @@ export function parseFrameBody(body: Uint8Array): DecodedFrame {
   }
   rememberFrameBody(value, body);
   return { kind: "frame", message: value as Record<string, unknown> };
+}
+
+/**
+ * Likely cause of a broken body with non-ASCII characters. A sender that counts characters, as
+ * Python's len(str) or JavaScript's string length do, announces fewer bytes than it writes, so
+ * the body is cut short and its last bytes are read as the next frame's length prefix.
+ */
+const CHARACTER_COUNT_HINT =
+  "The body contains non-ASCII characters, so the likely cause is a length prefix that counts characters instead of UTF-8 bytes, which cuts the body short. Encode the JSON as UTF-8 first and write the byte count of the result.";
+
+/**
+ * Returns whether the only invalid UTF-8 is a lead byte at the end of the body, followed by fewer
+ * continuation bytes than it needs, as a body cut short in the middle of a character ends.
+ */
+function endsInCutCharacter(body: Uint8Array): boolean {
+  // A UTF-8 character has at most 4 bytes, so a cut one leaves a lead byte and at most 2 more.
+  for (let tail = 1; tail <= 3 && tail < body.length; tail++) {
+    const byte = body[body.length - tail]!;
+    if (byte >= 0xc2 && byte <= 0xf4) {
+      let characterBytes = 2;
+      if (byte >= 0xf0) {
+        characterBytes = 4;
+      } else if (byte >= 0xe0) {
+        characterBytes = 3;
+      }
+      return tail < characterBytes && isUtf8(body.subarray(0, body.length - tail));
+    }
+    // Anything but a continuation byte (10xxxxxx) before the lead byte means another fault.
+    if ((byte & 0xc0) !== 0x80) {
+      return false;
+    }
+  }
+  return false;
 }
 
 function hasByteOrderMark(body: Uint8Array): boolean {
@@ -127,6 +163,23 @@ export class FrameDecoder {
   /** Number of bytes waiting for the rest of their frame. */
   get bufferedBytes(): number {
     return this.buffered;
+  }
+
+  /**
+   * Describes the frame whose rest has not arrived, for a timeout message: a wrong length prefix
+   * makes a sender that finished look like a slow one. Returns undefined when no byte is waiting.
+   * `sender` names the other side in the advice, e.g. "the handler".
+   */
+  describePartialFrame(sender = "the sender"): string | undefined {
+    if (this.buffered === 0) {
+      return undefined;
+    }
+    if (this.buffered < FRAME_HEADER_BYTES) {
+      return `A frame had started, but only ${this.buffered} of the ${FRAME_HEADER_BYTES} bytes of its length prefix had arrived. If ${sender} sent its whole frame, check the length prefix it writes.`;
+    }
+    const announced = this.peekLength();
+    const arrived = this.buffered - FRAME_HEADER_BYTES;
+    return `A frame had started: its length prefix announced a body of ${announced} bytes, and only ${arrived} of them had arrived. If ${sender} sent a shorter frame, check the length prefix it writes.`;
   }
 
   /** Feeds bytes in and returns every frame they complete, in order. */
@@ -173,8 +226,9 @@ export class FrameDecoder {
     const bigEndian = swapped.readUInt32LE(0);
     const split = "Split the data or raise maxFrameBytes on the server.";
     if (bigEndian <= this.maxFrameBytes) {
-      // A large frame can also read as a small one big-endian, so both causes are named.
-      return `${split} If the frame is small, check the sender's byte order: the 4-byte length prefix is little-endian, and read big-endian the same bytes give ${bigEndian}.`;
+      // A plausible big-endian length is the likelier cause, so it comes first. A large frame can
+      // also read as a small one big-endian, so splitting is still named.
+      return `The 4-byte length prefix is little-endian, and read big-endian the same bytes give ${bigEndian}, so the sender most likely writes it in network byte order (big-endian): make it write little-endian. If the frame really is that large, split the data or raise maxFrameBytes on the server.`;
     }
     return split;
   }

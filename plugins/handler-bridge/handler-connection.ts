@@ -164,9 +164,9 @@ export class HandlerConnection implements HandlerWorker {
       if (this.options.timeoutMs > 0) {
         inFlight.timer = setTimeout(() => {
           // A handler that wrote a wrong length prefix looks like a slow one, so the message counts the partial frame.
-          const partial = this.decoder?.bufferedBytes ?? 0;
+          const partial = this.decoder?.describePartialFrame("the handler");
           const faster = `Make the handler faster or raise handlers.${job.type}.timeoutMs.`;
-          const advice = partial > 0 ? `${faster} ${partial} bytes of a frame had arrived but not the rest; if the reply is small, check the length prefix the handler writes.` : faster;
+          const advice = partial ? `${faster} ${partial}` : faster;
           // Discard the connection so a late reply is never taken for the next job.
           this.discard(new BesterError("handlerTimeout", `Handler "${job.type}" did not reply within ${this.options.timeoutMs} ms. ${advice}`));
         }, this.options.timeoutMs);

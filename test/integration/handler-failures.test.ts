@@ -182,6 +182,7 @@ describe("handler failures", () => {
     const error = await failureOf("raw", { garbage: true });
 
     expect(error.code).to.equal("invalidHandlerOutput");
+    expect(error.message).to.match(/^Handler "raw" sent a bad frame: The frame is not valid UTF-8 JSON \(.+\)\. Send one JSON object per frame\.$/);
     await expectServing("raw");
   });
 

@@ -107,7 +107,9 @@ describe("frame codec", () => {
     expect(error.code).to.equal("frameTooLarge");
     expect(error.message).to.include(`length ${header.readUInt32LE(0)} exceeds`);
     expect(error.message).to.include("read big-endian the same bytes give 90");
-    expect(error.message).to.include("Split the data or raise maxFrameBytes");
+    expect(error.message).to.include("make it write little-endian");
+    expect(error.message).to.include("If the frame really is that large, split the data or raise maxFrameBytes");
+    expect(error.message.indexOf("big-endian")).to.be.below(error.message.indexOf("split the data"));
   });
 
   it("advises splitting a frame that is too large", () => {

@@ -158,8 +158,8 @@ describe("handler connection reads (unit)", () => {
     )) as { code?: string; message?: string };
 
     expect(error.code).to.equal("handlerTimeout");
-    expect(error.message).to.include("19 bytes of a frame had arrived but not the rest");
-    expect(error.message).to.include("check the length prefix");
+    expect(error.message).to.include("its length prefix announced a body of 1000 bytes, and only 15 of them had arrived.");
+    expect(error.message).to.include("If the handler sent a shorter frame, check the length prefix it writes.");
     expect(error.message).to.include("raise handlers.raw.timeoutMs");
     connection.stop();
   });

@@ -1,0 +1,93 @@
+import { expect } from "chai";
+import { acceptedJob, connectAs, fixtureHandler, notificationFor, outputFor, RawClient, startServer, type TestServer } from "../helper.js";
+
+// A handler process that writes wrong length prefixes, as handler authors in other languages do,
+// and the advice the job's failure message then gives.
+
+describe("handler length prefix mistakes", () => {
+  let server: TestServer;
+  let client: RawClient;
+
+  before(async () => {
+    server = await startServer({
+      registration: true,
+      handlers: { wrong: fixtureHandler("wrong-length", { connections: 1, retries: 0, timeoutMs: 1000 }) },
+    });
+    client = await connectAs(server.port, "alice");
+  });
+
+  after(async () => {
+    client.close();
+    await server.stop();
+  });
+
+  async function failureOf(data: unknown): Promise<{ code: string; message: string }> {
+    const jobID = await acceptedJob(client, "wrong", data);
+    const notification = await notificationFor(client, jobID);
+    expect(notification.status).to.equal("failed");
+    return notification.error!;
+  }
+
+  /** The reply body the handler writes for `data`, as its length prefix should count it. */
+  function replyBody(data: unknown): Buffer {
+    return Buffer.from(JSON.stringify({ payload: data, director: { type: "userDelivery", users: [`alice@127.0.0.1:${server.port}`] } }), "utf8");
+  }
+
+  it("character count works for ASCII text", async () => {
+    const jobID = await acceptedJob(client, "wrong", { prefix: "characters", text: "plain text" });
+
+    const output = await outputFor(client, jobID);
+
+    expect(output.payload.data).to.equal("plain text");
+  });
+
+  it("character count for non-ASCII text names the cause", async () => {
+    const error = await failureOf({ prefix: "characters", text: "Grüße aus Zürich" });
+
+    expect(error.code).to.equal("invalidHandlerOutput");
+    expect(error.message).to.match(/^Handler "wrong" sent a bad frame: The frame is not valid UTF-8 JSON \(.+\)\. Send one JSON object per frame\. /);
+    expect(error.message).to.include(
+      "The body contains non-ASCII characters, so the likely cause is a length prefix that counts characters instead of UTF-8 bytes, which cuts the body short. Encode the JSON as UTF-8 first and write the byte count of the result.",
+    );
+  });
+
+  it("big-endian length leads with the byte order", async () => {
+    const data = { prefix: "bigEndian" };
+    const length = replyBody(data).length;
+    const bigEndian = Buffer.alloc(4);
+    bigEndian.writeUInt32BE(length, 0);
+
+    const error = await failureOf(data);
+
+    expect(error.code).to.equal("invalidHandlerOutput");
+    expect(error.message).to.equal(
+      `Handler "wrong" sent a bad frame: The frame length ${bigEndian.readUInt32LE(0)} exceeds maxFrameBytes (16777216). ` +
+        `The 4-byte length prefix is little-endian, and read big-endian the same bytes give ${length}, so the sender most likely writes it in network byte order (big-endian): make it write little-endian. ` +
+        "If the frame really is that large, split the data or raise maxFrameBytes on the server.",
+    );
+  });
+
+  it("overlong length counted in handlerTimeout", async () => {
+    const data = { prefix: "announce", bytes: 1000 };
+    const arrived = replyBody(data).length;
+
+    const error = await failureOf(data);
+
+    expect(error.code).to.equal("handlerTimeout");
+    expect(error.message).to.equal(
+      'Handler "wrong" did not reply within 1000 ms. Make the handler faster or raise handlers.wrong.timeoutMs. ' +
+        `A frame had started: its length prefix announced a body of 1000 bytes, and only ${arrived} of them had arrived. ` +
+        "If the handler sent a shorter frame, check the length prefix it writes.",
+    );
+  });
+
+  it("handler serves again after each mistake", async () => {
+    const jobID = await acceptedJob(client, "wrong", { after: "mistakes" });
+
+    const output = await outputFor(client, jobID);
+    const notification = await notificationFor(client, jobID);
+
+    expect(output.payload.data).to.deep.equal({ after: "mistakes" });
+    expect(notification.status).to.equal("completed");
+  });
+});
