@@ -46,12 +46,38 @@ const CHANGE_MARK_KEY = "#changed";
 export class AccountStore {
   /** A record to hash against for unknown users, so a failed login takes as long either way. */
   private decoy: Promise<AccountRecord> | undefined;
+  /** The last addition of each username still running. */
+  private readonly adding = new Map<string, Promise<void>>();
 
   constructor(private readonly keyv: Keyv<AccountRecord>) {}
 
-  /** Creates an account; throws `invalidUsername` or `userExists`. */
+  /**
+   * Creates an account; throws `invalidUsername` or `userExists`. Additions of one name through
+   * this object run one after another: the existence check and the write are two store calls, so
+   * a second registration running beside the first would replace its account, and the first
+   * user's login would then fail.
+   */
   async add(username: string, password: string, options: { admin?: boolean } = {}): Promise<void> {
     this.assertUsername(username);
+
+    const before = this.adding.get(username) ?? Promise.resolve();
+    const addition = before.then(
+      () => this.addNow(username, password, options),
+      () => this.addNow(username, password, options),
+    );
+    this.adding.set(username, addition);
+    try {
+      await addition;
+    } finally {
+      if (this.adding.get(username) === addition) {
+        this.adding.delete(username);
+      }
+    }
+  }
+
+  // NOTE: `bester user add` in another process still races a registration of the same name, because
+  // keyv offers no create-if-absent write.
+  private async addNow(username: string, password: string, options: { admin?: boolean }): Promise<void> {
     if (await this.keyv.has(username)) {
       throw new BesterError("userExists", `User "${username}" already exists. Pick another name, or change the password with "bester user passwd".`);
     }

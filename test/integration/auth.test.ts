@@ -91,6 +91,22 @@ describe("auth and register", () => {
       expect(register.error.code).to.equal("userExists");
     });
 
+    it("concurrent registers of one name keep one account", async () => {
+      const clients = await Promise.all([1, 2, 3, 4].map(() => RawClient.connect(server.port)));
+
+      const replies = await Promise.all(clients.map((each, index) => each.request({ request: "register", account: { username: "dora", password: `pw-${index}` } })));
+      const statuses = replies.map((reply) => (reply.register as { status: string; error?: { code: string } }).error?.code ?? "ok");
+      const winner = statuses.indexOf("ok");
+      const logins = await Promise.all(clients.map((each, index) => each.request({ request: "auth", account: { username: "dora", password: `pw-${index}` } })));
+      for (const each of clients) {
+        each.close();
+      }
+
+      expect(statuses.filter((status) => status === "ok")).to.have.length(1);
+      expect(statuses.filter((status) => status === "userExists")).to.have.length(3);
+      expect(logins.map((reply) => (reply.auth as { status: string }).status)).to.deep.equal(clients.map((_, index) => (index === winner ? "ok" : "failed")));
+    });
+
     it("register keeps the first password of a taken name", async () => {
       await client.request({ request: "register", account: { username: "alice", password: "hijack" } });
       const reply = await client.request({ request: "auth", account: { username: "alice", password: "hijack" } });
