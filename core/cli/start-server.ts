@@ -63,6 +63,11 @@ export async function start(options: StartOptions): Promise<void> {
   const named = addresses.includes(bester.serverName) ? "" : ` as ${bester.serverName}`;
   progress.succeed(`listening on ${addresses.join(", ")}${named}`);
   process.stderr.write(`handlers: ${types.join(", ") || "(none)"}; store: ${bester.store.description}; logs: ${logTarget}\n`);
+  const resumed = bester.engine.resumedJobs;
+  if (resumed > 0) {
+    // After a crash this is the first sign on the terminal that the previous run left work behind.
+    process.stderr.write(`resumed ${resumed} stored job${resumed === 1 ? "" : "s"} left unfinished by the previous run\n`);
+  }
   const disconnected = bester.scheduler.stats().filter((entry) => entry.workers === 0).map((entry) => entry.type);
   if (disconnected.length > 0) {
     // Their jobs wait rather than fail, so warn here; otherwise the first sign is a handlerUnavailable job.

@@ -40,6 +40,7 @@ export class JobEngine {
   private accepting = true;
   private completing = 0;
   private interrupted = 0;
+  private resumed = 0;
   private unreadResends = new WeakMap<Job, number>();
   /**
    * Jobs whose onJobAccepted taps are still running (the promise) or failed (`false`). Such a job
@@ -118,7 +119,13 @@ export class JobEngine {
 
   /** Queues a job again after a restart, with its stored state. */
   resume(job: Job): void {
+    this.resumed += 1;
     this.scheduler.enqueue(job);
+  }
+
+  /** Jobs a store plugin queued again at start, left unfinished by the previous run. */
+  get resumedJobs(): number {
+    return this.resumed;
   }
 
   /** Moves a job to its next handler for a `handler` director; checks the chain limit first. */

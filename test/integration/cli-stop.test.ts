@@ -133,9 +133,11 @@ describe("bester start stopped while jobs run", function () {
     const logText = () => readFileSync(path.join(folder, "bester.log"), "utf8");
     const resumedLines = () => logText().split("\n").filter((line) => line.includes("resumed jobs left unfinished"));
     const earlier = resumedLines().length;
-    await start(durable);
+    daemon = spawnCli(["start", "-c", durable, "--log", path.join(folder, "bester.log")]);
+    const [terminalLine] = await waitForOutput(daemon.stderr!, /resumed \d+ stored jobs? left unfinished by the previous run\n/);
     await waitUntil(() => resumedLines().length > earlier, "the restarted server resumed the jobs");
     expect((JSON.parse(resumedLines().at(-1)!) as { resumed: number }).resumed).to.equal(3);
+    expect(terminalLine).to.equal("resumed 3 stored jobs left unfinished by the previous run\n");
 
     daemon!.kill("SIGKILL");
   });
