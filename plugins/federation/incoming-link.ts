@@ -36,6 +36,8 @@ export interface IncomingContext {
   handshakeTimeoutMs: number;
   /** Failed incoming handshakes per peer, so a peer that keeps failing is not logged every time. */
   failures: FailureThrottle;
+  /** Links whose socket is open, so shutdown can tell each peer why its link closes. */
+  open: Set<IncomingLink>;
 }
 
 type State = "hello" | "challenged" | "up" | "closed";
@@ -50,7 +52,17 @@ export class IncomingLink {
     private readonly context: IncomingContext,
     private readonly connection: Connection,
     private readonly tlsSocket?: TLSSocket,
-  ) {}
+  ) {
+    context.open.add(this);
+  }
+
+  /** Closes the link with `shuttingDown`, so the peer logs why instead of "connection closed". */
+  shutDown(): void {
+    if (this.state === "closed") {
+      return;
+    }
+    this.close("shuttingDown", `${this.context.bester.serverName} is shutting down. Messages for it stay in the sender's outbox until it is back.`);
+  }
 
   /** Checks the first frame, which must be a peerHello, and returns the reply to send. */
   hello(message: Record<string, unknown>): Record<string, unknown> {
@@ -127,6 +139,7 @@ export class IncomingLink {
   private end(): void {
     this.state = "closed";
     clearTimeout(this.timer);
+    this.context.open.delete(this);
   }
 
   private finishHandshake(message: Record<string, unknown>): void {

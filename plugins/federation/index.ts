@@ -69,6 +69,7 @@ export class FederationPlugin implements BesterPlugin {
       chains: new Map(),
       handshakeTimeoutMs,
       failures: new FailureThrottle(),
+      open: new Set(),
     };
 
     bester.hooks.initialize.tapPromise(PLUGIN_NAME, async () => {
@@ -151,6 +152,14 @@ export class FederationPlugin implements BesterPlugin {
           // the next start replaces it.
           log.warn({ err: error }, "removing the record of linked peers from the store failed");
         });
+      }
+    });
+
+    // Before the transport's close destroys the sockets, and after the drain, in which peers may
+    // still deliver outputs for this server's users.
+    bester.hooks.close.tapPromise({ name: PLUGIN_NAME, stage: -10 }, async () => {
+      for (const link of [...incoming.open]) {
+        link.shutDown();
       }
     });
 

@@ -170,3 +170,29 @@ describe("federation reconnect when the peer links in", function () {
     expect((up.time as number) - (retry.time as number)).to.be.below(retry.delayMs as number);
   });
 });
+
+describe("federation link to a peer that stops", function () {
+  this.timeout(30_000);
+
+  let plan: Plan;
+  let a: TestServer | undefined;
+
+  after(async () => {
+    await a?.stop();
+    await plan.cleanup();
+  });
+
+  it("logs that the peer shut down", async () => {
+    plan = await planServers(2);
+    const [planA, planB] = plan.servers as [PlannedServer, PlannedServer];
+    a = await startPlanned(planA, [planB]);
+    const b = await startPlanned(planB, [planA]);
+    await waitForLinkUp(a, planB.name);
+
+    await b.stop();
+    await waitUntil(() => a!.logs.some((line) => line.msg === "peer link down" && line.peer === planB.name), "A's link to B went down");
+    const down = a.logs.find((line) => line.msg === "peer link down" && line.peer === planB.name)!;
+
+    expect(down.reason).to.equal(`reported shuttingDown: "${planB.name} is shutting down. Messages for it stay in the sender's outbox until it is back."`);
+  });
+});
