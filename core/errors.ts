@@ -29,6 +29,7 @@ export const WIRE_ERROR_CODES = {
   unknownUser: "A recipient is not a registered user of this server.",
   notPermitted: "The account may not make this request.",
   shuttingDown: "The server is shutting down and accepts no new work.",
+  storeUnavailable: "The server's store is unreachable at the moment, so the request failed. Retry in a few seconds.",
   internalError: "The server failed unexpectedly; the log has the details.",
 } as const;
 
@@ -98,12 +99,19 @@ export class BesterError extends Error {
     return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[BESTER_ERROR_BRAND] === true;
   }
 
-  /** Converts to the wire shape; host-only codes become `internalError` so no detail leaks. */
+  /**
+   * Converts to the wire shape. Host-only codes become `internalError`, and `storeUnavailable`
+   * gets its fixed message, so no detail of the store leaks. A host-only error caused by an
+   * unreachable store becomes `storeUnavailable`.
+   */
   toWire(): WireError {
+    if (isStoreUnavailable(this)) {
+      return { code: "storeUnavailable", message: WIRE_ERROR_CODES.storeUnavailable };
+    }
     if (isWireCode(this.code)) {
       return { code: this.code, message: this.message };
     }
-    return { code: "internalError", message: "The server failed unexpectedly; the log has the details." };
+    return { code: "internalError", message: WIRE_ERROR_CODES.internalError };
   }
 }
 
@@ -138,19 +146,42 @@ export function wrapPluginError(error: unknown, plugin: string, place: string, h
   });
 }
 
+/** How many causes isStoreUnavailable() follows, so a cyclic cause chain cannot loop. */
+const MAX_CAUSE_DEPTH = 8;
+
 /**
- * Returns whether a thrown value reaches a client only as `internalError`: any value that is not a
- * BesterError, and a BesterError with a host-only code such as `pluginFailed`. Its details exist
- * only in the log, so the code that catches it must log it.
+ * Returns whether `error`, or an error in its `cause` chain, is a BesterError with the code
+ * `storeUnavailable`. The store plugin raises that code when its store is unreachable, and taps and
+ * plugins that wrap the error (as `pluginFailed` or `storeFailed`) keep it as the cause.
+ */
+export function isStoreUnavailable(error: unknown): boolean {
+  let current = error;
+  for (let depth = 0; depth < MAX_CAUSE_DEPTH && current instanceof Error; depth += 1) {
+    if (current instanceof BesterError && current.code === "storeUnavailable") {
+      return true;
+    }
+    current = current.cause;
+  }
+  return false;
+}
+
+/**
+ * Returns whether a thrown value reaches a client with a fixed message while its details exist
+ * only in the log, so the code that catches it must log it. That is `internalError` (any value
+ * that is not a BesterError, and a BesterError with a host-only code such as `pluginFailed`) and
+ * `storeUnavailable`.
  */
 export function isInternalError(error: unknown): boolean {
-  return !(error instanceof BesterError) || !isWireCode(error.code);
+  return !(error instanceof BesterError) || !isWireCode(error.code) || isStoreUnavailable(error);
 }
 
 /** Converts any thrown value to a wire error, keeping a BesterError's code. */
 export function toWireError(error: unknown, fallback: WireErrorCode = "internalError"): WireError {
   if (error instanceof BesterError) {
     return error.toWire();
+  }
+  if (isStoreUnavailable(error)) {
+    return { code: "storeUnavailable", message: WIRE_ERROR_CODES.storeUnavailable };
   }
   if (fallback === "internalError") {
     return { code: fallback, message: WIRE_ERROR_CODES.internalError };

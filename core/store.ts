@@ -8,6 +8,8 @@ export interface StoreProvider {
   readonly description: string;
   /** Whether data survives a restart. */
   readonly durable: boolean;
+  /** Whether the connection to a store server is up; left out by stores without one, such as SQLite. */
+  readonly reachable?: boolean;
   /** Returns the keyv instance for one namespace, creating it on first use. */
   namespace<Value = unknown>(name: string): Keyv<Value>;
   close(): Promise<void>;

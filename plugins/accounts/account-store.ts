@@ -28,6 +28,8 @@ export interface AccountRecord {
 export interface AccountVersion {
   createdAt: number;
   passwordSetAt: number;
+  /** Whether the account had admin rights when it was read; no part of the version's identity. */
+  admin?: boolean;
 }
 
 function scrypt(password: string, salt: Buffer, params: ScryptOptions): Promise<Buffer> {
@@ -196,5 +198,5 @@ async function hashPassword(password: string, admin?: boolean): Promise<AccountR
 
 function versionOf(record: AccountRecord): AccountVersion {
   const createdAt = record.createdAt ?? 0;
-  return { createdAt, passwordSetAt: record.passwordSetAt ?? createdAt };
+  return { createdAt, passwordSetAt: record.passwordSetAt ?? createdAt, admin: record.admin === true };
 }

@@ -2,7 +2,7 @@
 // directors which local users exist and grants the `admin` permission to admin accounts.
 
 import type { Bester } from "../../core/bester.js";
-import { BesterError, isWireCode, toWireError } from "../../core/errors.js";
+import { isInternalError, isStoreUnavailable, toWireError } from "../../core/errors.js";
 import type { BesterPlugin } from "../../core/plugin.js";
 import { AccountStore, type AccountRecord, type AccountVersion } from "./account-store.js";
 import { LoginLimiter, type LoginLimiterOptions } from "./login-limiter.js";
@@ -78,8 +78,34 @@ export function accountsPlugin(options: AccountsOptions): BesterPlugin {
         if (permission !== "admin") {
           return undefined;
         }
-        return store().isAdmin(user);
+        try {
+          return await store().isAdmin(user);
+        } catch (error) {
+          // An operator needs `bester status` most while the store is down, so the admin flag
+          // read at login stands in for the stored one until the store is back.
+          const atLogin = isStoreUnavailable(error) ? adminAtLogin(user) : undefined;
+          if (atLogin === undefined) {
+            throw error;
+          }
+          log.info({ user, admin: atLogin }, "store unreachable; using the admin flag read at login");
+          return atLogin;
+        }
       });
+
+      /**
+       * Returns whether every live connection of `user` logged in to an admin account, or undefined
+       * when the user has no live connection that this plugin authenticated.
+       */
+      function adminAtLogin(user: string): boolean | undefined {
+        const versions = bester.sessions
+          .connectionsOf(user)
+          .map((connection) => authenticated.get(connection.id))
+          .filter((version) => version !== undefined);
+        if (versions.length === 0) {
+          return undefined;
+        }
+        return versions.every((version) => version.admin === true);
+      }
 
       bester.hooks.onClientRequest.for("register").tapPromise(PLUGIN_NAME, async ({ request }) => {
         const { username, password } = request.account as { username: string; password: string };
@@ -89,11 +115,11 @@ export function accountsPlugin(options: AccountsOptions): BesterPlugin {
         try {
           await store().add(username, password);
         } catch (error) {
-          if (error instanceof BesterError && isWireCode(error.code)) {
-            return failed(error.code, error.message);
+          // The client gets the protocol's register-shaped failure. For an unexpected error or an
+          // unreachable store the details stay in the log.
+          if (isInternalError(error)) {
+            log.error({ err: error, user: username }, "registering a user failed");
           }
-          // The client gets the protocol's register-shaped failure; the details stay in the log.
-          log.error({ err: error, user: username }, "registering a user failed");
           const wire = toWireError(error);
           return failed(wire.code, wire.message);
         }

@@ -14,6 +14,8 @@ export interface JournalBackend {
   readonly description: string;
   /** Whether entries survive a restart of the daemon. */
   readonly durable: boolean;
+  /** Whether the connection to a store server is up; left out by backends without one, such as SQLite. */
+  readonly reachable?: boolean;
   open(): Promise<void>;
   /** Applies every write of the batch atomically and durably before resolving. */
   write(batch: JournalBatch): Promise<void>;

@@ -4,13 +4,14 @@
 // replied when the daemon died runs again, so handlers should tolerate a repeated job.
 
 import type { Bester } from "../../core/bester.js";
-import { BesterError, type WireError } from "../../core/errors.js";
+import { BesterError, isStoreUnavailable, type WireError } from "../../core/errors.js";
 import type { Job } from "../../core/jobs/job.js";
 import type { Connection } from "../../core/sessions.js";
 import type { BesterPlugin } from "../../core/plugin.js";
 import path from "node:path";
 import { stringifyWithRaw } from "../../core/protocol/frame-codec.js";
 import { rawOr, RawJson } from "../../core/protocol/raw-json.js";
+import { addStoreConnectionRow, connectionState } from "../store/index.js";
 import { openDurableLog } from "./durable-log.js";
 import { EndMarkers } from "./end-markers.js";
 import type { GroupCommitOptions, GroupCommitWriter } from "./group-commit.js";
@@ -45,6 +46,14 @@ export function journalPlugin(options: JournalOptions = {}): BesterPlugin {
         tapJobEvents(writer, markers);
       });
 
+      bester.hooks.onStatus.tap(PLUGIN_NAME, (status) => {
+        const reachable = writer?.backend.reachable;
+        if (reachable !== undefined) {
+          addStoreConnectionRow(status, { store: writer!.backend.description, connection: "journal", state: connectionState(reachable) });
+        }
+        return status;
+      });
+
       // Stage 60: after the shared writer committed its last batch in its own close tap (50).
       bester.hooks.close.tapPromise({ name: PLUGIN_NAME, stage: 60 }, async () => {
         markers?.close();
@@ -62,7 +71,9 @@ export function journalPlugin(options: JournalOptions = {}): BesterPlugin {
           try {
             await journal.put(JOB_PREFIX + job.id, jobRecord(job));
           } catch (error) {
-            throw new BesterError("storeFailed", `Storing job ${job.id} failed: ${(error as Error).message}. Check that the store at ${journal.backend.description} is writable.`, { cause: error });
+            // An unreachable store keeps its code, so the submitter learns that a retry may succeed.
+            const code = isStoreUnavailable(error) ? "storeUnavailable" : "storeFailed";
+            throw new BesterError(code, `Storing job ${job.id} failed: ${(error as Error).message}. Check that the store at ${journal.backend.description} is writable.`, { cause: error });
           }
         });
 

@@ -2,7 +2,7 @@
 // so a prefix scan is a lexicographic range query. Each batch runs as one MULTI/EXEC transaction.
 
 import type { Logger } from "pino";
-import { closeRedisClient, describeRedisUrl, openRedisClient, type RedisClient } from "../store/redis-client.js";
+import { closeRedisClient, describeRedisUrl, openRedisClient, runCommand, type RedisClient } from "../store/redis-client.js";
 import type { JournalBackend, JournalBatch, JournalEntry } from "./backend.js";
 import { RedisLease } from "./redis-lease.js";
 
@@ -10,6 +10,8 @@ const KEY_PREFIX = "bester:journal:";
 const INDEX_KEY = "bester:journal-index";
 /** Keys fetched per MGET during a scan. */
 const SCAN_PAGE = 500;
+/** The connection's name in logs and errors; the keyv store has its own, named "store". */
+const ROLE = "journal";
 
 export class RedisJournalBackend implements JournalBackend {
   readonly durable = true;
@@ -28,7 +30,7 @@ export class RedisJournalBackend implements JournalBackend {
 
   /** Connects, or rejects when Redis is not reachable within REDIS_CONNECT_TIMEOUT_MS. */
   async open(): Promise<void> {
-    this.client = await openRedisClient(this.url, this.log, "journal");
+    this.client = await openRedisClient(this.url, this.log, ROLE);
     if (this.options.claim) {
       const lease = new RedisLease(this.client, this.description, this.log);
       await lease.claim();
@@ -36,8 +38,10 @@ export class RedisJournalBackend implements JournalBackend {
     }
   }
 
+  /** Commits `batch` as one transaction; fails at once with `storeUnavailable` while Redis is unreachable. */
   async write(batch: JournalBatch): Promise<void> {
-    const transaction = this.require().multi();
+    const client = this.require();
+    const transaction = client.multi();
     for (const [key, value] of batch) {
       if (value === null) {
         transaction.del(KEY_PREFIX + key);
@@ -47,7 +51,7 @@ export class RedisJournalBackend implements JournalBackend {
         transaction.zAdd(INDEX_KEY, { score: 0, value: key });
       }
     }
-    await transaction.exec();
+    await runCommand(client, this.description, ROLE, () => transaction.exec());
   }
 
   async scan(prefix: string): Promise<JournalEntry[]> {
@@ -55,7 +59,8 @@ export class RedisJournalBackend implements JournalBackend {
     const entries: JournalEntry[] = [];
     for (let start = 0; start < keys.length; start += SCAN_PAGE) {
       const page = keys.slice(start, start + SCAN_PAGE);
-      const values = await this.require().mGet(page.map((key) => KEY_PREFIX + key));
+      const client = this.require();
+      const values = await runCommand(client, this.description, ROLE, () => client.mGet(page.map((key) => KEY_PREFIX + key)));
       page.forEach((key, index) => {
         const value = values[index];
         if (typeof value === "string") {
@@ -68,7 +73,8 @@ export class RedisJournalBackend implements JournalBackend {
 
   async keys(prefix: string): Promise<string[]> {
     // With equal scores, ZRANGE BYLEX orders members by their bytes, the same order SQLite uses.
-    return this.require().zRange(INDEX_KEY, `[${prefix}`, `(${prefix}\xff`, { BY: "LEX" });
+    const client = this.require();
+    return runCommand(client, this.description, ROLE, () => client.zRange(INDEX_KEY, `[${prefix}`, `(${prefix}\xff`, { BY: "LEX" }));
   }
 
   async close(): Promise<void> {
@@ -77,6 +83,11 @@ export class RedisJournalBackend implements JournalBackend {
     const client = this.client;
     this.client = undefined;
     await closeRedisClient(client);
+  }
+
+  /** Whether the connection to Redis is up, for the status report. */
+  get reachable(): boolean {
+    return this.client?.isReady === true;
   }
 
   private require(): RedisClient {

@@ -8,6 +8,7 @@ import type { Bester } from "../../core/bester.js";
 import { BesterError } from "../../core/errors.js";
 import { createFolder } from "../../core/folders.js";
 import type { BesterPlugin } from "../../core/plugin.js";
+import type { ServerStatus, StatusSection } from "../../core/status.js";
 import { MemoryStoreProvider, type StoreProvider } from "../../core/store.js";
 import { RedisStoreProvider } from "./redis-store.js";
 
@@ -86,6 +87,20 @@ export async function openStore(provider: ReturnType<typeof createStoreProvider>
   }
 }
 
+/** Key of the status report's section with one row per connection to the store server. */
+export const STORE_STATUS_SECTION = "store";
+
+/** Returns the `state` column of a store connection in the status report. */
+export function connectionState(reachable: boolean): string {
+  return reachable ? "connected" : "unreachable";
+}
+
+/** Adds `row` to the status report's table of store connections, creating the table on first use. */
+export function addStoreConnectionRow(status: ServerStatus, row: StatusSection["rows"][number]): void {
+  const section = (status.sections[STORE_STATUS_SECTION] ??= { title: "Store connections", rows: [] });
+  section.rows.push(row);
+}
+
 export function storePlugin(options: { url: string }): BesterPlugin {
   return {
     name: PLUGIN_NAME,
@@ -99,6 +114,13 @@ export function storePlugin(options: { url: string }): BesterPlugin {
         await openStore(provider, log);
         opened = true;
         log.info({ store: provider.description }, "store open");
+      });
+
+      bester.hooks.onStatus.tap(PLUGIN_NAME, (status) => {
+        if (provider.reachable !== undefined) {
+          addStoreConnectionRow(status, { store: provider.description, connection: "store", state: connectionState(provider.reachable) });
+        }
+        return status;
       });
 
       bester.hooks.close.tapPromise({ name: PLUGIN_NAME, stage: 100 }, async () => {

@@ -4,7 +4,7 @@
 // A login or submission during an outage then gets an error at once instead of hanging, and a
 // start-up with Redis down ends with storeFailed.
 
-import { createClient, ErrorReply } from "@redis/client";
+import { ClientOfflineError, ConnectionTimeoutError, createClient, ErrorReply, ReconnectStrategyError, SocketClosedUnexpectedlyError, SocketTimeoutError } from "@redis/client";
 import type { Logger } from "pino";
 import { BesterError } from "../../core/errors.js";
 
@@ -133,6 +133,57 @@ async function readDatabasesSetting(url: string): Promise<number | undefined> {
   } finally {
     clearTimeout(timer);
     probe.destroy();
+  }
+}
+
+/** Socket error codes of a connection to Redis that failed or broke, as opposed to a command Redis rejected. */
+const CONNECTION_ERROR_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN"]);
+
+/** Returns whether `error` says that the connection to Redis is down, rather than that Redis rejected a command. */
+function isConnectionError(error: unknown): boolean {
+  if (error instanceof ErrorReply) {
+    return false;
+  }
+  return (
+    error instanceof ClientOfflineError ||
+    error instanceof SocketClosedUnexpectedlyError ||
+    error instanceof ConnectionTimeoutError ||
+    error instanceof SocketTimeoutError ||
+    error instanceof ReconnectStrategyError ||
+    CONNECTION_ERROR_CODES.has((error as NodeJS.ErrnoException | undefined)?.code ?? "")
+  );
+}
+
+/**
+ * Returns the error to raise for a failed command on `client`. A connection that is down, or an
+ * error that says it broke, gives `storeUnavailable` with the original error as its cause, so a
+ * client gets that code and the log keeps Redis's reason. A reply error from Redis, such as OOM or
+ * MISCONF, is returned as it is.
+ */
+export function commandError(error: unknown, client: RedisClient, where: string, role: string): unknown {
+  if (error instanceof BesterError || error instanceof ErrorReply) {
+    return error;
+  }
+  if (!client.isReady || isConnectionError(error)) {
+    return new BesterError("storeUnavailable", `Redis at ${where} is unreachable, so a command on the ${role} connection failed`, { cause: error });
+  }
+  return error;
+}
+
+/**
+ * Runs `command` on `client`, and fails at once with `storeUnavailable` while the connection is
+ * down. node-redis 5.12 queues a MULTI until the next reconnect attempt even with
+ * disableOfflineQueue, which delayed journal commits during an outage by up to the reconnect
+ * delay (2 s), so the check comes before the command is sent.
+ */
+export async function runCommand<T>(client: RedisClient, where: string, role: string, command: () => Promise<T>): Promise<T> {
+  if (!client.isReady) {
+    throw commandError(new ClientOfflineError(), client, where, role);
+  }
+  try {
+    return await command();
+  } catch (error) {
+    throw commandError(error, client, where, role);
   }
 }
 

@@ -1,12 +1,44 @@
 // The Redis store: keyv namespaces on one shared Redis connection. Errors reach the caller instead
 // of keyv's default of swallowing them, so a failed account or outbox write is never taken for a
-// stored one.
+// stored one. While Redis is unreachable every call fails at once with `storeUnavailable`.
 
 import KeyvRedis from "@keyv/redis";
+import { ClientOfflineError } from "@redis/client";
 import Keyv from "keyv";
 import type { Logger } from "pino";
 import type { StoreProvider } from "../../core/store.js";
-import { closeRedisClient, describeRedisUrl, openRedisClient, type RedisClient } from "./redis-client.js";
+import { closeRedisClient, commandError, describeRedisUrl, openRedisClient, runCommand, type RedisClient } from "./redis-client.js";
+
+/** The connection's name in logs and errors; the journal has its own, named "journal". */
+const ROLE = "store";
+
+/** The adapter methods that keyv calls and that send commands, iterator() aside. */
+const COMMAND_METHODS = ["get", "getMany", "set", "setMany", "has", "hasMany", "delete", "deleteMany", "clear"] as const;
+
+/**
+ * Makes every command method of `adapter` fail at once with `storeUnavailable` while `client` is
+ * not connected, and turns a connection error from a command into that code. The *Many methods
+ * send MULTI, which node-redis would otherwise hold until its next reconnect attempt.
+ */
+function failFastWhenOffline(adapter: KeyvRedis<unknown>, client: RedisClient, where: string): void {
+  const methods = adapter as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  for (const name of COMMAND_METHODS) {
+    const original = methods[name]!.bind(adapter);
+    methods[name] = (...args: unknown[]) => runCommand(client, where, ROLE, () => original(...args));
+  }
+
+  const iterate = adapter.iterator.bind(adapter);
+  adapter.iterator = async function* (...args: Parameters<typeof iterate>) {
+    if (!client.isReady) {
+      throw commandError(new ClientOfflineError(), client, where, ROLE);
+    }
+    try {
+      yield* iterate(...args);
+    } catch (error) {
+      throw commandError(error, client, where, ROLE);
+    }
+  };
+}
 
 export class RedisStoreProvider implements StoreProvider {
   readonly durable = true;
@@ -25,12 +57,18 @@ export class RedisStoreProvider implements StoreProvider {
         throw new Error(`The store ${this.description} is not open yet; open() connects it.`);
       }
       const adapter = new KeyvRedis<Value>(this.client, { namespace: name, throwOnErrors: true, throwOnConnectError: true });
+      failFastWhenOffline(adapter as KeyvRedis<unknown>, this.client, this.description);
       keyv = new Keyv<Value>({ store: adapter, namespace: name, useKeyPrefix: false, throwOnErrors: true });
       // The error also rejects the call that failed, which is where it is reported.
       keyv.on("error", () => undefined);
       this.namespaces.set(name, keyv);
     }
     return keyv as Keyv<Value>;
+  }
+
+  /** Whether the connection to Redis is up, for the status report. */
+  get reachable(): boolean {
+    return this.client?.isReady === true;
   }
 
   /** Connects, or rejects when Redis is not reachable within REDIS_CONNECT_TIMEOUT_MS, then checks that it is writable. */
