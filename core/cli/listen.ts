@@ -3,7 +3,7 @@
 
 import type { Command } from "commander";
 import { setTimeout as sleep } from "node:timers/promises";
-import { isServerDown, RECONNECT_DEFAULTS, reconnectDelayMs } from "../../plugins/transport-tcp/client-backoff.js";
+import { isServerDown, isStoreUnavailable, RECONNECT_DEFAULTS, reconnectDelayMs } from "../../plugins/transport-tcp/client-backoff.js";
 import { endsSession, type BesterClient, type JobNotificationEvent, type JobOutputEvent, type JobProgressEvent } from "../../plugins/transport-tcp/client.js";
 import { addConnectOptions, connectAndLogin, passwordOf, type ConnectOptions } from "./connect.js";
 import { createProgress, type Progress } from "./spinner.js";
@@ -93,8 +93,9 @@ async function listen(options: ListenOptions): Promise<number> {
 }
 
 /**
- * Connects and logs in, and with reconnecting on waits for a server that is not running yet, so a
- * listener may start before its server. Resolves undefined when `signal` aborts the wait.
+ * Connects and logs in, and with reconnecting on waits for a server that is not running yet, or
+ * whose store is unreachable for the moment, so a listener may start before its server or during
+ * a store outage. Resolves undefined when `signal` aborts the wait.
  */
 async function connectWhenUp(
   options: ListenOptions,
@@ -107,7 +108,8 @@ async function connectWhenUp(
     try {
       return await connectAndLogin(options, { reconnect: options.reconnect }, attach);
     } catch (error) {
-      if (!options.reconnect || !isServerDown(error)) {
+      const storeOutage = isStoreUnavailable(error);
+      if (!options.reconnect || !(isServerDown(error) || storeOutage)) {
         throw error;
       }
       if (signal.aborted) {
@@ -115,7 +117,8 @@ async function connectWhenUp(
       }
 
       // The message prints again only when the reason changes, not on every attempt.
-      const message = `${(error as Error).message} Waiting for the server (Ctrl-C stops)`;
+      const waitingFor = storeOutage ? "the server's store" : "the server";
+      const message = `${(error as Error).message} Waiting for ${waitingFor} (Ctrl-C stops)`;
       if (message !== lastMessage) {
         progress.step(message);
         lastMessage = message;

@@ -36,6 +36,14 @@ export function isServerDown(error: unknown): boolean {
 }
 
 /**
+ * Returns whether a login failed because the server's store is unreachable for the moment
+ * (`storeUnavailable`), which clears once the store is back, so a login retry may succeed.
+ */
+export function isStoreUnavailable(error: unknown): boolean {
+  return error instanceof BesterClientError && error.code === "storeUnavailable";
+}
+
+/**
  * Calls `open` until it resolves, while it fails because the server is down, waiting
  * reconnectDelayMs() between attempts. No attempt starts after `waitMs`, but one in progress
  * runs to its own connect timeout. The last failure is rethrown as `connectFailed`, with the wait

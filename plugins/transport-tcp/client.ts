@@ -10,7 +10,7 @@ import { encodeFrame, FrameDecoder } from "../../core/protocol/frame-codec.js";
 import { encodeLongString } from "../../core/protocol/long-string.js";
 import type { WireError } from "../../core/errors.js";
 import type { ServerStatus } from "../../core/status.js";
-import { RECONNECT_DEFAULTS, reconnectDelayMs, retryWhileServerDown, type ReconnectOptions } from "./client-backoff.js";
+import { isStoreUnavailable, RECONNECT_DEFAULTS, reconnectDelayMs, retryWhileServerDown, type ReconnectOptions } from "./client-backoff.js";
 import { BesterClientError } from "./client-error.js";
 import { openClientSocket } from "./client-socket.js";
 import { PendingRequests } from "./client-requests.js";
@@ -288,6 +288,8 @@ export class BesterClient extends EventEmitter<ClientEvents> {
 
   private async reconnectWithBackoff(): Promise<void> {
     const { retries } = this.reconnectOptions!;
+    // A store outage fails every login attempt until it ends, so it is reported once per loop.
+    let reportedStoreOutage = false;
     for (let attempt = 1; attempt <= retries; attempt += 1) {
       await sleep(reconnectDelayMs(attempt, this.reconnectOptions!));
       // The server may also have ended the session on a connection this loop opened.
@@ -315,6 +317,10 @@ export class BesterClient extends EventEmitter<ClientEvents> {
             this.end(error);
             socket.destroy();
             throw error;
+          }
+          if (isStoreUnavailable(error) && !reportedStoreOutage) {
+            reportedStoreOutage = true;
+            this.emit("serverError", { code: "storeUnavailable", message: (error as Error).message });
           }
           socket.destroy();
           continue;

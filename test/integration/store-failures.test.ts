@@ -3,10 +3,13 @@ import os from "node:os";
 import path from "node:path";
 import sqlite3 from "sqlite3";
 import { expect } from "chai";
-import { BesterError } from "../../core/errors.js";
+import { BesterError, WIRE_ERROR_CODES } from "../../core/errors.js";
+import type { ServerStatus } from "../../core/status.js";
+import { AccountStore, type AccountRecord } from "../../plugins/accounts/account-store.js";
+import { ACCOUNTS_NAMESPACE } from "../../plugins/accounts/index.js";
 import { createStoreProvider } from "../../plugins/store/index.js";
 import { REDIS_CONNECT_TIMEOUT_MS } from "../../plugins/store/redis-client.js";
-import { freePort, login, RawClient, startServer, waitUntil, type TestServer } from "../helper.js";
+import { fixtureHandler, freePort, login, RawClient, startServer, waitUntil, type TestServer } from "../helper.js";
 import { runCli } from "../cli-runner.js";
 import { startRedis, type RedisServer } from "../redis-server.js";
 
@@ -144,12 +147,13 @@ describe("store failures", function () {
   });
 
   describe("redis outage while running", () => {
+    const STORE_UNAVAILABLE = { code: "storeUnavailable", message: WIRE_ERROR_CODES.storeUnavailable };
     let redis: RedisServer;
     let server: TestServer;
 
     before(async () => {
       redis = await startRedis();
-      server = await startServer({ store: redis.url, registration: true });
+      server = await startServer({ store: redis.url, registration: true, handlers: { echo: fixtureHandler("echo") } });
     });
 
     after(async () => {
@@ -157,36 +161,102 @@ describe("store failures", function () {
       await redis?.stop();
     });
 
-    it("fails logins at once and recovers", async () => {
+    /** Stops Redis and waits until both of the server's connections noticed. */
+    async function stopRedis(): Promise<void> {
+      await redis.stop();
+      await waitUntil(() => server.logs.filter((line) => line.msg === "Redis connection lost; commands fail until it is back").length >= 2, "both connections to report the outage");
+    }
+
+    /** Starts Redis again on its port and waits until both connections are back. */
+    async function restartRedis(): Promise<void> {
+      const backBefore = server.logs.filter((line) => line.msg === "Redis connection back").length;
+      redis = await startRedis({ port: redis.port });
+      await waitUntil(() => server.logs.filter((line) => line.msg === "Redis connection back").length >= backBefore + 2, "both connections to come back", 10_000);
+    }
+
+    it("fails logins with storeUnavailable and recovers", async () => {
       const before = await RawClient.connect(server.port);
       await login(before, "alice");
       before.close();
 
-      await redis.stop();
+      await stopRedis();
       const during = await RawClient.connect(server.port);
       const reply = await during.request({ request: "auth", account: { username: "alice", password: "secret" } });
       during.close();
 
-      // The protocol's auth-shaped failure, as for a wrong password, with the details in the log.
-      expect(reply.reply).to.equal("auth");
-      expect((reply.auth as { status: string }).status).to.equal("failed");
-      expect((reply.auth as { error: { code: string } }).error.code).to.equal("internalError");
-      await waitUntil(() => server.logs.some((line) => line.msg === "Redis connection lost; commands fail until it is back"), "a warning about the lost connection");
+      // The protocol's auth-shaped failure, as for a wrong password, with the details in the log only.
+      expect(reply).to.deep.equal({ reply: "auth", auth: { status: "failed", error: STORE_UNAVAILABLE } });
       const failed = server.logs.find((line) => line.msg === "login failed with an error" && line.username === "alice");
       expect((failed?.err as { message: string } | undefined)?.message).to.include("The client is offline");
+      expect((failed?.err as { message: string } | undefined)?.message).to.include(`Redis at ${redis.url} is unreachable`);
 
       const register = await RawClient.connect(server.port);
       const registered = await register.request({ request: "register", account: { username: "bob", password: "secret" } });
       register.close();
-      expect(registered).to.deep.equal({ reply: "register", register: { status: "failed", error: { code: "internalError", message: "The server failed unexpectedly; the log has the details." } } });
+      expect(registered).to.deep.equal({ reply: "register", register: { status: "failed", error: STORE_UNAVAILABLE } });
       expect(server.logs.some((line) => line.msg === "registering a user failed" && line.user === "bob")).to.equal(true);
 
       // The restarted server starts empty (no persistence), so the account is registered again.
-      redis = await startRedis({ port: redis.port });
-      await waitUntil(() => server.logs.some((line) => line.msg === "Redis connection back"), "the connection to come back", 10_000);
+      await restartRedis();
       const after = await RawClient.connect(server.port);
       await login(after, "alice");
       after.close();
+    });
+
+    it("rejects submissions at once with storeUnavailable", async () => {
+      const client = await RawClient.connect(server.port);
+      await login(client, "carol");
+      await stopRedis();
+
+      // Spread over 1.5 s, so the submissions span several of the Redis client's reconnect
+      // attempts (100 ms doubling up to 2 s), which a queued MULTI used to wait for.
+      const elapsed: number[] = [];
+      for (let attempt = 0; attempt < 5; attempt += 1) {
+        const started = performance.now();
+        const reply = await client.request({ request: "newJob", job: { payload: { type: "echo", data: attempt } } });
+        elapsed.push(performance.now() - started);
+        expect(reply).to.deep.equal({ reply: "jobSubmission", submission: { status: "rejected", error: STORE_UNAVAILABLE } });
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+      const failed = server.logs.find((line) => line.msg === "job submission failed" && line.user === "carol");
+      expect((failed?.err as { message: string } | undefined)?.message).to.include(`Redis at ${redis.url} is unreachable, so a command on the journal connection failed`);
+
+      client.close();
+      // The restarted Redis has no accounts, and the account check may end carol's session, so a new user submits.
+      await restartRedis();
+      const afterOutage = await RawClient.connect(server.port);
+      await login(afterOutage, "erin");
+      const accepted = await afterOutage.request({ request: "newJob", job: { payload: { type: "echo", data: "after" } } });
+      afterOutage.close();
+
+      expect(Math.max(...elapsed), `rejections took ${elapsed.map((ms) => ms.toFixed(0)).join(", ")} ms`).to.be.below(250);
+      expect((accepted.submission as { status: string }).status).to.equal("accepted");
+    });
+
+    it("status works for an admin during the outage", async () => {
+      const accounts = new AccountStore(server.bester.store.namespace<AccountRecord>(ACCOUNTS_NAMESPACE));
+      await accounts.add("root", "root-pw", { admin: true });
+      await accounts.add("dave", "dave-pw");
+      const admin = await RawClient.connect(server.port);
+      await login(admin, "root", "root-pw", false);
+      const user = await RawClient.connect(server.port);
+      await login(user, "dave", "dave-pw", false);
+
+      await stopRedis();
+      const during = await admin.request({ request: "status" });
+      const refused = await user.request({ request: "status" });
+      admin.close();
+      user.close();
+      await restartRedis();
+
+      expect(during.reply).to.equal("status");
+      const rows = (during.status as ServerStatus).sections.store?.rows;
+      expect(rows).to.deep.equal([
+        { store: redis.url, connection: "store", state: "unreachable" },
+        { store: redis.url, connection: "journal", state: "unreachable" },
+      ]);
+      expect((during.status as ServerStatus).users.map((entry) => entry.user)).to.include.members(["root", "dave"]);
+      expect((refused.error as { code: string }).code).to.equal("notPermitted");
     });
   });
 });
