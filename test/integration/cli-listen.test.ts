@@ -5,11 +5,13 @@ import net from "node:net";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { WIRE_ERROR_CODES } from "../../core/errors.js";
 import { AccountStore, type AccountRecord } from "../../plugins/accounts/account-store.js";
 import { ACCOUNTS_NAMESPACE } from "../../plugins/accounts/index.js";
 import { BesterClient } from "../../plugins/transport-tcp/client.js";
 import { CLI_ENTRY, runCli, spawnCli, waitForOutput } from "../cli-runner.js";
 import { fixtureHandler, freePort, REPO_ROOT, startServer, waitUntil, type TestServer } from "../helper.js";
+import { startRedis, type RedisServer } from "../redis-server.js";
 
 describe("CLI listen", () => {
   let folder: string;
@@ -97,6 +99,47 @@ describe("CLI listen", () => {
     } finally {
       listener.kill("SIGKILL");
       await server?.stop();
+    }
+  });
+
+  it("waits while the server's store is down", async () => {
+    const redis = await startRedis();
+    let restarted: RedisServer | undefined;
+    const server = await startServer({ store: redis.url, registration: true, handlers: { echo: fixtureHandler("echo") } });
+    await redis.stop();
+    await waitUntil(() => server.logs.some((line) => line.msg === "Redis connection lost; commands fail until it is back"), "the server to notice the outage");
+    const listener = spawnCli(["listen", "--server", `127.0.0.1:${server.port}`, "-u", "bob", "-p", "bob-pw", "--register", "--json"]);
+    let stderr = "";
+    listener.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+
+    try {
+      await waitForOutput(listener.stderr!, /Waiting for the server's store/);
+      // Several login attempts fail during this wait, and each one would print its own line.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const listening = waitForOutput(listener.stderr!, /listening as bob@/);
+      restarted = await startRedis({ port: redis.port });
+      await listening;
+      const line = waitForOutput(listener.stdout!, /^(.+)\n/);
+      const sender = await BesterClient.connect({ port: server.port });
+      await sender.register("alice", "alice-pw");
+      await sender.auth("alice", "alice-pw");
+      const { jobID } = await sender.run("echo", { deliverTo: ["bob"], value: "after the outage" });
+      await sender.close();
+      const [, printed] = await line;
+
+      const exited = once(listener, "exit");
+      listener.kill("SIGINT");
+      const [code] = await exited;
+
+      const waitingLines = stderr.split("\n").filter((text) => text.includes("Waiting for the server's store"));
+      expect(waitingLines).to.deep.equal([`${WIRE_ERROR_CODES.storeUnavailable} Waiting for the server's store (Ctrl-C stops)...`]);
+      expect(stderr).not.to.contain("internalError");
+      expect((JSON.parse(printed!) as { job: unknown }).job).to.deep.equal({ jobID: `${jobID}:alice@127.0.0.1:${server.port}`, payload: { type: "echo", data: "after the outage" } });
+      expect(code).to.equal(0);
+    } finally {
+      listener.kill("SIGKILL");
+      await server.stop();
+      await restarted?.stop();
     }
   });
 
