@@ -82,7 +82,7 @@ export function accountsPlugin(options: AccountsOptions): BesterPlugin {
           return await store().isAdmin(user);
         } catch (error) {
           // An operator needs `bester status` most while the store is down, so the admin flag
-          // read at login stands in for the stored one until the store is back.
+          // read at login replaces the stored one until the store is back.
           const atLogin = isStoreUnavailable(error) ? adminAtLogin(user) : undefined;
           if (atLogin === undefined) {
             throw error;

@@ -139,7 +139,7 @@ async function readDatabasesSetting(url: string): Promise<number | undefined> {
 /** Socket error codes of a connection to Redis that failed or broke, as opposed to a command Redis rejected. */
 const CONNECTION_ERROR_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN"]);
 
-/** Returns whether `error` says that the connection to Redis is down, rather than that Redis rejected a command. */
+/** Returns whether `error` means that the connection to Redis is down, rather than that Redis rejected a command. */
 function isConnectionError(error: unknown): boolean {
   if (error instanceof ErrorReply) {
     return false;
