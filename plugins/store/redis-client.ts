@@ -156,7 +156,7 @@ function isConnectionError(error: unknown): boolean {
 
 /**
  * Returns the error to raise for a failed command on `client`. A connection that is down, or an
- * error that says it broke, gives `storeUnavailable` with the original error as its cause, so a
+ * error that reports it broke, gives `storeUnavailable` with the original error as its cause, so a
  * client gets that code and the log keeps Redis's reason. A reply error from Redis, such as OOM or
  * MISCONF, is returned as it is.
  */
