@@ -23,7 +23,7 @@ const SEND_WINDOW = 256;
  * drops it. NOTE: a receiver that fails the same message with internalError every time blocks this
  * peer's queue, retried with backoff, until its operator fixes it.
  */
-const RETRYABLE_CODES = new Set(["shuttingDown", "queueFull", "internalError"]);
+const RETRYABLE_CODES = new Set(["shuttingDown", "queueFull", "storeUnavailable", "internalError"]);
 
 export interface PeerLinkOptions {
   peer: Peer;

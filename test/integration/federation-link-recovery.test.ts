@@ -17,6 +17,8 @@ class StalledPeer {
   readonly received: Array<{ connection: number; message: Message }> = [];
   connections = 0;
   acknowledge = false;
+  /** An error code to answer the next message with, once, as a peer whose store is down would. */
+  rejectNext: string | undefined;
   private readonly server: net.Server;
   private readonly sockets: net.Socket[] = [];
 
@@ -66,6 +68,11 @@ class StalledPeer {
       return;
     }
     this.received.push({ connection, message });
+    if (this.rejectNext) {
+      socket.write(encodeFrame({ reply: "error", id: message.id, error: { code: this.rejectNext, message: "The store is unreachable." } }));
+      this.rejectNext = undefined;
+      return;
+    }
     if (this.acknowledge) {
       socket.write(encodeFrame({ reply: "ack", id: message.id, result: {} }));
     }
@@ -123,6 +130,22 @@ describe("federation acknowledgement timeout", function () {
     await new Promise((resolve) => setTimeout(resolve, 600));
     expect(peer.connections).to.equal(2);
     expect(peer.received).to.have.length(2);
+  });
+
+  it("sends a message again after storeUnavailable", async () => {
+    const countBefore = peer.received.length;
+    const bob = `bob@${plan.servers[1]!.name}`;
+    peer.acknowledge = true;
+    peer.rejectNext = "storeUnavailable";
+
+    await alice.request({ request: "newJob", job: { payload: { type: "echo", data: { deliverTo: [bob], value: "after outage" } } } });
+    await waitUntil(() => peer.received.length === countBefore + 2, "the rejected output was sent again", 10_000);
+    const [rejected, resent] = peer.received.slice(countBefore);
+
+    expect(resent!.message.id).to.equal(rejected!.message.id);
+    expect(resent!.connection).to.equal(rejected!.connection + 1);
+    expect(a.logs.some((line) => line.msg === "peer rejected a message; dropped it")).to.equal(false);
+    expect(a.logs.some((line) => line.msg === "peer link down" && String(line.reason).includes("(storeUnavailable)"))).to.equal(true);
   });
 
   it("keeps an acknowledged link open", async () => {
