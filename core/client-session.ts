@@ -4,6 +4,7 @@
 
 import type { Logger } from "pino";
 import { BesterError, isInternalError, toWireError, type WireError } from "./errors.js";
+import { logRequestFailure } from "./log.js";
 import type { AuthDecision, BesterHooks } from "./hooks.js";
 import type { JobEngine } from "./jobs/engine.js";
 import { formatAddress } from "./jobs/job.js";
@@ -205,7 +206,7 @@ export class ClientSession {
       return { reply };
     } catch (error) {
       if (isInternalError(error)) {
-        this.host.log.error({ err: error, request: name, connection: this.connection.id }, "request handler failed");
+        logRequestFailure(this.host.log, error, { request: name, connection: this.connection.id }, "request handler failed");
       }
       return { reply: errorReply(toWireError(error)) };
     }
@@ -226,7 +227,7 @@ export class ClientSession {
       // A failing tap (such as an unreachable store) still gets an auth-shaped reply, as the protocol
       // gives every failed login, so clients that match replies by kind keep working.
       if (isInternalError(error)) {
-        this.host.log.error({ err: error, username: account.username, connection: this.connection.id }, "login failed with an error");
+        logRequestFailure(this.host.log, error, { username: account.username, connection: this.connection.id }, "login failed with an error");
       }
       decision = { ok: false, error: toWireError(error) };
     }
@@ -281,7 +282,7 @@ export class ClientSession {
         this.events.discard(queuedID);
       }
       if (isInternalError(error)) {
-        this.host.log.error({ err: error, type: job.payload.type, user: this.user }, "job submission failed");
+        logRequestFailure(this.host.log, error, { type: job.payload.type, user: this.user }, "job submission failed");
       } else {
         this.host.log.debug({ code: (error as BesterError).code, reason: (error as BesterError).message, type: job.payload.type, user: this.user }, "job submission rejected");
       }

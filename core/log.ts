@@ -3,6 +3,7 @@
 // still never pass a password to the logger.
 
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from "pino";
+import { isStoreUnavailable } from "./errors.js";
 
 export type { Logger };
 
@@ -42,4 +43,33 @@ export function createLogger(options: LogOptions = {}): Logger {
 /** Creates a logger that writes nothing, for embedding and unit tests. */
 export function createSilentLogger(): Logger {
   return pino({ level: "silent" });
+}
+
+/** How often one kind of request failure caused by a store outage is logged at warn level. */
+const OUTAGE_WARN_INTERVAL_MS = 10_000;
+const outageWarnedAt = new WeakMap<Logger, Map<string, number>>();
+
+/**
+ * Logs a failed request: at error level, unless a store outage caused it. The store plugin logs
+ * the outage itself, so each kind of failure it causes warns once per 10 s and the rest go to
+ * debug; a busy server would otherwise write a line for every request rejected during the outage.
+ */
+export function logRequestFailure(log: Logger, error: unknown, fields: Record<string, unknown>, message: string): void {
+  if (!isStoreUnavailable(error)) {
+    log.error({ err: error, ...fields }, message);
+    return;
+  }
+
+  let warned = outageWarnedAt.get(log);
+  if (!warned) {
+    warned = new Map();
+    outageWarnedAt.set(log, warned);
+  }
+  const now = Date.now();
+  if (now - (warned.get(message) ?? 0) < OUTAGE_WARN_INTERVAL_MS) {
+    log.debug({ err: error, ...fields }, message);
+    return;
+  }
+  warned.set(message, now);
+  log.warn({ err: error, ...fields }, message);
 }

@@ -3,6 +3,7 @@
 
 import type { Bester } from "../../core/bester.js";
 import { isInternalError, isStoreUnavailable, toWireError } from "../../core/errors.js";
+import { logRequestFailure } from "../../core/log.js";
 import type { BesterPlugin } from "../../core/plugin.js";
 import { AccountStore, type AccountRecord, type AccountVersion } from "./account-store.js";
 import { LoginLimiter, type LoginLimiterOptions } from "./login-limiter.js";
@@ -118,7 +119,7 @@ export function accountsPlugin(options: AccountsOptions): BesterPlugin {
           // The client gets the protocol's register-shaped failure. For an unexpected error or an
           // unreachable store the details stay in the log.
           if (isInternalError(error)) {
-            log.error({ err: error, user: username }, "registering a user failed");
+            logRequestFailure(log, error, { user: username }, "registering a user failed");
           }
           const wire = toWireError(error);
           return failed(wire.code, wire.message);

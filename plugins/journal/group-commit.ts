@@ -2,6 +2,7 @@
 // fsync per batch instead of one per job.
 
 import type { Logger } from "pino";
+import { logRequestFailure } from "../../core/log.js";
 import type { JournalBackend, JournalBatch, JournalEntry } from "./backend.js";
 
 export interface GroupCommitOptions {
@@ -193,7 +194,7 @@ export class GroupCommitWriter {
       }
       outcome?.resolve();
     } catch (error) {
-      this.log.error({ err: error, writes: batch.size, journal: this.backend.description }, "journal commit failed");
+      logRequestFailure(this.log, error, { writes: batch.size, journal: this.backend.description }, "journal commit failed");
       outcome?.reject(error);
     } finally {
       this.writing = false;
