@@ -96,6 +96,7 @@ const federation: SchemaObject = {
       },
     },
     ackTimeoutMs: { type: "integer", minimum: 0 },
+    outboxRetryMs: { type: "integer", minimum: 0 },
   },
 };
 
@@ -263,6 +264,7 @@ function resolveFederation(config: FederationConfig, root: string, dataDir: stri
     listen,
     reconnect: { minDelayMs, maxDelayMs: Math.max(minDelayMs, config.reconnect?.maxDelayMs ?? 30_000) },
     ackTimeoutMs: config.ackTimeoutMs ?? 30_000,
+    outboxRetryMs: config.outboxRetryMs ?? 60_000,
   };
 }
 

@@ -142,6 +142,11 @@ export interface FederationConfig {
    * reconnects and sends again; default 30000, 0 waits without limit.
    */
   ackTimeoutMs?: number;
+  /**
+   * Milliseconds a message for a peer keeps being retried while the store is unreachable, before
+   * its job fails; default 60000, 0 fails at the first unreachable-store error.
+   */
+  outboxRetryMs?: number;
 }
 
 /** The federation config after defaults were applied and paths resolved. */
@@ -152,6 +157,7 @@ export interface ResolvedFederationConfig {
   listen?: Required<ListenConfig>;
   reconnect: { minDelayMs: number; maxDelayMs: number };
   ackTimeoutMs: number;
+  outboxRetryMs: number;
 }
 
 /** A config after defaults were applied and paths resolved against the config file's folder. */

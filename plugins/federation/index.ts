@@ -20,6 +20,7 @@ import { startExpirySweep } from "./expiry-sweep.js";
 import { IncomingLink, RECEIVED_NAMESPACE, type IncomingContext } from "./incoming-link.js";
 import { loadOrCreateServerKey } from "./keys.js";
 import { Outbox, OUTBOX_NAMESPACE } from "./outbox.js";
+import { OutboxRetry } from "./outbox-retry.js";
 import { PeerLink } from "./peer-link.js";
 import { parseServerAddress, PeerDirectory } from "./peers.js";
 import { tapBuiltinMessages } from "./receive.js";
@@ -59,6 +60,7 @@ export class FederationPlugin implements BesterPlugin {
     const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
     let tlsListener: TlsPeerListener | undefined;
     let recordedLinks = false;
+    const retry = new OutboxRetry({ timeoutMs: options.outboxRetryMs, store: () => bester.store.description, log });
 
     const incoming: IncomingContext = {
       bester,
@@ -85,7 +87,7 @@ export class FederationPlugin implements BesterPlugin {
       await recordLinkedPeers(outboxStore, directory.list().map((peer) => peer.name));
       recordedLinks = true;
       for (const peer of directory.list()) {
-        const outbox = new Outbox(outboxStore, peer.name);
+        const outbox = new Outbox(outboxStore, peer.name, retry);
         const loaded = await outbox.load();
         if (loaded > 0) {
           log.info({ peer: peer.name, pending: loaded }, "loaded unacknowledged peer messages from the store");
@@ -138,6 +140,12 @@ export class FederationPlugin implements BesterPlugin {
     bester.hooks.ready.tap(PLUGIN_NAME, () => {
       stopSweep = startExpirySweep(() => [incoming.received(), bester.store.namespace(GRANTS_NAMESPACE)], log);
     });
+
+    // Before the handler bridge waits for jobs to finish: from here on an outbox write that runs
+    // out of time leaves its job stored for the next start instead of failing it.
+    bester.hooks.stop.tap({ name: PLUGIN_NAME, stage: -100 }, () => retry.stop());
+    // Before the store closes (stage 100), so that no retry reopens its connection.
+    bester.hooks.close.tap({ name: PLUGIN_NAME, stage: 90 }, () => retry.close());
 
     bester.hooks.stop.tapPromise(PLUGIN_NAME, async () => {
       stopSweep?.();

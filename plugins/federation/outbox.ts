@@ -4,6 +4,7 @@
 
 import { randomUUID } from "node:crypto";
 import type Keyv from "keyv";
+import type { OutboxRetry } from "./outbox-retry.js";
 
 export interface OutboxEntry {
   seq: number;
@@ -59,9 +60,11 @@ export class Outbox {
   /** Store writes run one after another so entries land in sequence order. */
   private writes: Promise<unknown> = Promise.resolve();
 
+  /** With `retry`, a write that finds the store unreachable is retried; without it, append() rejects at once. */
   constructor(
     private readonly store: Keyv<unknown>,
     readonly peer: string,
+    private readonly retry?: OutboxRetry,
   ) {}
 
   /** Loads the messages a previous run left unacknowledged. */
@@ -80,15 +83,25 @@ export class Outbox {
     return this.entries.length;
   }
 
-  /** Writes a message to the store and resolves once it is durable; the entry is then ready to send. */
+  /**
+   * Writes a message to the store and resolves once it is durable; the entry is then ready to send.
+   * Writes run in call order, so a write that waits for the store holds back the later ones.
+   */
   append(message: Record<string, unknown>, id: string = randomUUID(), job?: OutboxJob): Promise<OutboxEntry> {
     const entry: OutboxEntry = { seq: this.meta.next, id, message: { ...message, id }, job, storedAt: Date.now() };
     this.meta.next += 1;
     const meta = { ...this.meta };
-
-    const written = this.writes.then(async () => {
+    const write = async () => {
       await this.store.set(this.entryKey(entry.seq), entry);
       await this.store.set(this.metaKey(), meta);
+    };
+
+    const written = this.writes.then(async () => {
+      if (this.retry) {
+        await this.retry.run(write, { peer: this.peer, jobId: job?.id, requestedAt: entry.storedAt! });
+      } else {
+        await write();
+      }
       this.entries.push(entry);
       this.writtenNext = entry.seq + 1;
       return entry;

@@ -151,8 +151,11 @@ describe("federation parts", () => {
       listen: undefined,
       reconnect: { minDelayMs: 250, maxDelayMs: 30_000 },
       ackTimeoutMs: 30_000,
+      outboxRetryMs: 60_000,
     });
     expect(resolveConfig({ federation: { ackTimeoutMs: 0 } }, "/srv/bester").federation?.ackTimeoutMs).to.equal(0);
+    expect(resolveConfig({ federation: { outboxRetryMs: 0 } }, "/srv/bester").federation?.outboxRetryMs).to.equal(0);
+    expect(() => resolveConfig({ federation: { outboxRetryMs: -1 } }, "/srv/bester")).to.throw(BesterError, /federation\.outboxRetryMs/);
     expect(() => resolveConfig({ federation: { ackTimeoutMs: -1 } }, "/srv/bester")).to.throw(BesterError, /federation\.ackTimeoutMs/);
     expect(() => resolveConfig({ federation: { peers: [{ name: "10.0.0.2", publicKey: keyB.publicKeyText }] } }, "/srv/bester")).to.throw(BesterError, /federation\.peers\.0\.name/);
     expect(() => resolveConfig({ federation: { peers: [{ name: "10.0.0.2:1", publicKey: "abc" }] } }, "/srv/bester")).to.throw(BesterError, /publicKey/);
