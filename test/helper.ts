@@ -59,7 +59,7 @@ export async function startServer(config: BesterConfig = {}): Promise<TestServer
   const log = pino({ level: "debug", base: undefined }, sink);
 
   const resolved = resolveConfig(
-    { store: "memory", listen: { host: "127.0.0.1", port: 0 }, dataDir, ...config },
+    { store: "memory", listen: { host: "127.0.0.1", port: TEST_PORTS ? await freePort() : 0 }, dataDir, ...config },
     REPO_ROOT,
   );
   const bester = await createBester(resolved, { log });
@@ -321,17 +321,50 @@ export async function serveInProcess(socket: string, type: string, handle: Handl
 }
 
 /**
+ * The ports that freePort() and startServer() pick from, as `BESTER_TEST_PORTS=FIRST-LAST`, for
+ * machines where tests may only use a given range. Unset, the system picks ephemeral ports.
+ */
+const TEST_PORTS = parsePortRange(process.env.BESTER_TEST_PORTS);
+let nextTestPort = TEST_PORTS?.first ?? 0;
+
+function parsePortRange(text: string | undefined): { first: number; last: number } | undefined {
+  const match = text ? /^(\d+)-(\d+)$/.exec(text) : null;
+  if (!match) {
+    return undefined;
+  }
+  return { first: Number(match[1]), last: Number(match[2]) };
+}
+
+/**
  * Returns a port that was free a moment ago, for servers whose name must be known before they
  * start (a peer's config names it). Another process could take it in between, which is unlikely
- * on a test machine's loopback.
+ * on a test machine's loopback. With BESTER_TEST_PORTS set, ports of that range are handed out in
+ * turn, each at most once per pass through the range.
  */
 export async function freePort(host = "127.0.0.1"): Promise<number> {
+  if (!TEST_PORTS) {
+    return listenOnce(0, host);
+  }
+  const size = TEST_PORTS.last - TEST_PORTS.first + 1;
+  for (let tried = 0; tried < size; tried += 1) {
+    const port = nextTestPort;
+    nextTestPort = port >= TEST_PORTS.last ? TEST_PORTS.first : port + 1;
+    try {
+      return await listenOnce(port, host);
+    } catch {
+      // In use: try the next port of the range.
+    }
+  }
+  throw new Error(`No free port in BESTER_TEST_PORTS=${process.env.BESTER_TEST_PORTS}.`);
+}
+
+async function listenOnce(port: number, host: string): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, host, resolve);
+    server.listen(port, host, resolve);
   });
-  const { port } = server.address() as net.AddressInfo;
+  const { port: bound } = server.address() as net.AddressInfo;
   await new Promise((resolve) => server.close(resolve));
-  return port;
+  return bound;
 }

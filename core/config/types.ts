@@ -143,8 +143,8 @@ export interface FederationConfig {
    */
   ackTimeoutMs?: number;
   /**
-   * Milliseconds a message for a peer keeps being retried while the store is unreachable, before
-   * its job fails; default 60000, 0 fails at the first unreachable-store error.
+   * Milliseconds a message for a peer keeps being retried while the store is unreachable. After
+   * that its job fails. Default 60000; 0 fails the job at the first such error.
    */
   outboxRetryMs?: number;
 }

@@ -7,7 +7,7 @@ import type { Logger } from "pino";
 import { BesterError } from "../../core/errors.js";
 import { isStoreUnreachable } from "../store/unreachable.js";
 
-/** The first wait between two attempts, in milliseconds; it doubles up to RETRY_MAX_DELAY_MS. */
+/** The first wait between two attempts, in milliseconds. It doubles after each attempt up to RETRY_MAX_DELAY_MS. */
 const RETRY_MIN_DELAY_MS = 100;
 const RETRY_MAX_DELAY_MS = 2000;
 
@@ -15,7 +15,7 @@ const RETRY_MAX_DELAY_MS = 2000;
 export interface WriteContext {
   peer: string;
   jobId?: string;
-  /** When the write was requested, in milliseconds since the epoch; the time limit counts from here. */
+  /** When the write was requested, in milliseconds since the epoch. The time limit counts from here. */
   requestedAt: number;
 }
 
@@ -39,12 +39,12 @@ export class OutboxRetry {
 
   constructor(private readonly options: OutboxRetryOptions) {}
 
-  /** Marks the server as stopping: a write that runs out of time from now on waits for the next start instead of failing its job. */
+  /** Marks the server as stopping, so a write that runs out of time from now on waits for the next start instead of failing its job. */
   stop(): void {
     this.stopping = true;
   }
 
-  /** Marks the store as about to close: writes still retrying stop now and wait for the next start. */
+  /** Marks the store as about to close, so writes still retrying stop now and wait for the next start. */
   close(): void {
     this.stopping = true;
     this.closed = true;
@@ -86,12 +86,12 @@ export class OutboxRetry {
             return this.holdForNextStart(fields);
           }
           if (failures > 1) {
-            log.error({ ...fields, attempts: failures, waitedMs, reason }, "the store stayed unreachable; giving up on the peer message and failing the job");
+            log.error({ ...fields, attempts: failures, waitedMs, reason }, "the store stayed unreachable for federation.outboxRetryMs, so the peer message is not stored and its job fails");
           }
           throw new BesterError("directorFailed", `Storing the message for peer ${context.peer} in the outbox failed because the store ${fields.store} was unreachable for ${formatSeconds(waitedMs)}, the limit set by federation.outboxRetryMs (last error: "${reason}"). Check that the store is running, then submit the job again.`, { cause: error });
         }
         if (failures === 1) {
-          log.warn({ ...fields, reason, timeoutMs }, "storing a peer message failed because the store is unreachable; retrying until it is back");
+          log.warn({ ...fields, reason, timeoutMs }, "storing a peer message failed because the store is unreachable, so it is retried until the store is back");
         }
         await this.sleep(Math.min(delay, timeoutMs - waitedMs));
         delay = Math.min(delay * 2, RETRY_MAX_DELAY_MS);
@@ -101,7 +101,7 @@ export class OutboxRetry {
 
   /** Never settles: the job's completion waits until the process exits, so the journal keeps the job. */
   private holdForNextStart(fields: Record<string, unknown>): Promise<never> {
-    this.options.log.info(fields, "server stopping while a peer message waited for the store; its job stays stored and runs again after the next start");
+    this.options.log.info(fields, "server stopping while a peer message waits for the store, so its job stays stored and runs again after the next start");
     return new Promise<never>(() => undefined);
   }
 

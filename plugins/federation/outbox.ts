@@ -60,7 +60,7 @@ export class Outbox {
   /** Store writes run one after another so entries land in sequence order. */
   private writes: Promise<unknown> = Promise.resolve();
 
-  /** With `retry`, a write that finds the store unreachable is retried; without it, append() rejects at once. */
+  /** With `retry`, a write that finds the store unreachable is retried. Without it, append() rejects at once. */
   constructor(
     private readonly store: Keyv<unknown>,
     readonly peer: string,

@@ -1,6 +1,6 @@
-// Which store errors mean that the store cannot be reached for now, so the same write may succeed
-// when it is retried later. Callers that must not lose a write, such as the federation outbox,
-// retry these and fail at once on any other error.
+// The classification of store errors into an unreachable store, where the same write may succeed
+// when it is retried later, and every other failure. Callers that must not lose a write, such as
+// the federation outbox, retry the first kind and fail at once on the second.
 
 import { ClientClosedError, ClientOfflineError, ConnectionTimeoutError, ErrorReply, SocketClosedUnexpectedlyError, SocketTimeoutError } from "@redis/client";
 
