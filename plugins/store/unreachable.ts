@@ -10,7 +10,10 @@ const REDIS_CONNECTION_ERRORS = [ClientOfflineError, ClientClosedError, SocketCl
 /** Error codes of Node's sockets for a server that is down or out of reach. */
 const NETWORK_ERROR_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH"]);
 
-/** SQLite codes for a database file that another process holds locked for longer than busyTimeout. */
+/**
+ * SQLite codes for a database file that another process holds locked for longer than busyTimeout.
+ * NOTE: only the Redis errors are covered by a test; these codes come from node-sqlite3's errors.
+ */
 const SQLITE_BUSY_CODES = new Set(["SQLITE_BUSY", "SQLITE_LOCKED"]);
 
 /** The message @keyv/redis 5 throws when its client cannot connect, with throwOnConnectError set. */
