@@ -14,13 +14,13 @@ import { formatAddress } from "../../core/jobs/job.js";
 import type { BesterPlugin } from "../../core/plugin.js";
 import { FailureThrottle } from "./failure-throttle.js";
 import { federationHooksOf, type FederationHooks } from "./federation-hooks.js";
-import { GrantBook, GRANTS_NAMESPACE, issueGrant, MAX_CHAIN_HOPS } from "./grants.js";
+import { GrantBook, GRANTS_NAMESPACE, issueGrant, MAX_CHAIN_HOPS, type Grant } from "./grants.js";
 import { AUTH_REQUEST, HELLO_REQUEST, HELLO_SCHEMA } from "./handshake.js";
 import { startExpirySweep } from "./expiry-sweep.js";
 import { IncomingLink, RECEIVED_NAMESPACE, type IncomingContext } from "./incoming-link.js";
 import { loadOrCreateServerKey } from "./keys.js";
 import { Outbox, OUTBOX_NAMESPACE } from "./outbox.js";
-import { OutboxRetry } from "./outbox-retry.js";
+import { endSentence, OutboxRetry } from "./outbox-retry.js";
 import { PeerLink } from "./peer-link.js";
 import { parseServerAddress, PeerDirectory } from "./peers.js";
 import { tapBuiltinMessages } from "./receive.js";
@@ -220,7 +220,7 @@ export class FederationPlugin implements BesterPlugin {
     const { job, peer } = envelope;
     const message = { ...envelope.message };
 
-    const chain = job.origin === bester.serverName ? [] : await grants.lookup(job.id);
+    const chain = job.origin === bester.serverName ? [] : await lookupGrants(bester, grants, job.id);
 
     if (message.request === "jobHandoff") {
       if (!chain) {
@@ -259,6 +259,16 @@ function logQueued(log: Logger, envelope: PeerEnvelope, id: string): void {
     log.debug({ ...fields, target: users.map((user) => formatAddress(user, peer)) }, "queued an output for a peer");
   } else {
     log.debug({ ...fields, request: message.request }, "queued a peer message");
+  }
+}
+
+/** Reads the stored grant chain of a job, with an error that names the store when the read fails. */
+async function lookupGrants(bester: Bester, grants: GrantBook, jobId: string): Promise<Grant[] | undefined> {
+  try {
+    return await grants.lookup(jobId);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new BesterError("directorFailed", `Reading the handoff grants of job ${jobId} from the store ${bester.store.description} failed: ${endSentence(reason)}`, { cause: error });
   }
 }
 

@@ -77,7 +77,7 @@ export class OutboxRetry {
       } catch (error) {
         const reason = error instanceof Error ? error.message : String(error);
         if (!isStoreUnreachable(error)) {
-          throw new BesterError("directorFailed", `Storing the message for peer ${context.peer} in the outbox of the store ${fields.store} failed: ${sentence(reason)}`, { cause: error });
+          throw new BesterError("directorFailed", `Storing the message for peer ${context.peer} in the outbox of the store ${fields.store} failed: ${endSentence(reason)}`, { cause: error });
         }
         failures += 1;
         const waitedMs = Date.now() - context.requestedAt;
@@ -119,7 +119,7 @@ export class OutboxRetry {
 }
 
 /** Ends `text` with a period unless it already ends a sentence, so a following sentence reads right. */
-function sentence(text: string): string {
+export function endSentence(text: string): string {
   return /[.!?]$/.test(text) ? text : `${text}.`;
 }
 
