@@ -40,6 +40,12 @@ function failFastWhenOffline(adapter: KeyvRedis<unknown>, client: RedisClient, w
   };
 }
 
+/**
+ * A key written at open and read after each reconnect. Redis restarted without persistence comes
+ * back empty, and the missing key distinguishes that from a restart that kept the data.
+ */
+export const DATA_MARKER_KEY = "bester:store-marker";
+
 export class RedisStoreProvider implements StoreProvider {
   readonly durable = true;
   readonly description: string;
@@ -73,8 +79,28 @@ export class RedisStoreProvider implements StoreProvider {
 
   /** Connects, or rejects when Redis is not reachable within REDIS_CONNECT_TIMEOUT_MS, then checks that it is writable. */
   async open(log?: Logger): Promise<void> {
-    this.client = await openRedisClient(this.url, log, "store");
+    const client = await openRedisClient(this.url, log, "store");
+    this.client = client;
     await this.namespace("meta").set("openedAt", Date.now());
+    await client.set(DATA_MARKER_KEY, String(Date.now()));
+    // The client emits "ready" again after each reconnect. The first one came before connect() resolved.
+    client.on("ready", () => {
+      void this.checkDataMarker(client, log);
+    });
+  }
+
+  /** Logs an error when the marker key is gone after a reconnect, and writes it again so one loss logs once. */
+  private async checkDataMarker(client: RedisClient, log: Logger | undefined): Promise<void> {
+    try {
+      if ((await client.exists(DATA_MARKER_KEY)) === 1) {
+        return;
+      }
+      log?.error({ store: this.description, key: DATA_MARKER_KEY }, "Redis lost its data: the store's marker key is missing after the reconnect, so Redis restarted without persistence and the accounts, peer outboxes and duplicate-message records are gone. Enable appendonly yes on the Redis server, as docs/reliability.md describes");
+      await client.set(DATA_MARKER_KEY, String(Date.now()));
+    } catch (error) {
+      // The connection dropped again, and the next "ready" checks once more.
+      log?.debug({ err: error, store: this.description }, "checking the Redis data marker failed");
+    }
   }
 
   async close(): Promise<void> {

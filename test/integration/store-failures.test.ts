@@ -13,6 +13,8 @@ import { fixtureHandler, freePort, login, RawClient, startServer, waitUntil, typ
 import { runCli } from "../cli-runner.js";
 import { startRedis, type RedisServer } from "../redis-server.js";
 
+const DATA_LOST = "Redis lost its data: the store's marker key is missing after the reconnect, so Redis restarted without persistence and the accounts, peer outboxes and duplicate-message records are gone. Enable appendonly yes on the Redis server, as docs/reliability.md describes";
+
 /** Runs one SQL statement on its own connection to `file`, as another program would. */
 function runSql(file: string, sql: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -201,6 +203,46 @@ describe("store failures", function () {
       const after = await RawClient.connect(server.port);
       await login(after, "alice");
       after.close();
+
+      await waitUntil(() => server.logs.some((line) => line.msg === DATA_LOST), "the data-loss error", 5000);
+      const lost = server.logs.filter((line) => line.msg === DATA_LOST);
+      expect(lost).to.have.length(1);
+      expect(lost[0]!.level).to.equal(50);
+      expect(lost[0]!.store).to.equal(redis.url);
+    });
+  });
+
+  describe("redis restart with persistence", () => {
+    let aofFolder: string;
+    let redis: RedisServer | undefined;
+    let server: TestServer | undefined;
+
+    after(async () => {
+      await server?.stop();
+      await redis?.stop();
+      await rm(aofFolder, { recursive: true, force: true });
+    });
+
+    it("reports no data loss", async () => {
+      aofFolder = await mkdtemp(path.join(os.tmpdir(), "bester-redis-aof-"));
+      const args = ["--appendonly", "yes", "--dir", aofFolder];
+      redis = await startRedis({ args });
+      server = await startServer({ store: redis.url, registration: true });
+      const before = await RawClient.connect(server.port);
+      await login(before, "alice");
+      before.close();
+
+      await redis.stop();
+      await waitUntil(() => server!.logs.some((line) => line.msg === "Redis connection lost; commands fail until it is back"), "a warning about the lost connection");
+      redis = await startRedis({ port: redis.port, args });
+      await waitUntil(() => server!.logs.some((line) => line.msg === "Redis connection back"), "the connection to come back", 10_000);
+      // The account survived, so it logs in without registering again.
+      const after = await RawClient.connect(server.port);
+      await login(after, "alice", "secret", false);
+      after.close();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+
+      expect(server.logs.filter((line) => line.msg === DATA_LOST)).to.deep.equal([]);
     });
 
     it("rejects submissions at once with storeUnavailable", async () => {
