@@ -100,16 +100,20 @@ export class BesterError extends Error {
   }
 
   /**
-   * Converts to the wire shape. Host-only codes become `internalError`, and `storeUnavailable`
-   * gets its fixed message, so no detail of the store leaks. A host-only error caused by an
-   * unreachable store becomes `storeUnavailable`.
+   * Converts to the wire shape. `storeUnavailable` gets its fixed message, so no detail of the
+   * store leaks, and so does a host-only error caused by an unreachable store. Other host-only
+   * codes become `internalError`. Any other wire code keeps its message, which its author wrote
+   * for the client.
    */
   toWire(): WireError {
-    if (isStoreUnavailable(this)) {
+    if (this.code === "storeUnavailable") {
       return { code: "storeUnavailable", message: WIRE_ERROR_CODES.storeUnavailable };
     }
     if (isWireCode(this.code)) {
       return { code: this.code, message: this.message };
+    }
+    if (isStoreUnavailable(this)) {
+      return { code: "storeUnavailable", message: WIRE_ERROR_CODES.storeUnavailable };
     }
     return { code: "internalError", message: WIRE_ERROR_CODES.internalError };
   }

@@ -76,8 +76,10 @@ export class OutboxRetry {
         return result;
       } catch (error) {
         const reason = error instanceof Error ? error.message : String(error);
+        // The job's submitter reads these messages, so the store and its reason go to the log only.
         if (!isStoreUnreachable(error)) {
-          throw new BesterError("directorFailed", `Storing the message for peer ${context.peer} in the outbox of the store ${fields.store} failed: ${endSentence(reason)}`, { cause: error });
+          log.error({ ...fields, err: error }, "storing a peer message in the outbox failed, so its job fails");
+          throw new BesterError("directorFailed", `Storing the message for peer ${context.peer} in the outbox failed; the server log has the details.`, { cause: error });
         }
         failures += 1;
         const waitedMs = Date.now() - context.requestedAt;
@@ -85,10 +87,8 @@ export class OutboxRetry {
           if (this.stopping) {
             return this.holdForNextStart(fields);
           }
-          if (failures > 1) {
-            log.error({ ...fields, attempts: failures, waitedMs, reason }, "the store stayed unreachable for federation.outboxRetryMs, so the peer message is not stored and its job fails");
-          }
-          throw new BesterError("directorFailed", `Storing the message for peer ${context.peer} in the outbox failed because the store ${fields.store} was unreachable for ${formatSeconds(waitedMs)}, the limit set by federation.outboxRetryMs (last error: "${reason}"). Check that the store is running, then submit the job again.`, { cause: error });
+          log.error({ ...fields, attempts: failures, waitedMs, reason }, "the store stayed unreachable for federation.outboxRetryMs, so the peer message is not stored and its job fails");
+          throw new BesterError("directorFailed", `Storing the message for peer ${context.peer} in the outbox failed because the server's store was unreachable for ${formatSeconds(waitedMs)}, the limit set by federation.outboxRetryMs. Submit the job again once the store is back.`, { cause: error });
         }
         if (failures === 1) {
           log.warn({ ...fields, reason, timeoutMs }, "storing a peer message failed because the store is unreachable, so it is retried until the store is back");

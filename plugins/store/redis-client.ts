@@ -4,9 +4,10 @@
 // A login or submission during an outage then gets an error at once instead of hanging, and a
 // start-up with Redis down ends with storeFailed.
 
-import { ClientOfflineError, ConnectionTimeoutError, createClient, ErrorReply, ReconnectStrategyError, SocketClosedUnexpectedlyError, SocketTimeoutError } from "@redis/client";
+import { ClientOfflineError, createClient, ErrorReply } from "@redis/client";
 import type { Logger } from "pino";
 import { BesterError } from "../../core/errors.js";
+import { isStoreUnreachable } from "./unreachable.js";
 
 /** How long start-up waits for the first connection before it gives up. */
 export const REDIS_CONNECT_TIMEOUT_MS = 5000;
@@ -136,24 +137,6 @@ async function readDatabasesSetting(url: string): Promise<number | undefined> {
   }
 }
 
-/** Socket error codes of a connection to Redis that failed or broke, as opposed to a command Redis rejected. */
-const CONNECTION_ERROR_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN"]);
-
-/** Returns whether `error` means that the connection to Redis is down, rather than that Redis rejected a command. */
-function isConnectionError(error: unknown): boolean {
-  if (error instanceof ErrorReply) {
-    return false;
-  }
-  return (
-    error instanceof ClientOfflineError ||
-    error instanceof SocketClosedUnexpectedlyError ||
-    error instanceof ConnectionTimeoutError ||
-    error instanceof SocketTimeoutError ||
-    error instanceof ReconnectStrategyError ||
-    CONNECTION_ERROR_CODES.has((error as NodeJS.ErrnoException | undefined)?.code ?? "")
-  );
-}
-
 /**
  * Returns the error to raise for a failed command on `client`. A connection that is down, or an
  * error that reports it broke, gives `storeUnavailable` with the original error as its cause, so a
@@ -161,10 +144,11 @@ function isConnectionError(error: unknown): boolean {
  * MISCONF, is returned as it is.
  */
 export function commandError(error: unknown, client: RedisClient, where: string, role: string): unknown {
-  if (error instanceof BesterError || error instanceof ErrorReply) {
+  if (error instanceof BesterError) {
     return error;
   }
-  if (!client.isReady || isConnectionError(error)) {
+  // A reply error such as OOM stays as it is; LOADING, sent while Redis reads its data back, does not.
+  if ((!client.isReady && !(error instanceof ErrorReply)) || isStoreUnreachable(error)) {
     return new BesterError("storeUnavailable", `Redis at ${where} is unreachable, so a command on the ${role} connection failed`, { cause: error });
   }
   return error;

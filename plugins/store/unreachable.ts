@@ -2,13 +2,14 @@
 // when it is retried later, and every other failure. Callers that must not lose a write, such as
 // the federation outbox, retry the first kind and fail at once on the second.
 
-import { ClientClosedError, ClientOfflineError, ConnectionTimeoutError, ErrorReply, SocketClosedUnexpectedlyError, SocketTimeoutError } from "@redis/client";
+import { ClientClosedError, ClientOfflineError, ConnectionTimeoutError, ErrorReply, ReconnectStrategyError, SocketClosedUnexpectedlyError, SocketTimeoutError } from "@redis/client";
+import { isStoreUnavailable } from "../../core/errors.js";
 
 /** Errors of node-redis 5 raised while its connection is down or being set up again. */
-const REDIS_CONNECTION_ERRORS = [ClientOfflineError, ClientClosedError, SocketClosedUnexpectedlyError, ConnectionTimeoutError, SocketTimeoutError];
+const REDIS_CONNECTION_ERRORS = [ClientOfflineError, ClientClosedError, SocketClosedUnexpectedlyError, ConnectionTimeoutError, SocketTimeoutError, ReconnectStrategyError];
 
 /** Error codes of Node's sockets for a server that is down or out of reach. */
-const NETWORK_ERROR_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH"]);
+const NETWORK_ERROR_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN"]);
 
 /**
  * SQLite codes for a database file that another process holds locked for longer than busyTimeout.
@@ -23,6 +24,10 @@ const KEYV_REDIS_NOT_CONNECTED = "Redis client is not connected";
 export function isStoreUnreachable(error: unknown): boolean {
   if (!(error instanceof Error)) {
     return false;
+  }
+  // The Redis store and journal already turn a broken connection into storeUnavailable.
+  if (isStoreUnavailable(error)) {
+    return true;
   }
   if (REDIS_CONNECTION_ERRORS.some((type) => error instanceof type)) {
     return true;

@@ -210,40 +210,6 @@ describe("store failures", function () {
       expect(lost[0]!.level).to.equal(50);
       expect(lost[0]!.store).to.equal(redis.url);
     });
-  });
-
-  describe("redis restart with persistence", () => {
-    let aofFolder: string;
-    let redis: RedisServer | undefined;
-    let server: TestServer | undefined;
-
-    after(async () => {
-      await server?.stop();
-      await redis?.stop();
-      await rm(aofFolder, { recursive: true, force: true });
-    });
-
-    it("reports no data loss", async () => {
-      aofFolder = await mkdtemp(path.join(os.tmpdir(), "bester-redis-aof-"));
-      const args = ["--appendonly", "yes", "--dir", aofFolder];
-      redis = await startRedis({ args });
-      server = await startServer({ store: redis.url, registration: true });
-      const before = await RawClient.connect(server.port);
-      await login(before, "alice");
-      before.close();
-
-      await redis.stop();
-      await waitUntil(() => server!.logs.some((line) => line.msg === "Redis connection lost; commands fail until it is back"), "a warning about the lost connection");
-      redis = await startRedis({ port: redis.port, args });
-      await waitUntil(() => server!.logs.some((line) => line.msg === "Redis connection back"), "the connection to come back", 10_000);
-      // The account survived, so it logs in without registering again.
-      const after = await RawClient.connect(server.port);
-      await login(after, "alice", "secret", false);
-      after.close();
-      await new Promise((resolve) => setTimeout(resolve, 300));
-
-      expect(server.logs.filter((line) => line.msg === DATA_LOST)).to.deep.equal([]);
-    });
 
     it("rejects submissions at once with storeUnavailable", async () => {
       const client = await RawClient.connect(server.port);
@@ -299,6 +265,40 @@ describe("store failures", function () {
       ]);
       expect((during.status as ServerStatus).users.map((entry) => entry.user)).to.include.members(["root", "dave"]);
       expect((refused.error as { code: string }).code).to.equal("notPermitted");
+    });
+  });
+
+  describe("redis restart with persistence", () => {
+    let aofFolder: string;
+    let redis: RedisServer | undefined;
+    let server: TestServer | undefined;
+
+    after(async () => {
+      await server?.stop();
+      await redis?.stop();
+      await rm(aofFolder, { recursive: true, force: true });
+    });
+
+    it("reports no data loss", async () => {
+      aofFolder = await mkdtemp(path.join(os.tmpdir(), "bester-redis-aof-"));
+      const args = ["--appendonly", "yes", "--dir", aofFolder];
+      redis = await startRedis({ args });
+      server = await startServer({ store: redis.url, registration: true });
+      const before = await RawClient.connect(server.port);
+      await login(before, "alice");
+      before.close();
+
+      await redis.stop();
+      await waitUntil(() => server!.logs.some((line) => line.msg === "Redis connection lost; commands fail until it is back"), "a warning about the lost connection");
+      redis = await startRedis({ port: redis.port, args });
+      await waitUntil(() => server!.logs.some((line) => line.msg === "Redis connection back"), "the connection to come back", 10_000);
+      // The account survived, so it logs in without registering again.
+      const after = await RawClient.connect(server.port);
+      await login(after, "alice", "secret", false);
+      after.close();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+
+      expect(server.logs.filter((line) => line.msg === DATA_LOST)).to.deep.equal([]);
     });
   });
 });

@@ -49,7 +49,7 @@ describe("outbox retry", () => {
     const error = await retryWith(5000).run(write, { peer: "b:1", requestedAt: Date.now() }).catch((failure: unknown) => failure);
     expect(error).to.be.instanceOf(BesterError);
     expect((error as BesterError).code).to.equal("directorFailed");
-    expect((error as BesterError).message).to.equal(`Storing the message for peer b:1 in the outbox of the store ${STORE} failed: OOM command not allowed.`);
+    expect((error as BesterError).message).to.equal("Storing the message for peer b:1 in the outbox failed; the server log has the details.");
     expect(calls()).to.equal(1);
   });
 
@@ -57,7 +57,7 @@ describe("outbox retry", () => {
     const { write, calls } = failingWrite([new ClientOfflineError()]);
     const error = await retryWith(0).run(write, { peer: "b:1", requestedAt: Date.now() }).catch((failure: unknown) => failure);
     expect((error as BesterError).code).to.equal("directorFailed");
-    expect((error as BesterError).message).to.match(/^Storing the message for peer b:1 in the outbox failed because the store redis:\/\/127\.0\.0\.1:6379 was unreachable for 0\.0 s, the limit set by federation\.outboxRetryMs \(last error: "The client is offline"\)\. Check that the store is running, then submit the job again\.$/);
+    expect((error as BesterError).message).to.match(/^Storing the message for peer b:1 in the outbox failed because the server's store was unreachable for 0\.0 s, the limit set by federation\.outboxRetryMs\. Submit the job again once the store is back\.$/);
     expect(calls()).to.equal(1);
   });
 
