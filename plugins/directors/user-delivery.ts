@@ -79,7 +79,8 @@ async function sendToPeers(bester: Bester, job: Job, payload: unknown, remote: M
     } catch (error) {
       // The federation plugin rejects an unknown server itself, with its own code and advice.
       if (error instanceof BesterError && delivered.length > 0) {
-        throw new BesterError(error.code, `${error.message}${already()}`, { cause: error });
+        const message = /[.!?]$/.test(error.message) ? error.message : `${error.message}.`;
+        throw new BesterError(error.code, `${message}${already()}`, { cause: error });
       }
       throw error;
     }

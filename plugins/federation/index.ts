@@ -20,7 +20,7 @@ import { startExpirySweep } from "./expiry-sweep.js";
 import { IncomingLink, RECEIVED_NAMESPACE, type IncomingContext } from "./incoming-link.js";
 import { loadOrCreateServerKey } from "./keys.js";
 import { Outbox, OUTBOX_NAMESPACE } from "./outbox.js";
-import { endSentence, OutboxRetry } from "./outbox-retry.js";
+import { OutboxRetry } from "./outbox-retry.js";
 import { PeerLink } from "./peer-link.js";
 import { parseServerAddress, PeerDirectory } from "./peers.js";
 import { tapBuiltinMessages } from "./receive.js";
@@ -220,7 +220,7 @@ export class FederationPlugin implements BesterPlugin {
     const { job, peer } = envelope;
     const message = { ...envelope.message };
 
-    const chain = job.origin === bester.serverName ? [] : await lookupGrants(bester, grants, job.id);
+    const chain = job.origin === bester.serverName ? [] : await lookupGrants(bester, grants, job.id, bester.logFor(PLUGIN_NAME));
 
     if (message.request === "jobHandoff") {
       if (!chain) {
@@ -262,13 +262,16 @@ function logQueued(log: Logger, envelope: PeerEnvelope, id: string): void {
   }
 }
 
-/** Reads the stored grant chain of a job, with an error that names the store when the read fails. */
-async function lookupGrants(bester: Bester, grants: GrantBook, jobId: string): Promise<Grant[] | undefined> {
+/**
+ * Reads the stored grant chain of a job. A failed read fails the job with a message for its
+ * submitter, and the log line names the store and the reason.
+ */
+async function lookupGrants(bester: Bester, grants: GrantBook, jobId: string, log: Logger): Promise<Grant[] | undefined> {
   try {
     return await grants.lookup(jobId);
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new BesterError("directorFailed", `Reading the handoff grants of job ${jobId} from the store ${bester.store.description} failed: ${endSentence(reason)}`, { cause: error });
+    log.error({ err: error, jobId, store: bester.store.description }, "reading a job's handoff grants from the store failed, so its job fails");
+    throw new BesterError("directorFailed", `Reading the handoff grants of job ${jobId} failed; the server log has the details.`, { cause: error });
   }
 }
 

@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import { BesterError } from "../../core/errors.js";
 import { fixtureHandler, login, RawClient, startServer, type TestServer } from "../helper.js";
 
 describe("userDelivery recipient checks", () => {
@@ -53,5 +54,38 @@ describe("userDelivery recipient checks", () => {
 
     expect(notification).to.deep.equal({ status: "completed", jobID });
     carol.close();
+  });
+});
+
+describe("userDelivery partial delivery message", () => {
+  let server: TestServer;
+
+  before(async () => {
+    // A transport plugin's peer tap that rejects every remote message with a message of its own.
+    const noRoute = {
+      name: "no-route",
+      apply(bester: TestServer["bester"]) {
+        bester.hooks.onPeerSend.tapPromise("no-route", async () => {
+          throw new BesterError("directorFailed", "No route to the peer");
+        });
+      },
+    };
+    server = await startServer({ registration: true, handlers: { echo: fixtureHandler("echo") }, plugins: [noRoute] });
+  });
+
+  after(async () => {
+    await server.stop();
+  });
+
+  it("ends the tap's message before naming recipients", async () => {
+    const alice = await RawClient.connect(server.port);
+    await login(alice, "alice");
+
+    const submission = await alice.request({ request: "newJob", job: { payload: { type: "echo", data: { deliverTo: ["alice", "bob@127.0.0.1:9"], value: 1 } } } });
+    const jobID = (submission.submission as { jobID: string }).jobID;
+    const notification = await alice.next((message) => message.reply === "jobNotification" && (message.job as { jobID: string }).jobID === jobID);
+    alice.close();
+
+    expect((notification.job as { error: { message: string } }).error.message).to.equal(`No route to the peer. The output was already delivered, or queued for a peer server, to alice.`);
   });
 });
