@@ -10,6 +10,7 @@ import readline from "node:readline";
 import type { Logger } from "pino";
 import type { ResolvedHandlerConfig } from "../../core/config/types.js";
 import { groupAlive, signalGroup, waitForGroupExit } from "./process-group.js";
+import { shellScript } from "./shell-command.js";
 import { StderrBudget } from "./stderr-budget.js";
 
 const MIN_RESTART_DELAY_MS = 100;
@@ -93,7 +94,7 @@ export class HandlerSupervisor {
     const child = Array.isArray(command)
       ? spawn(command[0]!, command.slice(1), { cwd: this.config.cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] })
       : // The shell may stay as the handler's parent, as for `cd dir && prog`, so signals go to the process group.
-        spawn(command, { cwd: this.config.cwd, env, shell: true, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+        spawn(shellScript(command), { cwd: this.config.cwd, env, shell: true, detached: true, stdio: ["ignore", "pipe", "pipe"] });
     const startedAt = Date.now();
     this.startedAt = startedAt;
     this.child = child;

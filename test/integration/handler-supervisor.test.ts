@@ -122,6 +122,16 @@ describe("handler supervisor", () => {
     expect(groupAlive(leader), "a process of the handler's group after stop").to.equal(false);
   });
 
+  it("runs a simple string command as the daemon's child", async () => {
+    server = await startServer({ handlers: { watch: { command: "PYTHONUNBUFFERED=1 python3 test/fixtures/handlers/ppid-watch.py", cwd: REPO_ROOT, connections: 1 } } });
+    // The handler checks its parent every second, so three checks pass in 3.5 s.
+    await new Promise((resolve) => setTimeout(resolve, 3500));
+
+    const exits = server.logs.filter((line) => line.msg === "handler process exited; restarting");
+    const stderr = server.logs.filter((line) => line.msg === "handler wrote to stderr").map((line) => line.stderr);
+    expect(exits, JSON.stringify(stderr)).to.deep.equal([]);
+  });
+
   it("waits quietly for a slow-starting handler process", async () => {
     server = await startServer({
       registration: true,
