@@ -31,6 +31,8 @@ const MIN_BACKOFF_MS = 50;
 const MAX_BACKOFF_MS = 2000;
 /** The time a handler started by hand usually takes to listen again, as after its restart. */
 const CONNECT_REPORT_AFTER_MS = 2000;
+/** Earlier jobs whose late frames are dropped rather than taken for a protocol error. */
+const RECENT_JOB_IDS = 8;
 
 /**
  * One read buffer for every handler connection. The kernel's bytes land here and are copied out
@@ -71,6 +73,8 @@ export class HandlerConnection implements HandlerWorker {
   private decoder: FrameDecoder | undefined;
   /** Id of the job whose reply came last, to name it when the handler sends a second reply. */
   private lastJobId: string | undefined;
+  /** Ids of the last jobs this connection replied to, so a late extra reply to one is recognised. */
+  private readonly recentJobIds: string[] = [];
   private removeWorker: (() => void) | undefined;
   private inFlight: InFlight | undefined;
   private backoffMs = MIN_BACKOFF_MS;
@@ -205,14 +209,16 @@ export class HandlerConnection implements HandlerWorker {
       return;
     }
 
-    // Replies need not name their job, but one that names another job is a late second reply to
-    // an earlier job. Taking it as this job's reply would send that output under this job's id.
+    // Replies need not name their job. One that names an earlier job of this connection is a late
+    // second reply to it: taking it as this job's reply would send that output under this job's id.
     const named = (message.job as { jobID?: unknown } | undefined)?.jobID;
     if (named !== undefined && named !== inFlight.job.id) {
       const fields = { worker: this.name, type: this.options.type, jobId: inFlight.job.id, frameJobId: named };
-      this.options.log.warn(fields, "handler sent a frame for another job; closing the connection and sending the job again");
-      // Unread: the job did nothing wrong, so the resend counts no attempt against it.
-      this.discard(new HandlerLinkError("handlerFailed", `Handler "${this.options.type}" sent a frame for job ${String(named)} while job ${inFlight.job.id} was in flight, as a handler that replies twice to one job does.`, true));
+      if (this.recentJobIds.includes(named as string)) {
+        this.options.log.warn(fields, "handler sent another frame for an earlier job; dropped it and kept waiting for the reply to the job in flight");
+        return;
+      }
+      this.discard(new BesterError("invalidHandlerOutput", `Handler "${this.options.type}" sent a frame naming job ${JSON.stringify(named)} while job ${inFlight.job.id} was in flight. A reply that names its job must give the jobID of the job frame in job.jobID.`));
       return;
     }
 
@@ -223,6 +229,10 @@ export class HandlerConnection implements HandlerWorker {
     }
     this.inFlight = undefined;
     this.lastJobId = inFlight.job.id;
+    this.recentJobIds.push(inFlight.job.id);
+    if (this.recentJobIds.length > RECENT_JOB_IDS) {
+      this.recentJobIds.shift();
+    }
     clearTimeout(inFlight.timer);
     this.options.onReply?.();
     // Keeps a large payload's bytes so the jobOutput frame can reuse them.
