@@ -4,7 +4,7 @@
 
 import type { ErrorObject } from "ajv";
 import type { Logger } from "pino";
-import { BesterError, isWireCode, type WireError, type WireErrorCode } from "../errors.js";
+import { BesterError, isStoreUnavailable, isWireCode, type WireError, type WireErrorCode } from "../errors.js";
 import type { BesterHooks, DirectorOutcome } from "../hooks.js";
 import { compileSchema, describeSchemaError, DIRECTOR_SCHEMAS, HANDLER_REPLY_SCHEMA } from "../protocol/schemas.js";
 import type { Director, HandlerOutput, Job } from "./job.js";
@@ -52,8 +52,17 @@ export async function runDirector(hooks: BesterHooks, job: Job, reply: Record<st
  * code that would otherwise reach the submitter as `internalError`.
  */
 export function directingError(log: Logger, job: Job, error: unknown): WireError {
-  if (error instanceof BesterError && isWireCode(error.code)) {
+  // A store outage fails a job that already ran, so its submitter gets directorFailed rather than
+  // storeUnavailable, whose message asks to retry a request, and the log keeps the store's reason.
+  const outage = isStoreUnavailable(error);
+  if (outage) {
+    log.warn({ err: error, jobId: job.id, type: job.type }, "carrying out the handler's output failed because the store is unreachable");
+  }
+  if (error instanceof BesterError && isWireCode(error.code) && error.code !== "storeUnavailable") {
     return error.toWire();
+  }
+  if (outage) {
+    return { code: "directorFailed", message: `Carrying out the output of handler "${job.type}" failed because the server's store was unreachable. The server log has the details.` };
   }
   log.error({ err: error, jobId: job.id, type: job.type }, "carrying out the handler's output failed");
   const plugin = error instanceof BesterError && error.plugin ? ` in plugin "${error.plugin}"` : "";

@@ -9,7 +9,7 @@ import { AccountStore, type AccountRecord } from "../../plugins/accounts/account
 import { ACCOUNTS_NAMESPACE } from "../../plugins/accounts/index.js";
 import { createStoreProvider } from "../../plugins/store/index.js";
 import { REDIS_CONNECT_TIMEOUT_MS } from "../../plugins/store/redis-client.js";
-import { fixtureHandler, freePort, login, RawClient, startServer, waitUntil, type TestServer } from "../helper.js";
+import { acceptedJob, connectAs, fixtureHandler, freePort, login, notificationFor, RawClient, startServer, waitUntil, type TestServer } from "../helper.js";
 import { runCli } from "../cli-runner.js";
 import { startRedis, type RedisServer } from "../redis-server.js";
 
@@ -265,6 +265,38 @@ describe("store failures", function () {
       ]);
       expect((during.status as ServerStatus).users.map((entry) => entry.user)).to.include.members(["root", "dave"]);
       expect((refused.error as { code: string }).code).to.equal("notPermitted");
+    });
+  });
+
+  describe("redis outage after a job was accepted", () => {
+    let redis: RedisServer | undefined;
+    let server: TestServer | undefined;
+
+    after(async () => {
+      await server?.stop();
+      await redis?.stop();
+    });
+
+    it("fails an undeliverable output with directorFailed", async () => {
+      redis = await startRedis();
+      server = await startServer({ store: redis.url, registration: true, handlers: { delayed: fixtureHandler("delayed-deliver") } });
+      const bob = await RawClient.connect(server.port);
+      await login(bob, "bob");
+      bob.close();
+      const alice = await connectAs(server.port, "alice");
+
+      // bob is offline, so his output needs the store, which is down by the time the handler replies.
+      const jobId = await acceptedJob(alice, "delayed", { delayMs: 1500, deliverTo: ["bob"], value: "for bob" });
+      await redis.stop();
+      redis = undefined;
+      const notification = await notificationFor(alice, jobId, 20_000);
+      alice.close();
+      const logged = server.logs.find((line) => line.msg === "carrying out the handler's output failed because the store is unreachable");
+
+      expect(notification.status).to.equal("failed");
+      expect(notification.error).to.deep.equal({ code: "directorFailed", message: 'Carrying out the output of handler "delayed" failed because the server\'s store was unreachable. The server log has the details.' });
+      expect(logged?.jobId).to.equal(jobId);
+      expect(JSON.stringify(logged?.err)).to.include("is unreachable");
     });
   });
 
