@@ -17,9 +17,18 @@ export function confirm(question: string): Promise<boolean> {
       output.write("\n");
       process.kill(process.pid, "SIGINT");
     });
+    let answered = false;
     lines.question(question, (answer) => {
+      answered = true;
       lines.close();
       resolve(/^y(es)?$/i.test(answer.trim()));
+    });
+    // Ctrl-D closes the input without an answer, which declines like an empty line.
+    lines.on("close", () => {
+      if (!answered) {
+        output.write("\n");
+        resolve(false);
+      }
     });
   });
 }

@@ -117,8 +117,10 @@ async function connectWhenUp(
       }
 
       // The message prints again only when the reason changes, not on every attempt.
+      // The server's storeUnavailable text asks the caller to retry, which listen does by itself.
+      const reason = storeOutage ? "The server's store is unreachable at the moment." : (error as Error).message;
       const waitingFor = storeOutage ? "the server's store" : "the server";
-      const message = `${(error as Error).message} Waiting for ${waitingFor} (Ctrl-C stops)`;
+      const message = `${reason} Waiting for ${waitingFor} (Ctrl-C stops)`;
       if (message !== lastMessage) {
         progress.step(message);
         lastMessage = message;

@@ -56,6 +56,11 @@ export class IncomingLink {
     context.open.add(this);
   }
 
+  /** Whether the link came in on the federation TLS listener rather than on a client port. */
+  get overTls(): boolean {
+    return this.tlsSocket !== undefined;
+  }
+
   /** Closes the link with `shuttingDown`, so the peer logs why instead of "connection closed". */
   shutDown(): void {
     if (this.state === "closed") {

@@ -152,6 +152,12 @@ export class FederationPlugin implements BesterPlugin {
       for (const link of links.values()) {
         link.stop();
       }
+      // The TLS listener's links close here, before the drain, so their peers hear why now.
+      for (const link of [...incoming.open]) {
+        if (link.overTls) {
+          link.shutDown();
+        }
+      }
       await tlsListener?.close();
       if (recordedLinks) {
         recordedLinks = false;

@@ -5,7 +5,6 @@ import net from "node:net";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { WIRE_ERROR_CODES } from "../../core/errors.js";
 import { AccountStore, type AccountRecord } from "../../plugins/accounts/account-store.js";
 import { ACCOUNTS_NAMESPACE } from "../../plugins/accounts/index.js";
 import { BesterClient } from "../../plugins/transport-tcp/client.js";
@@ -132,7 +131,7 @@ describe("CLI listen", () => {
       const [code] = await exited;
 
       const waitingLines = stderr.split("\n").filter((text) => text.includes("Waiting for the server's store"));
-      expect(waitingLines).to.deep.equal([`${WIRE_ERROR_CODES.storeUnavailable} Waiting for the server's store (Ctrl-C stops)...`]);
+      expect(waitingLines).to.deep.equal(["The server's store is unreachable at the moment. Waiting for the server's store (Ctrl-C stops)..."]);
       expect(stderr).not.to.contain("internalError");
       expect((JSON.parse(printed!) as { job: unknown }).job).to.deep.equal({ jobID: `${jobID}:alice@127.0.0.1:${server.port}`, payload: { type: "echo", data: "after the outage" } });
       expect(code).to.equal(0);

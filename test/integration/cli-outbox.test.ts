@@ -202,6 +202,14 @@ describe("CLI outbox commands", () => {
     expect(accepted.stdout).to.include(`dropped 3 messages for peer ${REMOVED}`);
     expect(await keysOf(store, REMOVED)).to.deep.equal([]);
   });
+
+  it("drop declines on Ctrl-D", async () => {
+    const result = await runInTerminal(["outbox", "drop", REMOVED, "-c", config], "\u0004");
+
+    expect(result.code).to.equal(0);
+    expect(result.stdout).to.include("nothing dropped");
+    expect(await keysOf(store, REMOVED)).to.have.length(4);
+  });
 });
 
 describe("CLI outbox drop next to a running server", function () {

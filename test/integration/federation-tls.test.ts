@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import path from "node:path";
 import { promisify } from "node:util";
 import { expect } from "chai";
-import { fixtureHandler, freePort, login, RawClient, type TestServer } from "../helper.js";
+import { fixtureHandler, freePort, login, RawClient, waitUntil, type TestServer } from "../helper.js";
 import { planServers, startPlanned, waitForLinkUp, type Plan, type PlannedServer } from "../federation-helper.js";
 
 const run = promisify(execFile);
@@ -58,5 +58,15 @@ describe("federation over TLS", function () {
     expect(notification.job).to.deep.equal({ status: "completed", jobID });
     expect(a.logs.some((line) => line.msg === "peer link up" && line.peer === b.bester.serverName && line.tls === true)).to.equal(true);
     expect(b.logs.some((line) => line.msg === "incoming peer link up" && line.peer === a.bester.serverName && line.tls === true)).to.equal(true);
+  });
+
+  it("stopping tells the TLS peer why", async () => {
+    const name = b.bester.serverName;
+
+    await b.stop();
+    await waitUntil(() => a.logs.some((line) => line.msg === "peer link down" && line.peer === name), "A's link to B went down");
+    const down = a.logs.find((line) => line.msg === "peer link down" && line.peer === name)!;
+
+    expect(down.reason).to.equal(`reported shuttingDown: "${name} is shutting down. Messages for it stay in the sender's outbox until it is back."`);
   });
 });
