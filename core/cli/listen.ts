@@ -3,7 +3,7 @@
 
 import type { Command } from "commander";
 import { setTimeout as sleep } from "node:timers/promises";
-import { isServerDown, isStoreUnavailable, RECONNECT_DEFAULTS, reconnectDelayMs } from "../../plugins/transport-tcp/client-backoff.js";
+import { isServerDown, isStoreOutageReply, RECONNECT_DEFAULTS, reconnectDelayMs } from "../../plugins/transport-tcp/client-backoff.js";
 import { endsSession, type BesterClient, type JobNotificationEvent, type JobOutputEvent, type JobProgressEvent } from "../../plugins/transport-tcp/client.js";
 import { addConnectOptions, connectAndLogin, passwordOf, type ConnectOptions } from "./connect.js";
 import { createProgress, type Progress } from "./spinner.js";
@@ -108,7 +108,7 @@ async function connectWhenUp(
     try {
       return await connectAndLogin(options, { reconnect: options.reconnect }, attach);
     } catch (error) {
-      const storeOutage = isStoreUnavailable(error);
+      const storeOutage = isStoreOutageReply(error);
       if (!options.reconnect || !(isServerDown(error) || storeOutage)) {
         throw error;
       }

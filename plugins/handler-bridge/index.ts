@@ -57,7 +57,7 @@ export function handlerBridge(options: HandlerBridgeOptions): BesterPlugin {
       bester.hooks.onStatus.tap(PLUGIN_NAME, (status) => {
         // Only handlers the daemon starts have a process to describe.
         if (supervisors.length > 0) {
-          status.sections.handlers = { title: "Handler processes", rows: supervisors.map((supervisor) => supervisor.describe()) };
+          status.sections.handlers = { title: "Handler processes", rows: supervisors.map((supervisor) => supervisor.statusRow()) };
         }
         return status;
       });

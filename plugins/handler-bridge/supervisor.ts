@@ -54,7 +54,7 @@ export class HandlerSupervisor {
   }
 
   /** Returns the status report's row for this handler process. */
-  describe(): Record<string, string | number | null> {
+  statusRow(): Record<string, string | number | null> {
     const running = this.child !== undefined;
     let state = "restarting";
     if (running) {

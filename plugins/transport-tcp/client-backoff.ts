@@ -39,7 +39,7 @@ export function isServerDown(error: unknown): boolean {
  * Returns whether a login failed because the server's store is unreachable for the moment
  * (`storeUnavailable`), which clears once the store is back, so a login retry may succeed.
  */
-export function isStoreUnavailable(error: unknown): boolean {
+export function isStoreOutageReply(error: unknown): boolean {
   return error instanceof BesterClientError && error.code === "storeUnavailable";
 }
 

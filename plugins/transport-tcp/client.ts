@@ -10,7 +10,7 @@ import { encodeFrame, FrameDecoder } from "../../core/protocol/frame-codec.js";
 import { encodeLongString } from "../../core/protocol/long-string.js";
 import type { WireError } from "../../core/errors.js";
 import type { ServerStatus } from "../../core/status.js";
-import { isStoreUnavailable, RECONNECT_DEFAULTS, reconnectDelayMs, retryWhileServerDown, type ReconnectOptions } from "./client-backoff.js";
+import { isStoreOutageReply, RECONNECT_DEFAULTS, reconnectDelayMs, retryWhileServerDown, type ReconnectOptions } from "./client-backoff.js";
 import { BesterClientError } from "./client-error.js";
 import { openClientSocket } from "./client-socket.js";
 import { PendingRequests } from "./client-requests.js";
@@ -318,7 +318,7 @@ export class BesterClient extends EventEmitter<ClientEvents> {
             socket.destroy();
             throw error;
           }
-          if (isStoreUnavailable(error) && !reportedStoreOutage) {
+          if (isStoreOutageReply(error) && !reportedStoreOutage) {
             reportedStoreOutage = true;
             this.emit("serverError", { code: "storeUnavailable", message: (error as Error).message });
           }
