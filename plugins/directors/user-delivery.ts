@@ -3,7 +3,7 @@
 // onPeerSend, grouped so each server receives one message per output.
 
 import type { Bester } from "../../core/bester.js";
-import { BesterError, isStoreUnavailable } from "../../core/errors.js";
+import { BesterError } from "../../core/errors.js";
 import { formatOutputId, parseRecipient, type Job } from "../../core/jobs/job.js";
 import type { BesterPlugin } from "../../core/plugin.js";
 
@@ -78,7 +78,8 @@ async function sendToPeers(bester: Bester, job: Job, payload: unknown, remote: M
       sent = bester.hooks.onPeerSend.isUsed() ? await bester.hooks.onPeerSend.promise(envelope) : undefined;
     } catch (error) {
       // The federation plugin rejects an unknown server itself, with its own code and advice.
-      if (error instanceof BesterError && delivered.length > 0 && isStoreUnavailable(error)) {
+      // A storeUnavailable error's text is for a request to retry, and this job already ran.
+      if (error instanceof BesterError && delivered.length > 0 && error.code === "storeUnavailable") {
         throw new BesterError("directorFailed", `Delivering the output failed because the server's store was unreachable.${already()}`, { cause: error });
       }
       if (error instanceof BesterError && delivered.length > 0) {
