@@ -73,6 +73,8 @@ export class HandlerConnection implements HandlerWorker {
   private decoder: FrameDecoder | undefined;
   /** Id of the job whose reply came last, to name it when the handler sends a second reply. */
   private lastJobId: string | undefined;
+  /** Final replies received on the current socket; none at a timeout hints at a framing fault. */
+  private repliesOnSocket = 0;
   /** Ids of the last jobs this connection replied to, so a late extra reply to one is recognised. */
   private readonly recentJobIds: string[] = [];
   private removeWorker: (() => void) | undefined;
@@ -103,6 +105,7 @@ export class HandlerConnection implements HandlerWorker {
     }
     const decoder = new FrameDecoder(this.options.maxFrameBytes);
     this.decoder = decoder;
+    this.repliesOnSocket = 0;
     // `onread` hands each read to the callback without the stream's 'data' machinery and without a
     // fresh 64 KiB allocation per read. That saved about 1.5 us of CPU per read in a standalone
     // ping-pong of 150-byte frames over a UNIX socket (Node.js 20, AMD EPYC).
@@ -170,7 +173,9 @@ export class HandlerConnection implements HandlerWorker {
           // A handler that wrote a wrong length prefix looks like a slow one, so the message counts the partial frame.
           const partial = this.decoder?.describePartialFrame("the handler");
           const faster = `Make the handler faster or raise handlers.${job.type}.timeoutMs.`;
-          const advice = partial ? `${faster} ${partial}` : faster;
+          // A handler that misreads the daemon's frames never replies at all, which also looks slow.
+          const neverReplied = this.repliesOnSocket === 0 ? ` It has not replied to any job on this connection; if it never does, check that it reads the 4-byte length prefix of the daemon's frames as little-endian and serves all its connections at once.` : "";
+          const advice = partial ? `${faster} ${partial}` : `${faster}${neverReplied}`;
           // Discard the connection so a late reply is never taken for the next job.
           this.discard(new BesterError("handlerTimeout", `Handler "${job.type}" did not reply within ${this.options.timeoutMs} ms. ${advice}`));
         }, this.options.timeoutMs);
@@ -228,6 +233,7 @@ export class HandlerConnection implements HandlerWorker {
       return;
     }
     this.inFlight = undefined;
+    this.repliesOnSocket += 1;
     this.lastJobId = inFlight.job.id;
     this.recentJobIds.push(inFlight.job.id);
     if (this.recentJobIds.length > RECENT_JOB_IDS) {

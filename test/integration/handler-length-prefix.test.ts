@@ -1,5 +1,9 @@
 import { expect } from "chai";
-import { acceptedJob, connectAs, fixtureHandler, notificationFor, outputFor, RawClient, startServer, type TestServer } from "../helper.js";
+import { rm } from "node:fs/promises";
+import net from "node:net";
+import path from "node:path";
+import { encodeFrame, FrameDecoder } from "../../core/protocol/frame-codec.js";
+import { acceptedJob, connectAs, fixtureHandler, makeTempDir, notificationFor, outputFor, RawClient, startServer, type TestServer } from "../helper.js";
 
 // A handler process that writes wrong length prefixes, as handler authors in other languages do,
 // and the advice the job's failure message then gives.
@@ -89,5 +93,58 @@ describe("handler length prefix mistakes", () => {
 
     expect(output.payload.data).to.deep.equal({ after: "mistakes" });
     expect(notification.status).to.equal("completed");
+  });
+});
+
+describe("handler that never replies", () => {
+  let server: TestServer;
+  let client: RawClient;
+  let handler: net.Server;
+  let dir: string;
+
+  before(async () => {
+    dir = await makeTempDir("bester-never-replies-");
+    const socket = path.join(dir, "mute.sock");
+    // Replies to "fast" and never to anything else, as a handler that misreads a frame waits for good.
+    handler = net.createServer((connection) => {
+      const decoder = new FrameDecoder();
+      connection.on("error", () => undefined);
+      connection.on("data", (chunk: Buffer) => {
+        for (const decoded of decoder.push(chunk)) {
+          if (decoded.kind === "frame" && decoded.message.payload === "fast") {
+            const job = decoded.message.job as { from: string };
+            connection.write(encodeFrame({ payload: "fast", director: { type: "userDelivery", users: [job.from] } }));
+          }
+        }
+      });
+    });
+    await new Promise<void>((resolve) => handler.listen(socket, resolve));
+    server = await startServer({ registration: true, handlers: { mute: { socket, connections: 1, retries: 0, timeoutMs: 1000 } } });
+    client = await connectAs(server.port, "alice");
+  });
+
+  after(async () => {
+    client.close();
+    await server.stop();
+    handler.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const hint = "It has not replied to any job on this connection; if it never does, check that it reads the 4-byte length prefix of the daemon's frames as little-endian and serves all its connections at once.";
+
+  it("timeout hints at framing before any reply", async () => {
+    const jobID = await acceptedJob(client, "mute", "stuck");
+    const notification = await notificationFor(client, jobID);
+
+    expect(notification.error?.message).to.equal(`Handler "mute" did not reply within 1000 ms. Make the handler faster or raise handlers.mute.timeoutMs. ${hint}`);
+  });
+
+  it("timeout after a reply gives no framing hint", async () => {
+    const fastID = await acceptedJob(client, "mute", "fast");
+    await notificationFor(client, fastID);
+    const jobID = await acceptedJob(client, "mute", "stuck");
+    const notification = await notificationFor(client, jobID);
+
+    expect(notification.error?.message).to.equal('Handler "mute" did not reply within 1000 ms. Make the handler faster or raise handlers.mute.timeoutMs.');
   });
 });
