@@ -317,6 +317,13 @@ describe("bester usage mistakes", () => {
     }
   });
 
+  it("rejects an empty stdin", async () => {
+    const result = await runCli(["submit", "--server", "127.0.0.1:1", "-u", "a", "-p", "b", "-t", "echo"], { input: "" });
+
+    expect(result.code).to.equal(1);
+    expect(result.stderr).to.equal('bester: No job data: stdin was empty. Pass --data, --text or --file, or pipe the data into stdin; --text "" sends an empty string. [invalidArgument]\n');
+  });
+
   it("rejects non-UTF-8 stdin", async () => {
     // The last character, the euro sign E2 82 AC, is cut off after two of its three bytes.
     const input = Buffer.from([0x61, 0x62, 0x63, 0xe2, 0x82]);
