@@ -94,6 +94,11 @@ export function handlerBridge(options: HandlerBridgeOptions): BesterPlugin {
         let downTimer: NodeJS.Timeout | undefined;
         let reportedDown = false;
         let everConnected = false;
+        // A restarted process connects anew, which the log reports, unlike the reconnects of a
+        // handler that closes after each reply.
+        let restartsAtConnect = 0;
+        // The supervisor logs a started handler's exits, so only a long gap is worth a warning.
+        const downWarningMs = supervisor ? STARTED_HANDLER_REPORT_AFTER_MS : HANDLER_DOWN_WARNING_MS;
         let connected!: (type: string) => void;
         firstConnections.push(new Promise((resolve) => (connected = resolve)));
         for (let index = 1; index <= config.connections; index += 1) {
@@ -113,9 +118,11 @@ export function handlerBridge(options: HandlerBridgeOptions): BesterPlugin {
               live += 1;
               if (live === 1) {
                 clearTimeout(downTimer);
-                if (!everConnected || reportedDown) {
+                const restarted = supervisor !== undefined && supervisor.restarts !== restartsAtConnect;
+                if (!everConnected || reportedDown || restarted) {
                   log.info({ type, socket: config.socket }, "handler connected");
                 }
+                restartsAtConnect = supervisor?.restarts ?? 0;
                 everConnected = true;
                 reportedDown = false;
                 connected(type);
@@ -128,9 +135,9 @@ export function handlerBridge(options: HandlerBridgeOptions): BesterPlugin {
                   downTimer = setTimeout(() => {
                     if (live === 0 && bester.state === "running") {
                       reportedDown = true;
-                      log.warn({ type, socket: config.socket, downForMs: HANDLER_DOWN_WARNING_MS }, "no handler connection is up; jobs wait until one reconnects");
+                      log.warn({ type, socket: config.socket, downForMs: downWarningMs }, "no handler connection is up; jobs wait until one reconnects");
                     }
-                  }, HANDLER_DOWN_WARNING_MS);
+                  }, downWarningMs);
                   downTimer.unref();
                 }
               };

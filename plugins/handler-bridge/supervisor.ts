@@ -48,6 +48,11 @@ export class HandlerSupervisor {
     private readonly log: Logger,
   ) {}
 
+  /** Exits and failed starts since the server started. */
+  get restarts(): number {
+    return this.crashes;
+  }
+
   /** Process id of the running handler, for status and tests. */
   get pid(): number | undefined {
     return this.child?.pid;

@@ -233,12 +233,17 @@ describe("handler failures", () => {
 
   it("handler crash without retries fails with handlerFailed", async () => {
     const startedBefore = handlerStarts("scripted");
+    const logged = server.logs.length;
     const error = await failureOf("scripted", { exit: 1 });
 
     expect(error.code).to.equal("handlerFailed");
     expect(error.message).to.not.include("attempts");
     await expectServing("scripted");
     expect(handlerStarts("scripted").length).to.equal(startedBefore.length + 1);
+    // The restarted process's connection is reported; the supervisor already logged the exit, so no outage warning.
+    const lines = server.logs.slice(logged).filter((line) => line.type === "scripted");
+    expect(lines.filter((line) => line.msg === "handler connected")).to.have.length(1);
+    expect(lines.filter((line) => line.msg === "no handler connection is up; jobs wait until one reconnects")).to.deep.equal([]);
   });
 
   it("handler crash is retried on the restarted process", async () => {
