@@ -55,9 +55,6 @@ export function registerOutboxCommands(program: Command): void {
       if (!parseServerAddress(peer)) {
         throw new BesterClientError("invalidArgument", `"${peer}" is not a host:port peer name. Give the name as \`bester outbox\` lists it.`);
       }
-      if (!options.yes && !process.stdin.isTTY) {
-        throw new BesterClientError("invalidArgument", "Dropping stored messages needs a confirmation. Pass --yes, or run the command in a terminal to answer its prompt.");
-      }
       await withOutboxStore(options, (store) => dropOutbox(store, peer, options.yes === true));
     });
 }
@@ -74,9 +71,13 @@ async function dropOutbox(store: OpenOutboxStore, peer: string, confirmed: boole
   }
 
   if (!confirmed) {
-    // Checked before the prompt too, so a drop that would be rejected does not ask first. The claim
-    // is released during the prompt, so a server may start meanwhile, and is taken again below.
-    await (await holdOutboxForDrop(store, peer))();
+    // Checked before the prompt too, so a drop that would be rejected says so before it asks. The
+    // claim is released during the prompt, so a server may start meanwhile, and is taken again below.
+    const releaseCheck = await holdOutboxForDrop(store, peer);
+    await releaseCheck();
+    if (!process.stdin.isTTY) {
+      throw new BesterClientError("invalidArgument", "Dropping stored messages needs a confirmation. Pass --yes, or run the command in a terminal to answer its prompt.");
+    }
     const age = describeOldest(stored, Date.now());
     if (!(await confirm(`Drop ${countMessages(stored.messages)} for peer ${peer} (${age}) from ${description}? They are deleted without being sent. [y/N] `))) {
       process.stderr.write("nothing dropped\n");

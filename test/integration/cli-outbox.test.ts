@@ -248,6 +248,9 @@ describe("CLI outbox drop next to a running server", function () {
     expect(linked.stderr).to.include(`links to peer ${CONFIGURED}. It keeps the peer's messages in memory and sends them`);
     expect(linked.stderr).to.match(/\[outboxInUse\]\n$/);
     expect(await keysOf(store, CONFIGURED)).to.have.length(3);
+    // Without --yes and a terminal the rejection still comes first, so the operator does not add --yes in vain.
+    const unconfirmed = await runCli(["outbox", "drop", CONFIGURED, "-c", config]);
+    expect(unconfirmed.stderr).to.match(/\[outboxInUse\]\n$/);
 
     // It does not link to REMOVED, so those messages may go while it runs.
     const removed = await runCli(["outbox", "drop", REMOVED, "--yes", "-c", config]);
