@@ -48,6 +48,16 @@ export function transportTcp(options: TcpTransportOptions): BesterPlugin {
         connection.attach(bester.openSession(connection));
       };
 
+      // A port in use would otherwise show only after every handler process started, which takes
+      // seconds. Another process may still take the port in between; listen then reports it.
+      bester.hooks.initialize.tapPromise(PLUGIN_NAME, async () => {
+        for (const entry of options.listen) {
+          if (entry.port !== 0) {
+            await probePort(entry.host, entry.port);
+          }
+        }
+      });
+
       bester.hooks.listen.tapPromise(PLUGIN_NAME, async (addresses) => {
         for (const [index, entry] of options.listen.entries()) {
           const server = entry.tls ? await createTlsServer(entry.tls, accept) : net.createServer({ noDelay: true }, accept);
@@ -61,7 +71,7 @@ export function transportTcp(options: TcpTransportOptions): BesterPlugin {
               resolve();
             });
           }).catch((error: NodeJS.ErrnoException) => {
-            throw new Error(`Listening on ${entry.host}:${entry.port} failed (${error.code ?? error.message}). ${listenAdvice(error.code, "listen (or bester start --listen)")}`, { cause: error });
+            throw listenError(entry.host, entry.port, error);
           });
           server.on("error", (error) => log.error({ err: error }, "listener error"));
           servers.push(server);
@@ -99,4 +109,19 @@ async function createTlsServer(files: { key: string; cert: string }, accept: (so
     throw new Error(`Reading the TLS key or certificate failed (${error.code ?? error.message}: ${error.path ?? ""}). Check listen.tls.key and listen.tls.cert.`, { cause: error });
   });
   return tls.createServer({ key, cert }, accept);
+}
+
+function listenError(host: string, port: number, error: NodeJS.ErrnoException): Error {
+  return new Error(`Listening on ${host}:${port} failed (${error.code ?? error.message}). ${listenAdvice(error.code, "listen (or bester start --listen)")}`, { cause: error });
+}
+
+/** Binds `host:port` and lets it go again, or rejects with the error listening would give. */
+async function probePort(host: string, port: number): Promise<void> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once("error", reject);
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  }).catch((error: NodeJS.ErrnoException) => {
+    throw listenError(host, port, error);
+  });
 }

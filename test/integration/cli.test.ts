@@ -151,7 +151,7 @@ describe("bester start --listen", () => {
   it("names a taken port and a foreign host", async () => {
     const folder = await makeTempDir("bester-cli-listen-taken-");
     const config = path.join(folder, "bester.config.mjs");
-    await writeModuleConfig(config, { store: "memory", dataDir: path.join(folder, "data") });
+    await writeModuleConfig(config, { store: "memory", dataDir: path.join(folder, "data"), handlers: { echo: fixtureHandler("echo") } });
     const portHolder = net.createServer().listen(0, "127.0.0.1");
     await once(portHolder, "listening");
     const { port } = portHolder.address() as net.AddressInfo;
@@ -163,6 +163,8 @@ describe("bester start --listen", () => {
 
       expect(busy.code).to.equal(1);
       expect(busy.stderr).to.include(`Listening on 127.0.0.1:${port} failed (EADDRINUSE). Another process uses the port`);
+      // The port is checked before the handlers start, so none was started only to be stopped.
+      expect(await readFile(path.join(folder, "busy.log"), "utf8")).to.not.include("handler process started");
       expect(foreign.code).to.equal(1);
       expect(foreign.stderr).to.include(`Listening on 192.0.2.1:${port} failed (EADDRNOTAVAIL). The host is not an address of this machine`);
     } finally {
