@@ -119,6 +119,11 @@ export class BesterError extends Error {
   }
 }
 
+/** Ends a message with a period unless it already ends a sentence, so a following sentence reads right. */
+export function endSentence(text: string): string {
+  return /[.!?]$/.test(text) ? text : `${text}.`;
+}
+
 export function isWireCode(code: string): code is WireErrorCode {
   return Object.hasOwn(WIRE_ERROR_CODES, code);
 }

@@ -4,7 +4,7 @@
 
 import type { ErrorObject } from "ajv";
 import type { Logger } from "pino";
-import { BesterError, isStoreUnavailable, isWireCode, type WireError, type WireErrorCode } from "../errors.js";
+import { BesterError, endSentence, isStoreUnavailable, isWireCode, type WireError, type WireErrorCode } from "../errors.js";
 import type { BesterHooks, DirectorOutcome } from "../hooks.js";
 import { compileSchema, describeSchemaError, DIRECTOR_SCHEMAS, HANDLER_REPLY_SCHEMA } from "../protocol/schemas.js";
 import type { Director, HandlerOutput, Job } from "./job.js";
@@ -22,8 +22,7 @@ export async function runDirector(hooks: BesterHooks, job: Job, reply: Record<st
     const message = (reply.error as { message?: unknown }).message;
     const text = typeof message === "string" && message.trim() !== "" ? message.trim() : "no message given";
     // A handler's own message often ends its sentence already.
-    const sentence = /[.!?]$/.test(text) ? text : `${text}.`;
-    throw coded("handlerFailed", `Handler "${job.type}" failed: ${sentence}`);
+    throw coded("handlerFailed", `Handler "${job.type}" failed: ${endSentence(text)}`);
   }
 
   let output = reply as unknown as HandlerOutput;

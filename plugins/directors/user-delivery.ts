@@ -3,7 +3,7 @@
 // onPeerSend, grouped so each server receives one message per output.
 
 import type { Bester } from "../../core/bester.js";
-import { BesterError } from "../../core/errors.js";
+import { BesterError, endSentence } from "../../core/errors.js";
 import { formatOutputId, parseRecipient, type Job } from "../../core/jobs/job.js";
 import type { BesterPlugin } from "../../core/plugin.js";
 
@@ -83,8 +83,7 @@ async function sendToPeers(bester: Bester, job: Job, payload: unknown, remote: M
         throw new BesterError("directorFailed", `Delivering the output failed because the server's store was unreachable.${already()}`, { cause: error });
       }
       if (error instanceof BesterError && delivered.length > 0) {
-        const message = /[.!?]$/.test(error.message) ? error.message : `${error.message}.`;
-        throw new BesterError(error.code, `${message}${already()}`, { cause: error });
+        throw new BesterError(error.code, `${endSentence(error.message)}${already()}`, { cause: error });
       }
       throw error;
     }

@@ -118,11 +118,6 @@ export class OutboxRetry {
   }
 }
 
-/** Ends `text` with a period unless it already ends a sentence, so a following sentence reads right. */
-export function endSentence(text: string): string {
-  return /[.!?]$/.test(text) ? text : `${text}.`;
-}
-
 function formatSeconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
 }

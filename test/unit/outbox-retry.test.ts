@@ -2,7 +2,8 @@ import { ClientOfflineError, ErrorReply } from "@redis/client";
 import { expect } from "chai";
 import pino from "pino";
 import { BesterError } from "../../core/errors.js";
-import { endSentence, OutboxRetry } from "../../plugins/federation/outbox-retry.js";
+import { endSentence } from "../../core/errors.js";
+import { OutboxRetry } from "../../plugins/federation/outbox-retry.js";
 import { isStoreUnreachable } from "../../plugins/store/unreachable.js";
 
 const STORE = "redis://127.0.0.1:6379";
