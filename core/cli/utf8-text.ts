@@ -4,8 +4,7 @@
 
 import { isUtf8 } from "node:buffer";
 import { BesterClientError } from "../../plugins/transport-tcp/client.js";
-
-const BYTE_ORDER_MARK = [0xef, 0xbb, 0xbf] as const;
+import { hasByteOrderMark } from "../protocol/frame-codec.js";
 
 /**
  * Decodes `bytes` as UTF-8 text without a leading byte-order mark. Throws `invalidArgument` naming
@@ -26,8 +25,7 @@ export function decodeUtf8Text(bytes: Buffer, source: string): string {
   }
   // A byte-order mark would otherwise become part of the first value, such as the first CSV column
   // name. TextDecoder drops it the same way.
-  const start = BYTE_ORDER_MARK.every((value, index) => bytes[index] === value) ? BYTE_ORDER_MARK.length : 0;
-  return bytes.toString("utf8", start);
+  return bytes.toString("utf8", hasByteOrderMark(bytes) ? 3 : 0);
 }
 
 /**

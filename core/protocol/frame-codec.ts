@@ -136,7 +136,8 @@ function endsInCutCharacter(body: Uint8Array): boolean {
   return false;
 }
 
-function hasByteOrderMark(body: Uint8Array): boolean {
+/** Returns whether `body` starts with the UTF-8 byte-order mark EF BB BF. */
+export function hasByteOrderMark(body: Uint8Array): boolean {
   return body.length >= 3 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf;
 }
 
