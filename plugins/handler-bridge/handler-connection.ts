@@ -71,11 +71,12 @@ export class HandlerConnection implements HandlerWorker {
   readonly name: string;
   private socket: net.Socket | undefined;
   private decoder: FrameDecoder | undefined;
-  /** Id of the job whose reply came last, to name it when the handler sends a second reply. */
-  private lastJobId: string | undefined;
   /** Final replies received on the current socket; none at a timeout hints at a framing fault. */
   private repliesOnSocket = 0;
-  /** Ids of the last jobs this connection replied to, so a late extra reply to one is recognised. */
+  /**
+   * Ids of the last jobs this connection replied to, newest last, so a late extra reply to one is
+   * recognised and the log can name the last one.
+   */
   private readonly recentJobIds: string[] = [];
   private removeWorker: (() => void) | undefined;
   private inFlight: InFlight | undefined;
@@ -209,7 +210,7 @@ export class HandlerConnection implements HandlerWorker {
   private receive(message: Record<string, unknown>): void {
     const inFlight = this.inFlight;
     if (!inFlight) {
-      this.options.log.warn({ worker: this.name, type: this.options.type, jobId: this.lastJobId }, "handler sent a frame after its reply to the last job; closing the connection");
+      this.options.log.warn({ worker: this.name, type: this.options.type, jobId: this.recentJobIds.at(-1) }, "handler sent a frame after its reply to the last job; closing the connection");
       this.discard(new BesterError("invalidHandlerOutput", "unexpected frame"));
       return;
     }
@@ -234,7 +235,6 @@ export class HandlerConnection implements HandlerWorker {
     }
     this.inFlight = undefined;
     this.repliesOnSocket += 1;
-    this.lastJobId = inFlight.job.id;
     this.recentJobIds.push(inFlight.job.id);
     if (this.recentJobIds.length > RECENT_JOB_IDS) {
       this.recentJobIds.shift();

@@ -9,7 +9,7 @@ import path from "node:path";
 import readline from "node:readline";
 import type { Logger } from "pino";
 import type { ResolvedHandlerConfig } from "../../core/config/types.js";
-import { groupAlive, signalGroup, waitForGroupExit } from "./process-group.js";
+import { signalGroup, waitForGroupExit } from "./process-group.js";
 import { shellScript } from "./shell-command.js";
 import { StderrBudget } from "./stderr-budget.js";
 
@@ -131,7 +131,8 @@ export class HandlerSupervisor {
         return;
       }
       // A program left behind by a string command's shell would keep the socket from the new process.
-      if (child.pid !== undefined && groupAlive(child.pid)) {
+      // signalGroup does nothing when the group is already empty.
+      if (child.pid !== undefined) {
         signalGroup(child.pid, "SIGKILL");
       }
 
