@@ -1,22 +1,7 @@
 import { expect } from "chai";
-import { readdirSync, readFileSync } from "node:fs";
 import { groupAlive } from "../../plugins/handler-bridge/process-group.js";
 import { acceptedJob, connectAs, notificationFor, outputFor, REPO_ROOT, startServer, waitUntil, type TestServer } from "../helper.js";
-
-/** Process ids whose process group is `leader`, read from /proc (field 5 of /proc/<pid>/stat). */
-function groupMembers(leader: number): number[] {
-  return readdirSync("/proc")
-    .filter((entry) => /^[0-9]+$/.test(entry))
-    .filter((pid) => {
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) === leader;
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
+import { runningProcesses } from "../processes.js";
 
 describe("handler supervisor", () => {
   let server: TestServer | undefined;
@@ -109,7 +94,9 @@ describe("handler supervisor", () => {
     const output = await outputFor(alice, jobId);
     const notification = await notificationFor(alice, jobId);
     const leader = server.logs.find((line) => line.msg === "handler process started" && line.type === "echo")!.pid as number;
-    const members = groupMembers(leader);
+    const members = runningProcesses()
+      .filter((entry) => entry.processGroup === leader)
+      .map((entry) => entry.pid);
     alice.close();
     await server.stop();
     server = undefined;

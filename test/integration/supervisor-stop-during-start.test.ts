@@ -1,27 +1,13 @@
 // HandlerSupervisor.start() awaits mkdir and rm before it spawns. A stop() in that gap, as when the
 // restart timer fires during shutdown, finds no process, so start() must not spawn one afterwards.
 
-import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { expect } from "chai";
 import { pino } from "pino";
 import { HandlerSupervisor } from "../../plugins/handler-bridge/supervisor.js";
-
-/** Ids of the processes whose command line is `command`, read from /proc. */
-function processesRunning(command: string): number[] {
-  return readdirSync("/proc")
-    .filter((entry) => /^[0-9]+$/.test(entry))
-    .filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").trim() === command;
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
+import { runningProcesses } from "../processes.js";
 
 describe("supervisor stop during a start", () => {
   it("leaves no handler process running", async () => {
@@ -39,7 +25,9 @@ describe("supervisor stop during a start", () => {
     await starting;
     await new Promise((resolve) => setTimeout(resolve, 300));
 
-    const running = processesRunning(marker);
+    const running = runningProcesses()
+      .filter((entry) => entry.commandLine === marker)
+      .map((entry) => entry.pid);
     for (const pid of running) {
       process.kill(pid, "SIGKILL");
     }
