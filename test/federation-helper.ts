@@ -55,6 +55,29 @@ export function startPlanned(self: PlannedServer, peers: PlannedServer[], extra:
   return startServer(federatedConfig(self, peers, extra));
 }
 
+/**
+ * The servers a test has running, so it can stop and start them again and its after hook stops
+ * whichever still run.
+ */
+export class RunningServers {
+  private readonly servers = new Set<TestServer>();
+
+  async start(self: PlannedServer, peers: PlannedServer[], extra: BesterConfig = {}): Promise<TestServer> {
+    const server = await startPlanned(self, peers, extra);
+    this.servers.add(server);
+    return server;
+  }
+
+  async stop(server: TestServer): Promise<void> {
+    this.servers.delete(server);
+    await server.stop();
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.servers].map((server) => this.stop(server)));
+  }
+}
+
 /** Resolves once `server` logged an outgoing link to `peer` as up. */
 export async function waitForLinkUp(server: TestServer, peer: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -2,7 +2,7 @@ import path from "node:path";
 import { expect } from "chai";
 import type { BesterPlugin } from "../../core/plugin.js";
 import { fixtureHandler, login, RawClient, type TestServer } from "../helper.js";
-import { peerHandshake, planServers, sleep, startPlanned, waitForLinkUp, type Plan, type PlannedServer } from "../federation-helper.js";
+import { peerHandshake, planServers, RunningServers, sleep, startPlanned, waitForLinkUp, type Plan, type PlannedServer } from "../federation-helper.js";
 
 type Message = Record<string, unknown>;
 
@@ -14,7 +14,7 @@ describe("federation outbox across restarts", function () {
   let planB: PlannedServer;
   let storeA: string;
   let storeB: string;
-  const running = new Set<TestServer>();
+  const running = new RunningServers();
   const handlers = { echo: fixtureHandler("echo") };
 
   /** Keeps messages for offline users, as an offline-message store would. */
@@ -31,16 +31,8 @@ describe("federation outbox across restarts", function () {
     };
   }
 
-  async function start(self: PlannedServer, peer: PlannedServer, extra: Parameters<typeof startPlanned>[2]): Promise<TestServer> {
-    const server = await startPlanned(self, [peer], extra);
-    running.add(server);
-    return server;
-  }
-
-  async function stop(server: TestServer): Promise<void> {
-    running.delete(server);
-    await server.stop();
-  }
+  const start = (self: PlannedServer, peer: PlannedServer, extra: Parameters<typeof startPlanned>[2]) => running.start(self, [peer], extra);
+  const stop = (server: TestServer) => running.stop(server);
 
   beforeEach(async () => {
     plan = await planServers(2);
@@ -50,7 +42,7 @@ describe("federation outbox across restarts", function () {
   });
 
   afterEach(async () => {
-    await Promise.all([...running].map((server) => stop(server)));
+    await running.stopAll();
     await plan.cleanup();
   });
 

@@ -1,7 +1,7 @@
 import path from "node:path";
 import { expect } from "chai";
 import { acceptedJob, connectAs, fixtureHandler, notificationFor, outputFor, type TestServer } from "../helper.js";
-import { planServers, startPlanned, type Plan, type PlannedServer } from "../federation-helper.js";
+import { planServers, RunningServers, type Plan, type PlannedServer } from "../federation-helper.js";
 import { startRedis, type RedisServer } from "../redis-server.js";
 
 describe("federation outbox of a removed peer", function () {
@@ -9,29 +9,21 @@ describe("federation outbox of a removed peer", function () {
 
   let plan: Plan;
   let redis: RedisServer | undefined;
-  const running = new Set<TestServer>();
+  const running = new RunningServers();
 
   beforeEach(async () => {
     plan = await planServers(2);
   });
 
   afterEach(async () => {
-    await Promise.all([...running].map((server) => stop(server)));
+    await running.stopAll();
     await redis?.stop();
     redis = undefined;
     await plan.cleanup();
   });
 
-  async function start(self: PlannedServer, peers: PlannedServer[], store: string): Promise<TestServer> {
-    const server = await startPlanned(self, peers, { store, handlers: { echo: fixtureHandler("echo") } });
-    running.add(server);
-    return server;
-  }
-
-  async function stop(server: TestServer): Promise<void> {
-    running.delete(server);
-    await server.stop();
-  }
+  const start = (self: PlannedServer, peers: PlannedServer[], store: string) => running.start(self, peers, { store, handlers: { echo: fixtureHandler("echo") } });
+  const stop = (server: TestServer) => running.stop(server);
 
   /** Stores an output for B while B is down, removes B from A's config, then configures it again. */
   async function removeAndRestorePeer(storeA: string, storeB: string): Promise<void> {

@@ -9,7 +9,7 @@ import { expect } from "chai";
 import type { BesterConfig } from "../../core/config/types.js";
 import type { BesterPlugin } from "../../core/plugin.js";
 import { fixtureHandler, login, RawClient, waitUntil, type TestServer } from "../helper.js";
-import { planServers, sleep, startPlanned, waitForLinkUp, type Plan, type PlannedServer } from "../federation-helper.js";
+import { planServers, RunningServers, sleep, waitForLinkUp, type Plan, type PlannedServer } from "../federation-helper.js";
 import { startRedis, type RedisServer } from "../redis-server.js";
 
 type Message = Record<string, unknown>;
@@ -44,19 +44,11 @@ describe("federation outbox during a store outage", function () {
   let planB: PlannedServer;
   let redis: RedisServer | undefined;
   let redisDir: string;
-  const running = new Set<TestServer>();
+  const running = new RunningServers();
   const clients: RawClient[] = [];
 
-  async function start(self: PlannedServer, peer: PlannedServer, extra: BesterConfig): Promise<TestServer> {
-    const server = await startPlanned(self, [peer], extra);
-    running.add(server);
-    return server;
-  }
-
-  async function stop(server: TestServer): Promise<void> {
-    running.delete(server);
-    await server.stop();
-  }
+  const start = (self: PlannedServer, peer: PlannedServer, extra: BesterConfig) => running.start(self, [peer], extra);
+  const stop = (server: TestServer) => running.stop(server);
 
   async function connect(server: TestServer, user: string): Promise<RawClient> {
     const client = await RawClient.connect(server.port);
@@ -89,7 +81,7 @@ describe("federation outbox during a store outage", function () {
     for (const client of clients.splice(0)) {
       client.close();
     }
-    await Promise.all([...running].map((server) => stop(server)));
+    await running.stopAll();
     await redis?.stop();
     redis = undefined;
     await rm(redisDir, { recursive: true, force: true });
