@@ -52,7 +52,7 @@ const outageWarnedAt = new WeakMap<Logger, Map<string, number>>();
 /**
  * Logs a failed request: at error level, unless a store outage caused it. The store plugin logs
  * the outage itself, so each kind of failure it causes warns once per 10 s and the rest go to
- * debug; a busy server would otherwise write a line for every request rejected during the outage.
+ * debug. A busy server would otherwise write a line for every request rejected during the outage.
  */
 export function logRequestFailure(log: Logger, error: unknown, fields: Record<string, unknown>, message: string): void {
   if (!isStoreUnavailable(error)) {

@@ -23,7 +23,7 @@ export function confirm(question: string): Promise<boolean> {
       lines.close();
       resolve(/^y(es)?$/i.test(answer.trim()));
     });
-    // Ctrl-D closes the input without an answer, which declines like an empty line.
+    // Ctrl-D closes the input without a reply, which declines like an empty line.
     lines.on("close", () => {
       if (!answered) {
         output.write("\n");

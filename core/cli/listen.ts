@@ -117,7 +117,7 @@ async function connectWhenUp(
       }
 
       // The message prints again only when the reason changes, not on every attempt.
-      // The server's storeUnavailable text asks the caller to retry, which listen does by itself.
+      // The server's storeUnavailable message requests a retry, which listen makes by itself.
       const reason = storeOutage ? "The server's store is unreachable at the moment." : (error as Error).message;
       const waitingFor = storeOutage ? "the server's store" : "the server";
       const message = `${reason} Waiting for ${waitingFor} (Ctrl-C stops)`;

@@ -4,7 +4,7 @@
 // the claim that a server's job journal takes on its store at start:
 // - When it gets the claim, no server runs, so any peer's messages may go, and a server started
 //   before the claim is released stops with storeInUse.
-// - When a running server holds the claim, the drop is rejected with outboxInUse if the peer is in
+// - When a running server has the claim, the drop is rejected with outboxInUse if the peer is in
 //   the config's federation.peers or in the record of the peers that server links to. The record
 //   covers a config file edited since the server started.
 //

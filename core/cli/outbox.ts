@@ -71,7 +71,7 @@ async function dropOutbox(store: OpenOutboxStore, peer: string, confirmed: boole
   }
 
   if (!confirmed) {
-    // Checked before the prompt too, so a drop that would be rejected says so before it asks. The
+    // Checked before the prompt too, so a drop that would be rejected fails before the prompt. The
     // claim is released during the prompt, so a server may start meanwhile, and is taken again below.
     const releaseCheck = await holdOutboxForDrop(store, peer);
     await releaseCheck();

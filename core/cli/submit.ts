@@ -88,8 +88,8 @@ async function readData(options: SubmitOptions): Promise<unknown> {
     for await (const chunk of process.stdin) {
       chunks.push(chunk as Buffer);
     }
-    // A script that forgets its data option reads an empty stdin (/dev/null, a closed pipe); an
-    // empty job would then look like a success. An empty string can still be sent with --text "".
+    // A script run without a data option reads an empty stdin (/dev/null, a closed pipe), so an
+    // empty job would look like a success. An empty string can still be sent with --text "".
     if (chunks.every((chunk) => chunk.length === 0)) {
       throw new BesterClientError("invalidArgument", 'No job data: stdin was empty. Pass --data, --text or --file, or pipe the data into stdin; --text "" sends an empty string.');
     }

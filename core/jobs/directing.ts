@@ -52,7 +52,7 @@ export async function runDirector(hooks: BesterHooks, job: Job, reply: Record<st
  */
 export function directingError(log: Logger, job: Job, error: unknown): WireError {
   // A store outage fails a job that already ran, so its submitter gets directorFailed rather than
-  // storeUnavailable, whose message asks to retry a request, and the log keeps the store's reason.
+  // storeUnavailable, whose message requests a retry. The log keeps the store's reason.
   const outage = isStoreUnavailable(error);
   if (outage) {
     log.warn({ err: error, jobId: job.id, type: job.type }, "carrying out the handler's output failed because the store is unreachable");

@@ -55,9 +55,9 @@ export class AccountStore {
 
   /**
    * Creates an account; throws `invalidUsername` or `userExists`. Additions of one name through
-   * this object run one after another: the existence check and the write are two store calls, so
-   * a second registration running beside the first would replace its account, and the first
-   * user's login would then fail.
+   * this object run one after another, because the existence check and the write are two store
+   * calls. A second registration running beside the first would replace its account, and the
+   * first user's login would then fail.
    */
   async add(username: string, password: string, options: { admin?: boolean } = {}): Promise<void> {
     this.assertUsername(username);

@@ -162,7 +162,7 @@ export class FederationPlugin implements BesterPlugin {
       if (recordedLinks) {
         recordedLinks = false;
         await clearLinkedPeers(bester.store.namespace(OUTBOX_NAMESPACE)).catch((error: unknown) => {
-          // `bester outbox drop` reads the record only while a server holds the store's claim, and
+          // `bester outbox drop` reads the record only while a server has the store's claim, and
           // the next start replaces it.
           log.warn({ err: error }, "removing the record of linked peers from the store failed");
         });

@@ -86,8 +86,8 @@ export class HandlerSupervisor {
     await mkdir(path.dirname(this.config.socket), { recursive: true });
     // A socket file left by a crashed handler would make the new one fail with EADDRINUSE.
     await rm(this.config.socket, { force: true });
-    // stop() may have run during the awaits, as when the restart timer fired during shutdown; it
-    // found no process then, so one started now would never be stopped.
+    // stop() may have run during the awaits, as when the restart timer fires during shutdown. It
+    // found no process then, so a process started now would never be stopped.
     if (this.stopping) {
       return;
     }

@@ -17,7 +17,7 @@ class StalledPeer {
   readonly received: Array<{ connection: number; message: Message }> = [];
   connections = 0;
   acknowledge = false;
-  /** An error code to answer the next message with, once, as a peer whose store is down would. */
+  /** An error code to reject the next message with, once, as a peer whose store is down would. */
   rejectNext: string | undefined;
   private readonly server: net.Server;
   private readonly sockets: net.Socket[] = [];

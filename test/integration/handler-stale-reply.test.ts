@@ -22,9 +22,9 @@ function job(id: string): Job {
 const runs = new Map<string, number>();
 
 /**
- * A raw handler that echoes each job's data with the job's id. For the data "first" it sends the
- * same reply a second time 200 ms later, as a buggy handler would; "second" waits 600 ms, so the
- * stale frame arrives while it is in flight. "wrong" names a job that does not exist.
+ * Starts a raw handler that echoes each job's data with the job's id. For the data "first" it
+ * sends the same reply a second time 200 ms later, as a buggy handler would. "second" waits
+ * 600 ms, so the stale frame arrives while it is in flight. "wrong" names a job that does not exist.
  */
 function serveTwiceHandler(socketPath: string): Promise<net.Server> {
   return new Promise((resolve) => {

@@ -1,6 +1,6 @@
-// `bester outbox drop` on SQLite next to a running server: @keyv/sqlite pages its iterator with
-// LIMIT/OFFSET, so rows of another peer that the server deletes between two pages shift the rest,
-// and a single pass would skip as many of the dropped peer's rows.
+// `bester outbox drop` on SQLite next to a running server. @keyv/sqlite pages its iterator with
+// LIMIT/OFFSET, so rows of another peer that the server deletes between two pages shift the rest.
+// A single pass would then skip as many of the dropped peer's rows.
 
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
