@@ -17,8 +17,8 @@ const CONFIGURED = "127.0.0.1:1001";
 const REMOVED = "127.0.0.1:1002";
 const UNDATED = "127.0.0.1:1003";
 const IDLE = "127.0.0.1:1004";
-/** Two days and thirty minutes before the test started, in milliseconds since the epoch. */
-const OLD_STORED_AT = Date.now() - (2 * 86_400 + 30 * 60) * 1000;
+/** Two days and thirty minutes, in milliseconds. */
+const OLD_AGE_MS = (2 * 86_400 + 30 * 60) * 1000;
 
 /** Opens `store` and runs `action` on its outbox namespace. */
 async function withOutboxes<T>(store: string, action: (outboxes: Keyv<unknown>) => Promise<T>): Promise<T> {
@@ -102,13 +102,16 @@ describe("CLI outbox commands", () => {
   let folder: string;
   let store: string;
   let config: string;
+  let oldStoredAt: number;
 
   beforeEach(async () => {
     folder = await mkdtemp(path.join(os.tmpdir(), "bester-cli-outbox-"));
     store = `sqlite://${path.join(folder, "bester.sqlite")}`;
     config = await writeConfig(folder, store, [CONFIGURED, IDLE]);
     await seed(store, CONFIGURED, 2);
-    await seed(store, REMOVED, 3, OLD_STORED_AT);
+    // Taken per test: the whole suite loads this file minutes before its tests run.
+    oldStoredAt = Date.now() - OLD_AGE_MS;
+    await seed(store, REMOVED, 3, oldStoredAt);
     await seed(store, UNDATED, 1, null);
   });
 
@@ -139,7 +142,7 @@ describe("CLI outbox commands", () => {
     expect(result.code).to.equal(0);
     expect(rows.map((row) => row.peer)).to.deep.equal([CONFIGURED, REMOVED, UNDATED, IDLE]);
     expect(removed.messages).to.equal(3);
-    expect(removed.oldestStoredAt).to.equal(new Date(OLD_STORED_AT).toISOString());
+    expect(removed.oldestStoredAt).to.equal(new Date(oldStoredAt).toISOString());
     expect(removed.oldestAgeSeconds).to.be.within(2 * 86_400 + 30 * 60, 2 * 86_400 + 31 * 60);
     expect(removed.undatedMessages).to.equal(0);
     expect(removed.configured).to.equal(false);
