@@ -109,7 +109,7 @@ describe("CLI outbox commands", () => {
     store = `sqlite://${path.join(folder, "bester.sqlite")}`;
     config = await writeConfig(folder, store, [CONFIGURED, IDLE]);
     await seed(store, CONFIGURED, 2);
-    // Taken per test: the whole suite loads this file minutes before its tests run.
+    // Set per test, because the full suite loads this file minutes before it reaches these tests.
     oldStoredAt = Date.now() - OLD_AGE_MS;
     await seed(store, REMOVED, 3, oldStoredAt);
     await seed(store, UNDATED, 1, null);
