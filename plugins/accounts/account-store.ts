@@ -3,7 +3,7 @@
 
 import { randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from "node:crypto";
 import type Keyv from "keyv";
-import { BesterError } from "../../core/errors.js";
+import { BesterError, isStoreUnavailable } from "../../core/errors.js";
 import { isValidUsername } from "../../core/jobs/job.js";
 
 /** scrypt cost parameters (N = 2^15, r = 8, p = 1): about 32 MiB and tens of ms per hash. */
@@ -45,11 +45,19 @@ function scrypt(password: string, salt: Buffer, params: ScryptOptions): Promise<
  */
 const CHANGE_MARK_KEY = "#changed";
 
+/** Accounts whose last read record is kept for logins during a store outage; beyond it the least recently read is dropped. */
+const LAST_READ_LIMIT = 10_000;
+
 export class AccountStore {
   /** A record to hash against for unknown users, so a failed login takes as long either way. */
   private decoy: Promise<AccountRecord> | undefined;
   /** The last addition of each username still running. */
   private readonly adding = new Map<string, Promise<void>>();
+  /**
+   * The record each recent login read, least recently read first. While the store is unreachable,
+   * logins check passwords against it, so an operator can still log in and run `bester status`.
+   */
+  private readonly lastRead = new Map<string, AccountRecord>();
 
   constructor(private readonly keyv: Keyv<AccountRecord>) {}
 
@@ -96,6 +104,7 @@ export class AccountStore {
     // passwordSetAt must change even within one millisecond, because sessions compare it for equality.
     const previous = versionOf(record).passwordSetAt;
     const replaced = await hashPassword(password, record.admin);
+    this.lastRead.delete(username);
     await this.keyv.set(username, { ...replaced, createdAt: record.createdAt, passwordSetAt: Math.max(replaced.passwordSetAt!, previous + 1) });
     await this.changeMark();
   }
@@ -107,12 +116,17 @@ export class AccountStore {
       throw new BesterError("unknownUser", `User "${username}" does not exist. Add it with "bester user add ${username} --admin".`);
     }
     const { admin: _previous, ...rest } = record;
+    this.lastRead.delete(username);
     await this.keyv.set(username, admin ? { ...rest, admin: true } : rest);
+    // Running servers drop their kept records on a mark change, so a revoked admin cannot log in
+    // with the old flag during a later outage.
+    await this.changeMark();
   }
 
   /** Deletes a user and changes the change mark; returns whether the user existed. */
   async remove(username: string): Promise<boolean> {
     this.assertUsername(username);
+    this.lastRead.delete(username);
     const existed = await this.keyv.delete(username);
     if (existed) {
       await this.changeMark();
@@ -120,9 +134,14 @@ export class AccountStore {
     return existed;
   }
 
-  /** Returns the change mark, which changes with every removal and password change; undefined before the first. */
+  /** Returns the change mark, which changes with every removal, password change and admin change; undefined before the first. */
   async readChangeMark(): Promise<string | undefined> {
     return (await (this.keyv as Keyv<unknown>).get(CHANGE_MARK_KEY)) as string | undefined;
+  }
+
+  /** Drops the records kept for logins during an outage. The server calls it when an account changed in the store. */
+  forgetLastRead(): void {
+    this.lastRead.clear();
   }
 
   private async changeMark(): Promise<void> {
@@ -135,7 +154,7 @@ export class AccountStore {
 
   /** Returns the account's version, or undefined when there is no such account. */
   async versionOf(username: string): Promise<AccountVersion | undefined> {
-    const record = isValidUsername(username) ? await this.keyv.get(username) : undefined;
+    const record = isValidUsername(username) ? await this.readForLogin(username) : undefined;
     return record ? versionOf(record) : undefined;
   }
 
@@ -168,12 +187,39 @@ export class AccountStore {
    * from the same account after a password change.
    */
   async verifiedAccount(username: string, password: string): Promise<AccountVersion | undefined> {
-    const record = isValidUsername(username) ? await this.keyv.get(username) : undefined;
+    const record = isValidUsername(username) ? await this.readForLogin(username) : undefined;
     const checked = record ?? (await this.decoyRecord());
     const expected = Buffer.from(checked.hash, "base64");
     const actual = await scrypt(password, Buffer.from(checked.salt, "base64"), { ...checked.params, maxmem: SCRYPT_PARAMS.maxmem });
     const matches = record !== undefined && expected.length === actual.length && timingSafeEqual(expected, actual);
     return matches ? versionOf(record) : undefined;
+  }
+
+  /**
+   * Reads an account and keeps the record. While the store is unreachable it returns the kept
+   * record instead, and an account no login read since the start still fails with the store error.
+   */
+  private async readForLogin(username: string): Promise<AccountRecord | undefined> {
+    let record: AccountRecord | undefined;
+    try {
+      record = await this.keyv.get(username);
+    } catch (error) {
+      const kept = isStoreUnavailable(error) ? this.lastRead.get(username) : undefined;
+      if (kept === undefined) {
+        throw error;
+      }
+      return kept;
+    }
+
+    // Deleted first, so the map's order stays least recently read first.
+    this.lastRead.delete(username);
+    if (record !== undefined) {
+      this.lastRead.set(username, record);
+    }
+    if (this.lastRead.size > LAST_READ_LIMIT) {
+      this.lastRead.delete(this.lastRead.keys().next().value!);
+    }
+    return record;
   }
 
   private decoyRecord(): Promise<AccountRecord> {

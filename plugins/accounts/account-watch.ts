@@ -48,6 +48,7 @@ export class AccountWatch {
       if (mark === this.lastMark) {
         return;
       }
+      this.accounts().forgetLastRead();
       for (const { user } of this.sessions.list()) {
         const checked = this.sessions.connectionsOf(user).filter((connection) => this.authenticated.has(connection.id));
         if (checked.length === 0) {

@@ -6,6 +6,7 @@ import { expect } from "chai";
 import { BesterError, WIRE_ERROR_CODES } from "../../core/errors.js";
 import type { ServerStatus } from "../../core/status.js";
 import { AccountStore, type AccountRecord } from "../../plugins/accounts/account-store.js";
+import { ACCOUNT_CHECK_MS } from "../../plugins/accounts/account-watch.js";
 import { ACCOUNTS_NAMESPACE } from "../../plugins/accounts/index.js";
 import { createStoreProvider } from "../../plugins/store/index.js";
 import { REDIS_CONNECT_TIMEOUT_MS } from "../../plugins/store/redis-client.js";
@@ -181,14 +182,18 @@ describe("store failures", function () {
       await login(before, "alice");
       before.close();
 
+      // An account that no login read since the start, so the server has no record of it to check against.
+      const accounts = new AccountStore(server.bester.store.namespace<AccountRecord>(ACCOUNTS_NAMESPACE));
+      await accounts.add("frank", "frank-pw");
+
       await stopRedis();
       const during = await RawClient.connect(server.port);
-      const reply = await during.request({ request: "auth", account: { username: "alice", password: "secret" } });
+      const reply = await during.request({ request: "auth", account: { username: "frank", password: "frank-pw" } });
       during.close();
 
       // The protocol's auth-shaped failure, as for a wrong password, with the details in the log only.
       expect(reply).to.deep.equal({ reply: "auth", auth: { status: "failed", error: STORE_UNAVAILABLE } });
-      const failed = server.logs.find((line) => line.msg === "login failed with an error" && line.username === "alice");
+      const failed = server.logs.find((line) => line.msg === "login failed with an error" && line.username === "frank");
       expect((failed?.err as { message: string } | undefined)?.message).to.include("The client is offline");
       expect((failed?.err as { message: string } | undefined)?.message).to.include(`Redis at ${redis.url} is unreachable`);
 
@@ -265,6 +270,51 @@ describe("store failures", function () {
       ]);
       expect((during.status as ServerStatus).users.map((entry) => entry.user)).to.include.members(["root", "dave"]);
       expect((refused.error as { code: string }).code).to.equal("notPermitted");
+    });
+
+    it("logs in known accounts during the outage", async () => {
+      const accounts = new AccountStore(server.bester.store.namespace<AccountRecord>(ACCOUNTS_NAMESPACE));
+      await accounts.add("grace", "grace-pw", { admin: true });
+      const before = await RawClient.connect(server.port);
+      await login(before, "grace", "grace-pw", false);
+      before.close();
+
+      await stopRedis();
+      const wrong = await RawClient.connect(server.port);
+      const rejected = await wrong.request({ request: "auth", account: { username: "grace", password: "not-grace-pw" } });
+      wrong.close();
+      const admin = await RawClient.connect(server.port);
+      const accepted = await admin.request({ request: "auth", account: { username: "grace", password: "grace-pw" } });
+      const status = await admin.request({ request: "status" });
+      const submission = await admin.request({ request: "newJob", job: { payload: { type: "echo", data: "during" } } });
+      admin.close();
+      await restartRedis();
+
+      expect(rejected).to.deep.equal({ reply: "auth", auth: { status: "failed", error: { code: "invalidCredentials", message: "The username or password is wrong." } } });
+      expect(accepted).to.deep.equal({ reply: "auth", auth: { status: "ok", address: `grace@127.0.0.1:${server.port}` } });
+      expect(status.reply).to.equal("status");
+      expect((status.status as ServerStatus).sections.store?.rows.map((row) => row.state)).to.deep.equal(["unreachable", "unreachable"]);
+      expect(submission).to.deep.equal({ reply: "jobSubmission", submission: { status: "rejected", error: STORE_UNAVAILABLE } });
+    });
+
+    it("forgets a revoked admin's record", async () => {
+      const accounts = new AccountStore(server.bester.store.namespace<AccountRecord>(ACCOUNTS_NAMESPACE));
+      await accounts.add("heidi", "heidi-pw", { admin: true });
+      const before = await RawClient.connect(server.port);
+      await login(before, "heidi", "heidi-pw", false);
+      before.close();
+      // Revoked through another AccountStore, as `bester user admin --revoke` does from its own process.
+      const command = new AccountStore(server.bester.store.namespace<AccountRecord>(ACCOUNTS_NAMESPACE));
+      await command.setAdmin("heidi", false);
+      await new Promise((resolve) => setTimeout(resolve, ACCOUNT_CHECK_MS + 1000));
+
+      await stopRedis();
+      const during = await RawClient.connect(server.port);
+      const reply = await during.request({ request: "auth", account: { username: "heidi", password: "heidi-pw" } });
+      during.close();
+      await restartRedis();
+
+      expect(reply).to.deep.equal({ reply: "auth", auth: { status: "failed", error: STORE_UNAVAILABLE } });
     });
   });
 

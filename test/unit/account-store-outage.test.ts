@@ -1,0 +1,89 @@
+import { expect } from "chai";
+import Keyv from "keyv";
+import { BesterError } from "../../core/errors.js";
+import { AccountStore, type AccountRecord } from "../../plugins/accounts/account-store.js";
+
+/** Returns an account record created at `createdAt`. Its hash is empty, because these tests never check a password. */
+function record(createdAt: number): AccountRecord {
+  return { salt: "", hash: "", params: { N: 2, r: 1, p: 1 }, createdAt, passwordSetAt: createdAt };
+}
+
+/** Makes every read of `keyv` fail as the Redis store does while Redis is down. */
+function breakReads(keyv: Keyv<AccountRecord>): void {
+  keyv.get = (async () => {
+    throw new BesterError("storeUnavailable", "Redis at redis://127.0.0.1:1 is unreachable");
+  }) as unknown as typeof keyv.get;
+}
+
+describe("account records kept for an outage", () => {
+  it("answers reads from the record of the last login", async () => {
+    const keyv = new Keyv<AccountRecord>();
+    await keyv.set("ivan", record(5));
+    const accounts = new AccountStore(keyv);
+    await accounts.versionOf("ivan");
+
+    breakReads(keyv);
+
+    expect(await accounts.versionOf("ivan")).to.deep.equal({ createdAt: 5, passwordSetAt: 5, admin: false });
+  });
+
+  it("fails for an account never read", async () => {
+    const keyv = new Keyv<AccountRecord>();
+    await keyv.set("judy", record(5));
+    const accounts = new AccountStore(keyv);
+
+    breakReads(keyv);
+    const failure = await accounts.versionOf("judy").catch((error: unknown) => error);
+
+    expect((failure as BesterError).code).to.equal("storeUnavailable");
+  });
+
+  it("forgets a removed account", async () => {
+    const keyv = new Keyv<AccountRecord>();
+    await keyv.set("ken", record(5));
+    const accounts = new AccountStore(keyv);
+    await accounts.versionOf("ken");
+    await keyv.delete("ken");
+    expect(await accounts.versionOf("ken")).to.equal(undefined);
+
+    breakReads(keyv);
+    const failure = await accounts.versionOf("ken").catch((error: unknown) => error);
+
+    expect((failure as BesterError).code).to.equal("storeUnavailable");
+  });
+
+  it("keeps the 10 000 most recently read", async () => {
+    const keyv = new Keyv<AccountRecord>();
+    const accounts = new AccountStore(keyv);
+    for (let index = 0; index <= 10_000; index += 1) {
+      await keyv.set(`user-${index}`, record(index));
+    }
+    // user-0 is read again after user-1, so user-1 is the least recently read when the 10 001st arrives.
+    await accounts.versionOf("user-0");
+    await accounts.versionOf("user-1");
+    await accounts.versionOf("user-0");
+    for (let index = 2; index <= 10_000; index += 1) {
+      await accounts.versionOf(`user-${index}`);
+    }
+
+    breakReads(keyv);
+    const dropped = await accounts.versionOf("user-1").catch((error: unknown) => error);
+
+    expect((dropped as BesterError).code).to.equal("storeUnavailable");
+    expect((await accounts.versionOf("user-0"))?.createdAt).to.equal(0);
+    expect((await accounts.versionOf("user-10000"))?.createdAt).to.equal(10_000);
+  });
+
+  it("forgets every record on forgetLastRead", async () => {
+    const keyv = new Keyv<AccountRecord>();
+    await keyv.set("lena", record(5));
+    const accounts = new AccountStore(keyv);
+    await accounts.versionOf("lena");
+    accounts.forgetLastRead();
+
+    breakReads(keyv);
+    const failure = await accounts.versionOf("lena").catch((error: unknown) => error);
+
+    expect((failure as BesterError).code).to.equal("storeUnavailable");
+  });
+});
