@@ -37,6 +37,11 @@ export function userDeliveryDirector(): BesterPlugin {
           if (bester.sessions.isOnline(user)) {
             continue;
           }
+          // The submitter's account existed at submission, so its own output skips the store read,
+          // which the next job's messages could overtake on their way to the offline backlog.
+          if (user === job.user && job.origin === bester.serverName) {
+            continue;
+          }
           const exists = bester.hooks.onUserLookup.isUsed() ? await bester.hooks.onUserLookup.promise(user) : true;
           if (exists === false) {
             throw new BesterError("unknownUser", `Recipient "${user}" is not a user of ${bester.serverName}. Register the user or fix the handler's recipient list.`);

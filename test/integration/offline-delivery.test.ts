@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import { expect } from "chai";
 import type { BesterPlugin } from "../../core/plugin.js";
 import { fixtureHandler, login, loginAndLeave, RawClient, sendOutput, slowSessionStart, startServer, waitUntil, type TestServer } from "../helper.js";
@@ -181,5 +184,51 @@ describe("engine delivery to offline users", () => {
 
     expect(seenAtOnce).to.deep.equal([]);
     expect(undelivered).to.deep.equal(["dora"]);
+  });
+});
+
+describe("offline delivery order across jobs", () => {
+  let folder: string;
+  let server: TestServer;
+
+  before(async () => {
+    folder = await mkdtemp(path.join(os.tmpdir(), "bester-offline-order-"));
+    // SQLite, because its account lookups and commits take long enough to reorder messages.
+    server = await startServer({
+      store: `sqlite://${path.join(folder, "bester.sqlite")}`,
+      registration: true,
+      handlers: { scripted: fixtureHandler("scripted", { connections: 1 }) },
+    });
+  });
+
+  after(async () => {
+    await server.stop();
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  it("stores own output before later progress", async () => {
+    const alice = await RawClient.connect(server.port);
+    await login(alice, "alice");
+    // The handler has one connection, so "second" starts only after "first" replied.
+    const first = await alice.request({ request: "newJob", job: { payload: { type: "scripted", data: { sleepMs: 300 } } } });
+    const second = await alice.request({ request: "newJob", job: { payload: { type: "scripted", data: { progress: 2, label: "second" } } } });
+    alice.close();
+    const ids = [first, second].map((reply) => (reply.submission as { jobID: string }).jobID);
+    await waitUntil(() => ids.every((id) => server.logs.some((line) => line.msg === "job completed" && line.jobId === id)), "both jobs to complete");
+
+    const again = await RawClient.connect(server.port);
+    await login(again, "alice", "secret", false);
+    const received: string[] = [];
+    while (received.length < 6) {
+      const message = await again.next();
+      const job = message.job as { jobID: string };
+      const id = job.jobID.split(":")[0];
+      received.push(`${id === ids[0] ? "first" : "second"} ${message.reply as string}`);
+    }
+    again.close();
+
+    expect(received.filter((entry) => entry.startsWith("first"))).to.deep.equal(["first jobOutput", "first jobNotification"]);
+    expect(received.filter((entry) => entry.startsWith("second"))).to.deep.equal(["second jobProgress", "second jobProgress", "second jobOutput", "second jobNotification"]);
+    expect(received.indexOf("first jobOutput")).to.be.below(received.indexOf("second jobProgress"));
   });
 });
