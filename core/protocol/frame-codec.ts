@@ -183,6 +183,29 @@ export class FrameDecoder {
     return `A frame had started: its length prefix announced a body of ${announced} bytes, and only ${arrived} of them had arrived. If ${sender} sent a shorter frame, check the length prefix it writes.`;
   }
 
+  /** Returns the body length the waiting frame's prefix announces, or undefined before its 4 bytes arrived. */
+  announcedLength(): number | undefined {
+    return this.buffered >= FRAME_HEADER_BYTES ? this.peekLength() : undefined;
+  }
+
+  /**
+   * Returns the waiting bytes' length prefix read big-endian, when under that reading they hold a
+   * whole frame whose body starts with `{` and ends with `}`, while the little-endian length waits
+   * for more. A sender that writes the prefix in network byte order then looks like a slow one,
+   * because for a body length that is a multiple of 256 the misread length fits maxFrameBytes.
+   */
+  bigEndianFrameWaiting(): number | undefined {
+    if (this.failed || this.buffered < FRAME_HEADER_BYTES + 2) {
+      return undefined;
+    }
+    const bigEndian = this.byteAt(0) * 0x1000000 + this.byteAt(1) * 0x10000 + this.byteAt(2) * 0x100 + this.byteAt(3);
+    const end = FRAME_HEADER_BYTES + bigEndian;
+    if (bigEndian < 2 || end > this.buffered) {
+      return undefined;
+    }
+    return this.byteAt(FRAME_HEADER_BYTES) === 0x7b && this.byteAt(end - 1) === 0x7d ? bigEndian : undefined;
+  }
+
   /** Feeds bytes in and returns every frame they complete, in order. */
   push(chunk: Buffer): DecodedFrame[] {
     if (this.failed) {
@@ -232,6 +255,18 @@ export class FrameDecoder {
       return `The 4-byte length prefix is little-endian, and read big-endian the same bytes give ${bigEndian}, so the sender most likely writes it in network byte order (big-endian): make it write little-endian. If the frame really is that large, split the data or raise maxFrameBytes on the server.`;
     }
     return split;
+  }
+
+  /** Returns the waiting byte at `offset` without joining chunks, so a check on a large frame copies nothing. */
+  private byteAt(offset: number): number {
+    let rest = offset;
+    for (const chunk of this.chunks) {
+      if (rest < chunk.length) {
+        return chunk[rest]!;
+      }
+      rest -= chunk.length;
+    }
+    throw new RangeError(`Byte ${offset} is beyond the ${this.buffered} waiting bytes.`);
   }
 
   private peekLength(): number {

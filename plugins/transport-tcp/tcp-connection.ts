@@ -5,7 +5,7 @@ import type { Socket } from "node:net";
 import type { Logger } from "pino";
 import type { ClientSession } from "../../core/client-session.js";
 import type { WireError } from "../../core/errors.js";
-import { encodeFrame, FrameDecoder } from "../../core/protocol/frame-codec.js";
+import { encodeFrame, FRAME_HEADER_BYTES, FrameDecoder } from "../../core/protocol/frame-codec.js";
 import type { Connection } from "../../core/sessions.js";
 import { endSocketGracefully } from "./end-socket.js";
 
@@ -20,6 +20,12 @@ export interface TcpConnectionOptions {
 }
 
 let nextConnectionId = 1;
+
+/**
+ * Milliseconds a frame that reads whole with a big-endian length prefix may wait for more bytes
+ * before the connection is closed with advice, instead of waiting silently for a body never sent.
+ */
+export const BIG_ENDIAN_STALL_MS = 2000;
 
 export class TcpConnection implements Connection {
   readonly id: string;
@@ -41,6 +47,7 @@ export class TcpConnection implements Connection {
   private sentAfterClose: object[] = [];
   private waitingForDrain = false;
   private authTimer: NodeJS.Timeout | undefined;
+  private stallTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly socket: Socket,
@@ -64,6 +71,9 @@ export class TcpConnection implements Connection {
           return;
         }
       }
+      if (this.stallTimer !== undefined || this.decoder.bufferedBytes > 0) {
+        this.watchForBigEndianFrame();
+      }
     });
     this.socket.on("end", () => {
       // The peer closed its side, and Node's automatic end() just wrote the corked frames. A client
@@ -82,6 +92,7 @@ export class TcpConnection implements Connection {
       this.closed = true;
       this.socketClosed = true;
       clearTimeout(this.authTimer);
+      clearTimeout(this.stallTimer);
       // The session first passes the unsent messages on, then the flush waiters learn they failed.
       // A destroyed socket reports no buffered bytes, so the corked and drain states show what waits.
       const buffered = this.peerEnded || this.corked || this.waitingForDrain || this.socket.writableLength > 0 ? this.unflushed : [];
@@ -203,6 +214,32 @@ export class TcpConnection implements Connection {
         this.settleFlushWaiters();
       });
     }
+  }
+
+  /**
+   * Restarts the wait for a frame that reads whole with a big-endian prefix. When no byte follows
+   * it in BIG_ENDIAN_STALL_MS, the client gets `invalidJson` with the byte order named, and the
+   * connection closes, because the next frame boundary is unknown.
+   */
+  private watchForBigEndianFrame(): void {
+    clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
+    const bigEndian = this.decoder.bigEndianFrameWaiting();
+    if (bigEndian === undefined) {
+      return;
+    }
+
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = undefined;
+      if (this.closed) {
+        return;
+      }
+      const arrived = this.decoder.bufferedBytes - FRAME_HEADER_BYTES;
+      const message = `The frame's 4-byte length prefix announces a body of ${this.decoder.announcedLength()} bytes, and ${arrived} arrived with no byte after them in ${BIG_ENDIAN_STALL_MS} ms. Read big-endian, the same bytes give ${bigEndian}, the length of the JSON object that arrived, so the client most likely writes the prefix in network byte order (big-endian): make it write little-endian. The connection closes, because the next frame boundary is unknown.`;
+      this.log.info({ connection: this.id, remote: this.remoteAddress, bigEndianLength: bigEndian }, "closing connection whose frame has a big-endian length prefix");
+      this.session.receive({ kind: "error", fatal: true, error: { code: "invalidJson", message } });
+    }, BIG_ENDIAN_STALL_MS);
+    this.stallTimer.unref();
   }
 
   private checkAuthenticated(): void {

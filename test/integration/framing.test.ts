@@ -250,3 +250,58 @@ describe("client framing and requests", () => {
     client.close();
   });
 });
+
+describe("client length prefix in the wrong byte order", () => {
+  let server: TestServer;
+
+  before(async () => {
+    // The default maxFrameBytes, under which a 512-byte body's swapped length, 131072, fits.
+    server = await startServer({ registration: true, handlers: { echo: fixtureHandler("echo") } });
+  });
+
+  after(async () => {
+    await server.stop();
+  });
+
+  it("closes with invalidJson naming big-endian", async () => {
+    const bystander = await connectAs(server.port, "calm");
+    const client = await connectAs(server.port, "swapped");
+    const base = JSON.stringify({ request: "newJob", job: { payload: { type: "echo", data: "" } } });
+    const body = Buffer.from(JSON.stringify({ request: "newJob", job: { payload: { type: "echo", data: "x".repeat(512 - Buffer.byteLength(base)) } } }));
+    expect(body.length).to.equal(512);
+    const header = Buffer.alloc(4);
+    header.writeUInt32BE(body.length, 0);
+
+    const started = performance.now();
+    client.writeRaw(Buffer.concat([encodeFrame({ request: "fly", tag: "before" }), header, body]));
+    const earlier = await client.next();
+    const error = await client.next();
+    await client.waitClosed();
+    const waitedMs = performance.now() - started;
+    const submission = await bystander.request({ request: "newJob", job: { payload: { type: "echo", data: "still here" } } });
+    bystander.close();
+
+    expect(earlier.tag).to.equal("before");
+    expect(errorCode(earlier)).to.equal("unknownRequest");
+    expect(errorCode(error)).to.equal("invalidJson");
+    const message = (error.error as { message: string }).message;
+    expect(message).to.include("announces a body of 131072 bytes, and 512 arrived");
+    expect(message).to.include("Read big-endian, the same bytes give 512");
+    expect(message).to.include("make it write little-endian");
+    expect(waitedMs).to.be.at.least(1900);
+    expect((submission.submission as { status: string }).status).to.equal("accepted");
+    expect(server.logs.some((line) => line.msg === "closing connection whose frame has a big-endian length prefix" && line.bigEndianLength === 512)).to.equal(true);
+  });
+
+  it("waits for a little-endian frame sent in two parts", async () => {
+    const client = await connectAs(server.port, "patient");
+    const frame = encodeFrame({ request: "newJob", job: { payload: { type: "echo", data: "y".repeat(600) } } });
+    client.writeRaw(frame.subarray(0, 300));
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    client.writeRaw(frame.subarray(300));
+    const submission = await client.next();
+    client.close();
+
+    expect((submission.submission as { status: string }).status).to.equal("accepted");
+  });
+});

@@ -122,6 +122,51 @@ describe("frame codec", () => {
     expect(error.message).to.not.include("big-endian");
   });
 
+  describe("big-endian frame waiting", () => {
+    /** Returns a frame of a 512-byte JSON object whose length prefix is written big-endian. */
+    function bigEndianFrame(): Buffer {
+      const body = Buffer.from(JSON.stringify({ request: "newJob", pad: "x".repeat(512 - 30) }));
+      const padded = Buffer.concat([body.subarray(0, body.length - 1), Buffer.alloc(512 - body.length, " "), Buffer.from("}")]);
+      const header = Buffer.alloc(4);
+      header.writeUInt32BE(padded.length, 0);
+      return Buffer.concat([header, padded]);
+    }
+
+    it("returns the big-endian length", () => {
+      const decoder = new FrameDecoder();
+
+      expect(decoder.push(bigEndianFrame())).to.deep.equal([]);
+      expect(decoder.bigEndianFrameWaiting()).to.equal(512);
+      expect(decoder.announcedLength()).to.equal(0x20000);
+    });
+
+    it("returns it across chunks and with bytes after", () => {
+      const decoder = new FrameDecoder();
+      const frame = bigEndianFrame();
+      decoder.push(frame.subarray(0, 3));
+      decoder.push(frame.subarray(3, 300));
+      decoder.push(Buffer.concat([frame.subarray(300), encodeFrame({ next: true })]));
+
+      expect(decoder.bigEndianFrameWaiting()).to.equal(512);
+    });
+
+    it("is undefined before the object ends", () => {
+      const decoder = new FrameDecoder();
+      decoder.push(bigEndianFrame().subarray(0, 515));
+
+      expect(decoder.bigEndianFrameWaiting()).to.equal(undefined);
+    });
+
+    it("is undefined for a little-endian frame on its way", () => {
+      const decoder = new FrameDecoder();
+      const frame = encodeFrame({ pad: "y".repeat(200_000) });
+      decoder.push(frame.subarray(0, 70_000));
+
+      expect(decoder.bigEndianFrameWaiting()).to.equal(undefined);
+      expect(decoder.announcedLength()).to.equal(frame.length - 4);
+    });
+  });
+
   it("decodes nothing after frameTooLarge", () => {
     const decoder = new FrameDecoder(100);
     const header = Buffer.alloc(4);
