@@ -133,15 +133,16 @@ export function createHooks() {
   };
 
   for (const [name, hook] of Object.entries(hooks)) {
+    const checkResult = RESULT_CHECKS[name];
     if (hook instanceof HookMap) {
       (hook as unknown as HookMap<Hook<any, any>>).intercept({
         factory: (key, created) => {
-          guardTaps(created, `${name}.for("${String(key)}")`);
+          guardTaps(created, `${name}.for("${String(key)}")`, checkResult);
           return created;
         },
       });
     } else {
-      guardTaps(hook, name);
+      guardTaps(hook, name, checkResult);
     }
   }
   return Object.freeze(hooks);
@@ -149,11 +150,62 @@ export function createHooks() {
 
 export type BesterHooks = ReturnType<typeof createHooks>;
 
+/** Returns what a tap of the hook should have returned, or undefined when `value` is allowed. */
+type ResultCheck = (value: unknown) => string | undefined;
+
 /**
- * Wraps every tap so an error it throws names the plugin (the tap name) and the hook.
- * Only promise and sync taps exist in Bester NG; a callback tap is rejected at registration.
+ * Return value checks for the hooks where a wrong value would fail far from the plugin. Without
+ * them, a director outcome such as `true` leaves the job unfinished with no log line, and a
+ * malformed auth decision, job or output breaks the core with a TypeError that names no plugin.
+ * `undefined` always passes, because a bail hook then asks the next tap and a waterfall hook keeps
+ * the previous value.
  */
-function guardTaps(hook: Hook<any, any>, hookName: string): void {
+const RESULT_CHECKS: Partial<Record<string, ResultCheck>> = {
+  onDirector: (value) => (value === undefined || value === "done" || value === "continued" ? undefined : `"done", "continued" or undefined`),
+  onAuth: (value) => (value === undefined || isAuthDecision(value) ? undefined : "{ ok: true, user } with a non-empty user name, { ok: false, error: { code, message } } or undefined"),
+  onJobSubmit: (value) => (value === undefined || hasStringKeys(value, ["id", "type"]) ? undefined : "the job it received, possibly changed"),
+  onHandlerOutput: (value) =>
+    value === undefined || (isObject(value) && hasStringKeys(value.director, ["type"])) ? undefined : "the output it received ({ payload, director }), possibly changed",
+};
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null;
+}
+
+function hasStringKeys(value: unknown, keys: string[]): boolean {
+  return isObject(value) && keys.every((key) => typeof value[key] === "string");
+}
+
+function isAuthDecision(value: unknown): boolean {
+  if (!isObject(value)) {
+    return false;
+  }
+  if (value.ok === true) {
+    return typeof value.user === "string" && value.user !== "";
+  }
+  return value.ok === false && hasStringKeys(value.error, ["code", "message"]);
+}
+
+/** Describes a returned value for an error message, cut short so a large object cannot flood the log. */
+function describeReturned(value: unknown): string {
+  if (typeof value === "function") {
+    return "a function";
+  }
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length > 120 ? `${text.slice(0, 120)}...` : text;
+}
+
+/**
+ * Wraps every tap so an error it throws names the plugin (the tap name) and the hook, and so does a
+ * return value that `checkResult` rejects. Only promise and sync taps exist in Bester NG, and a
+ * callback tap is rejected at registration.
+ */
+function guardTaps(hook: Hook<any, any>, hookName: string, checkResult?: ResultCheck): void {
   // tapable 2 counts interceptors as use, and every hook gets the one below, so isUsed() was always
   // true and every `if (hook.isUsed())` guard ran the hook. Only taps count here.
   hook.isUsed = () => hook.taps.length > 0;
@@ -163,10 +215,17 @@ function guardTaps(hook: Hook<any, any>, hookName: string): void {
       if (tap.type === "async") {
         throw new Error(`Plugin "${tap.name}" used tapAsync on ${hookName}; use tap or tapPromise instead.`);
       }
+      const checked = (value: unknown): unknown => {
+        const expected = checkResult?.(value);
+        if (expected !== undefined) {
+          throw new TypeError(`The tap returned ${describeReturned(value)}, but a tap of this hook returns ${expected}.`);
+        }
+        return value;
+      };
       if (tap.type === "promise") {
         tap.fn = async (...args: any[]) => {
           try {
-            return await original(...args);
+            return checked(await original(...args));
           } catch (error) {
             throw wrapTapError(error, tap.name, hookName);
           }
@@ -174,7 +233,7 @@ function guardTaps(hook: Hook<any, any>, hookName: string): void {
       } else {
         tap.fn = (...args: any[]) => {
           try {
-            return original(...args);
+            return checked(original(...args));
           } catch (error) {
             throw wrapTapError(error, tap.name, hookName);
           }

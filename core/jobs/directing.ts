@@ -38,9 +38,13 @@ export async function runDirector(hooks: BesterHooks, job: Job, reply: Record<st
   }
 
   const hook = hooks.onDirector.get(director.type);
-  const outcome = hook?.isUsed() ? await hook.promise({ job, output, director }) : undefined;
-  if (outcome === undefined) {
+  if (!hook?.isUsed()) {
     throw coded("unknownDirector", `Handler "${job.type}" named director type "${director.type}", which no plugin handles. Use userDelivery, handler or handoff, or add a plugin that taps onDirector for it.`);
+  }
+  const outcome = await hook.promise({ job, output, director });
+  if (outcome === undefined) {
+    const plugins = [...new Set(hook.taps.map((tap) => `"${tap.name}"`))].join(", ");
+    throw coded("unknownDirector", `Handler "${job.type}" named director type "${director.type}", but every onDirector tap for it (plugin ${plugins}) returned undefined, so none carried it out. A tap that carries out the director returns "done" or "continued".`);
   }
   return outcome;
 }

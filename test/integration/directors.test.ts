@@ -23,6 +23,8 @@ function recordingDirector(seen: DirectorContext[]) {
       );
       // A tap that declines (returns undefined) leaves the director type unhandled.
       bester.hooks.onDirector.for("declined").tap("recording-director", () => undefined);
+      // A tap that returns neither outcome, as a plugin that confuses the contract may.
+      bester.hooks.onDirector.for("confused").tap("recording-director", () => true as unknown as "done");
     },
   };
 }
@@ -160,5 +162,16 @@ describe("directors", () => {
     const notification = await notificationFor(alice, jobID);
 
     expect(notification.error?.code).to.equal("unknownDirector");
+    expect(notification.error?.message).to.include('plugin "recording-director"');
+  });
+
+  it("plugin director with a wrong outcome fails the job", async () => {
+    const jobID = await acceptedJob(alice, "scripted", { reply: { payload: 1, director: { type: "confused" } } });
+    const notification = await notificationFor(alice, jobID);
+
+    expect(notification.error?.code).to.equal("directorFailed");
+    expect(notification.error?.message).to.include('in plugin "recording-director"');
+    const line = server.logs.find((entry) => entry.msg === "carrying out the handler's output failed" && entry.jobId === jobID);
+    expect((line?.err as { message: string } | undefined)?.message).to.include('The tap returned true, but a tap of this hook returns "done", "continued" or undefined.');
   });
 });
