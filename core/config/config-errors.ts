@@ -20,7 +20,14 @@ export function describeConfigError(errors: ErrorObject[], config: unknown, sche
   }
   if (error.keyword === "required") {
     const missing = String(error.params.missingProperty);
-    return `Invalid config in ${source}: missing key "${key === "(top level)" ? missing : `${key}.${missing}`}". Add it, as ${reference} describes.`;
+    const message = `Invalid config in ${source}: missing key "${key === "(top level)" ? missing : `${key}.${missing}`}". Add it, as ${reference} describes.`;
+    // The shared ajv instance stops at the first error (allErrors: false), so a misspelt required
+    // key would otherwise be reported only as missing.
+    const unknown = unknownKeys(valueAt(config, error.instancePath), schemaAt(schema, error.schemaPath.split("/").slice(1, -1)));
+    if (unknown.length === 0) {
+      return message;
+    }
+    return `${message} The unknown ${unknown.length === 1 ? "key" : "keys"} ${unknown.map((name) => `"${name}"`).join(", ")} may be a misspelling of it.`;
   }
   if (error.keyword === "additionalProperties") {
     const extra = String(error.params.additionalProperty);
@@ -94,6 +101,15 @@ function describeValue(value: unknown): string {
     return String(value);
   }
   return JSON.stringify(value);
+}
+
+/** Lists the keys of `value` that an object schema with `additionalProperties: false` does not allow. */
+function unknownKeys(value: unknown, objectSchema: SchemaObject | undefined): string[] {
+  if (typeof value !== "object" || value === null || objectSchema?.additionalProperties !== false) {
+    return [];
+  }
+  const allowed = (objectSchema.properties ?? {}) as Record<string, unknown>;
+  return Object.keys(value).filter((name) => !Object.hasOwn(allowed, name));
 }
 
 function valueAt(config: unknown, pointer: string): unknown {

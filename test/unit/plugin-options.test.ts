@@ -40,6 +40,14 @@ describe("plugin options (unit)", () => {
     expect(error.message).to.equal('Invalid config in the options of plugin "sink": missing key "folder". Add it, as the plugin\'s documentation describes.');
   });
 
+  it("names a misspelt required option", () => {
+    const error = errorOf(() => validatePluginOptions("sink", SCHEMA, { foldr: "out", retries: 2 }));
+
+    expect(error.message).to.equal(
+      'Invalid config in the options of plugin "sink": missing key "folder". Add it, as the plugin\'s documentation describes. The unknown key "foldr" may be a misspelling of it.',
+    );
+  });
+
   it("names a value of the wrong type", () => {
     const error = errorOf(() => validatePluginOptions("sink", SCHEMA, { folder: "out", retries: "2" }));
 
