@@ -71,7 +71,12 @@ export async function createBester(config: ResolvedConfig, options: BesterOption
 
   const replaced = new Set(config.plugins.map((plugin) => plugin.name));
   for (const plugin of builtins) {
-    if (config.omitBuiltins.includes(plugin.name) || replaced.has(plugin.name)) {
+    if (replaced.has(plugin.name)) {
+      // Logged because a misspelt name adds a plugin beside the built-in instead, without an error.
+      bester.log.info({ plugin: plugin.name }, "a configured plugin replaces the built-in plugin of the same name");
+      continue;
+    }
+    if (config.omitBuiltins.includes(plugin.name)) {
       continue;
     }
     await bester.use(plugin);
