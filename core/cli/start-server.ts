@@ -14,6 +14,7 @@ import { createLogger, type Logger } from "../log.js";
 import { BesterClientError } from "../../plugins/transport-tcp/client-error.js";
 import { displayPath } from "./display-path.js";
 import { createProgress } from "./spinner.js";
+import { stopOnEscapedErrors } from "./escaped-errors.js";
 import { terminalLogStream } from "./terminal-log.js";
 import { packageVersion } from "./version.js";
 
@@ -46,6 +47,7 @@ export async function start(options: StartOptions): Promise<void> {
     progress.fail("applying plugins failed");
     throw error;
   }
+  stopOnEscapedErrors(log, () => describeLeft(bester));
 
   let addresses: string[];
   try {
