@@ -4,7 +4,7 @@
 
 import { AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, HookMap } from "tapable";
 import type { Hook } from "tapable";
-import { wrapTapError, type WireError } from "./errors.js";
+import { isWireCode, wrapTapError, type WireError } from "./errors.js";
 import type { ClientSession } from "./client-session.js";
 import type { Director, HandlerOutput, Job, JobOutcome } from "./jobs/job.js";
 import type { Connection } from "./sessions.js";
@@ -162,7 +162,10 @@ type ResultCheck = (value: unknown) => string | undefined;
  */
 const RESULT_CHECKS: Partial<Record<string, ResultCheck>> = {
   onDirector: (value) => (value === undefined || value === "done" || value === "continued" ? undefined : `"done", "continued" or undefined`),
-  onAuth: (value) => (value === undefined || isAuthDecision(value) ? undefined : "{ ok: true, user } with a non-empty user name, { ok: false, error: { code, message } } or undefined"),
+  onAuth: (value) =>
+    value === undefined || isAuthDecision(value)
+      ? undefined
+      : "{ ok: true, user } with a non-empty user name, { ok: false, error: { code, message } } with a protocol error code such as invalidCredentials or notPermitted, or undefined",
   onJobSubmit: (value) => (value === undefined || hasStringKeys(value, ["id", "type"]) ? undefined : "the job it received, possibly changed"),
   onHandlerOutput: (value) =>
     value === undefined || (isObject(value) && hasStringKeys(value.director, ["type"])) ? undefined : "the output it received ({ payload, director }), possibly changed",
@@ -183,7 +186,8 @@ function isAuthDecision(value: unknown): boolean {
   if (value.ok === true) {
     return typeof value.user === "string" && value.user !== "";
   }
-  return value.ok === false && hasStringKeys(value.error, ["code", "message"]);
+  // Clients act on the protocol's fixed list of codes, so a code of the plugin's own would reach them unexplained.
+  return value.ok === false && hasStringKeys(value.error, ["code", "message"]) && isWireCode((value.error as { code: string }).code);
 }
 
 /** Describes a returned value for an error message, cut short so a large object cannot flood the log. */

@@ -52,6 +52,28 @@ describe("hooks result checks", () => {
     expect(error?.message).to.include('Plugin "test-plugin" failed in hook onAuth: The tap returned {"ok":true}');
   });
 
+  it("rejects an auth failure with its own code", async () => {
+    const hooks = createHooks();
+    hooks.onAuth.tap("test-plugin", () => ({ ok: false, error: { code: "blocked", message: "Blocked." } }) as never);
+
+    const error = await hooks.onAuth
+      .promise({ username: "alice", password: "pw", connection: {} as never })
+      .then(() => undefined, (reason: unknown) => reason as Error);
+
+    expect(error?.message).to.include('The tap returned {"ok":false,"error":{"code":"blocked","message":"Blocked."}}');
+    expect(error?.message).to.include("with a protocol error code such as invalidCredentials or notPermitted");
+  });
+
+  it("passes an auth failure with a protocol code", async () => {
+    const hooks = createHooks();
+    const decision = { ok: false as const, error: { code: "notPermitted" as const, message: "Blocked." } };
+    hooks.onAuth.tap("test-plugin", () => decision);
+
+    const result = await hooks.onAuth.promise({ username: "alice", password: "pw", connection: {} as never });
+
+    expect(result).to.deep.equal(decision);
+  });
+
   it("rejects a submitted job replaced by a string", async () => {
     const hooks = createHooks();
     hooks.onJobSubmit.tap("test-plugin", () => "not a job" as unknown as typeof job);
