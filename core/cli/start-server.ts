@@ -47,18 +47,63 @@ export async function start(options: StartOptions): Promise<void> {
     progress.fail("applying plugins failed");
     throw error;
   }
-  stopOnEscapedErrors(log, () => describeLeft(bester));
+  stopOnEscapedErrors(log, logTarget, () => ({ ...countJobs(bester, bester.engine.completingJobs), text: describeLeft(bester) }));
+
+  // Installed before the start, so a signal during a slow start-up (a Redis store, handlers that
+  // take seconds to connect) still stops the handlers it started instead of leaving them behind.
+  let started = false;
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      // A second signal skips the drain. Stored jobs run again after the next start, and the
+      // handlers exit by themselves once they see this process gone.
+      process.stderr.write(`${signal} received again; stopping at once. ${describeLeft(bester)}\n`);
+      log.warn({ signal }, "second stop signal; exiting without waiting for running jobs");
+      process.exit(1);
+    }
+    stopping = true;
+    if (started) {
+      process.stderr.write(`${signal} received; ${describeDrain(bester, signal)}\n`);
+    } else {
+      progress.fail(`${signal} received during start-up; stopping`);
+    }
+    bester
+      .stop()
+      .then(() => {
+        process.stderr.write(`${describeStopped(bester)}\n`);
+        process.exit(0);
+      })
+      .catch((error: unknown) => {
+        log.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      });
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
 
   let addresses: string[];
   try {
-    addresses = await bester.start((step) => progress.step(step));
+    addresses = await bester.start((step) => {
+      if (!stopping) {
+        progress.step(step);
+      }
+    });
   } catch (error) {
+    if (stopping) {
+      // The signal's stop ends the process; a start-up step it cut short is no failure to report.
+      return new Promise<never>(() => {});
+    }
     progress.fail("start-up failed");
     // The log may be a running server's, as when both use one data folder, so name this process.
     log.error({ err: error, pid: process.pid }, "start-up failed; this process stops");
     await bester.stop().catch(() => undefined);
     throw error;
   }
+
+  if (stopping) {
+    return;
+  }
+  started = true;
 
   const types = bester.scheduler.typeNames();
   // The server name differs from the listening address when server.name is set, as behind NAT.
@@ -76,31 +121,6 @@ export async function start(options: StartOptions): Promise<void> {
     process.stderr.write(`warning: no connection yet to handler${disconnected.length === 1 ? "" : "s"} ${disconnected.join(", ")}; check the command and socket in the config and the log\n`);
   }
   process.stderr.write("Press Ctrl-C to stop.\n");
-
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) {
-      // A second signal skips the drain. Stored jobs run again after the next start, and the
-      // handlers exit by themselves once they see this process gone.
-      process.stderr.write(`${signal} received again; stopping at once. ${describeLeft(bester)}\n`);
-      log.warn({ signal }, "second stop signal; exiting without waiting for running jobs");
-      process.exit(1);
-    }
-    stopping = true;
-    process.stderr.write(`${signal} received; ${describeDrain(bester)}\n`);
-    bester
-      .stop()
-      .then(() => {
-        process.stderr.write(`${describeStopped(bester)}\n`);
-        process.exit(0);
-      })
-      .catch((error: unknown) => {
-        log.error({ err: error }, "shutdown failed");
-        process.exit(1);
-      });
-  };
-  process.on("SIGINT", () => stop("SIGINT"));
-  process.on("SIGTERM", () => stop("SIGTERM"));
 }
 
 /** Counts the jobs on a handler (with `completing` ones still carrying out their director) and the queued ones. */
@@ -125,14 +145,14 @@ function jobsText(count: number): string {
 }
 
 /** Describes what the stop waits for, so the terminal does not stay silent through the drain unexplained. */
-function describeDrain(bester: Bester): string {
+function describeDrain(bester: Bester, signal: string): string {
   const { running, queued } = countJobs(bester);
   if (running === 0) {
     return "stopping";
   }
   const seconds = bester.config.shutdown.drainTimeoutMs / 1000;
   // The subject, "jobs still running then, and the queued", is plural whatever the counts.
-  return `stopping: waiting up to ${seconds} s for ${running} running job${running === 1 ? "" : "s"}. Jobs still running then, and the ${queued} queued, ${fateOf(bester, 2)}. Press Ctrl-C again to stop at once.`;
+  return `stopping: waiting up to ${seconds} s for ${running} running job${running === 1 ? "" : "s"}. Jobs still running then, and the ${queued} queued, ${fateOf(bester, 2)}. ${signal === "SIGINT" ? "Press Ctrl-C again" : `Send ${signal} again`} to stop at once.`;
 }
 
 /** Counts the accepted jobs a stop at once leaves, and states what becomes of them. */

@@ -57,9 +57,10 @@ describe("bester start with an error outside any tap", function () {
     const { code, stderr, logs } = await runUntilExit(`throw new Error("timer broke");`);
 
     expect(code).to.equal(1);
-    expect(stderr).to.include("bester: uncaught exception: timer broke. The server stops; the log has the stack. No accepted job was left.\n");
+    expect(stderr).to.include(`bester: uncaught exception: timer broke. The server stops; the log (${path.join(folder, "bester.log")}) has the stack. No accepted job was left.\n`);
     const fatal = logs.find((line) => line.msg === "uncaught exception; the server stops");
     expect(fatal?.level).to.equal(60);
+    expect(fatal?.unfinishedJobs).to.deep.equal({ running: 0, queued: 0 });
     expect((fatal?.err as { message: string }).message).to.equal("timer broke");
     expect((fatal?.err as { stack: string }).stack).to.include("bester.config.mjs");
   });

@@ -7,6 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { runCli, spawnCli, waitForOutput } from "../cli-runner.js";
 import { fixtureHandler, waitUntil } from "../helper.js";
+import { runningProcesses } from "../processes.js";
 
 // What `bester start` prints and does on Ctrl-C while jobs run: the first signal waits for the
 // running jobs and prints that it does, a second one stops at once and leaves the jobs stored.
@@ -150,5 +151,34 @@ describe("bester start stopped while jobs run", function () {
 
     expect(code).to.equal(0);
     expect(stderr).to.include("stopped: 2 accepted jobs (1 still running after the 1 s drain time, 1 queued) are lost, because the store is memory\n");
+  });
+
+  it("SIGTERM during start-up stops the handlers", async () => {
+    // A unique sleep time, so this test finds its own handler process among the machine's.
+    const seconds = String(900 + Math.floor(Math.random() * 99));
+    const slowStart = path.join(folder, "slow-start.json");
+    await writeFile(
+      slowStart,
+      JSON.stringify({
+        listen: { host: "127.0.0.1", port: 0 },
+        dataDir: path.join(folder, "slow-start-data"),
+        handlers: { never: { command: ["sleep", seconds] } },
+      }),
+    );
+    const starting = spawnCli(["start", "-c", slowStart, "--log", path.join(folder, "slow-start.log")]);
+    let stderr = "";
+    starting.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+    const handlerRuns = () => runningProcesses().some((entry) => entry.commandLine === `sleep ${seconds}`);
+    await waitUntil(handlerRuns, "the handler process to start");
+
+    const exited = once(starting, "exit");
+    starting.kill("SIGTERM");
+    const [code] = (await exited) as [number];
+
+    expect(code).to.equal(0);
+    expect(stderr).to.include("SIGTERM received during start-up; stopping\n");
+    expect(stderr).to.include("stopped");
+    expect(stderr).to.not.include("listening on");
+    expect(handlerRuns()).to.equal(false);
   });
 });
