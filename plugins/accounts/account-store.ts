@@ -139,9 +139,25 @@ export class AccountStore {
     return (await (this.keyv as Keyv<unknown>).get(CHANGE_MARK_KEY)) as string | undefined;
   }
 
-  /** Drops the records kept for logins during an outage. The server calls it when an account changed in the store. */
-  forgetLastRead(): void {
-    this.lastRead.clear();
+  /**
+   * Reads every kept record again, because an account changed in the store, and drops those of
+   * removed accounts. The other accounts keep their records, so one user's change does not lock
+   * every other admin out of `bester status` during a later outage. A failed read drops them all.
+   */
+  async refreshLastRead(): Promise<void> {
+    try {
+      for (const username of [...this.lastRead.keys()]) {
+        const record = await this.keyv.get(username);
+        if (record === undefined) {
+          this.lastRead.delete(username);
+        } else if (this.lastRead.has(username)) {
+          this.lastRead.set(username, record);
+        }
+      }
+    } catch (error) {
+      this.lastRead.clear();
+      throw error;
+    }
   }
 
   private async changeMark(): Promise<void> {

@@ -48,7 +48,7 @@ export class AccountWatch {
       if (mark === this.lastMark) {
         return;
       }
-      this.accounts().forgetLastRead();
+      await this.accounts().refreshLastRead();
       for (const { user } of this.sessions.list()) {
         const checked = this.sessions.connectionsOf(user).filter((connection) => this.authenticated.has(connection.id));
         if (checked.length === 0) {

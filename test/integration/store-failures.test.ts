@@ -297,24 +297,33 @@ describe("store failures", function () {
       expect(submission).to.deep.equal({ reply: "jobSubmission", submission: { status: "rejected", error: STORE_UNAVAILABLE } });
     });
 
-    it("forgets a revoked admin's record", async () => {
+    it("keeps records current across a revocation", async () => {
       const accounts = new AccountStore(server.bester.store.namespace<AccountRecord>(ACCOUNTS_NAMESPACE));
       await accounts.add("heidi", "heidi-pw", { admin: true });
-      const before = await RawClient.connect(server.port);
-      await login(before, "heidi", "heidi-pw", false);
-      before.close();
+      await accounts.add("ivan", "ivan-pw", { admin: true });
+      for (const [name, password] of [["heidi", "heidi-pw"], ["ivan", "ivan-pw"]]) {
+        const before = await RawClient.connect(server.port);
+        await login(before, name!, password!, false);
+        before.close();
+      }
       // Revoked through another AccountStore, as `bester user admin --revoke` does from its own process.
       const command = new AccountStore(server.bester.store.namespace<AccountRecord>(ACCOUNTS_NAMESPACE));
       await command.setAdmin("heidi", false);
       await new Promise((resolve) => setTimeout(resolve, ACCOUNT_CHECK_MS + 1000));
 
       await stopRedis();
-      const during = await RawClient.connect(server.port);
-      const reply = await during.request({ request: "auth", account: { username: "heidi", password: "heidi-pw" } });
-      during.close();
+      const revoked = await RawClient.connect(server.port);
+      await login(revoked, "heidi", "heidi-pw", false);
+      const refused = await revoked.request({ request: "status" });
+      revoked.close();
+      const other = await RawClient.connect(server.port);
+      await login(other, "ivan", "ivan-pw", false);
+      const status = await other.request({ request: "status" });
+      other.close();
       await restartRedis();
 
-      expect(reply).to.deep.equal({ reply: "auth", auth: { status: "failed", error: STORE_UNAVAILABLE } });
+      expect((refused.error as { code: string }).code).to.equal("notPermitted");
+      expect(status.reply).to.equal("status");
     });
   });
 

@@ -74,16 +74,39 @@ describe("account records kept for an outage", () => {
     expect((await accounts.versionOf("user-10000"))?.createdAt).to.equal(10_000);
   });
 
-  it("forgets every record on forgetLastRead", async () => {
+  it("refreshes kept records after a change", async () => {
+    const keyv = new Keyv<AccountRecord>();
+    await keyv.set("lena", record(5));
+    await keyv.set("mia", record(6));
+    await keyv.set("noah", record(7));
+    const accounts = new AccountStore(keyv);
+    for (const name of ["lena", "mia", "noah"]) {
+      await accounts.versionOf(name);
+    }
+    // As `bester user` changes accounts from another process, behind this AccountStore's back.
+    await keyv.set("mia", { ...record(6), passwordSetAt: 60 });
+    await keyv.delete("noah");
+    await accounts.refreshLastRead();
+
+    breakReads(keyv);
+    const removed = await accounts.versionOf("noah").catch((error: unknown) => error);
+
+    expect(await accounts.versionOf("lena")).to.deep.equal({ createdAt: 5, passwordSetAt: 5, admin: false });
+    expect(await accounts.versionOf("mia")).to.deep.equal({ createdAt: 6, passwordSetAt: 60, admin: false });
+    expect((removed as BesterError).code).to.equal("storeUnavailable");
+  });
+
+  it("drops every record when a refresh fails", async () => {
     const keyv = new Keyv<AccountRecord>();
     await keyv.set("lena", record(5));
     const accounts = new AccountStore(keyv);
     await accounts.versionOf("lena");
-    accounts.forgetLastRead();
 
     breakReads(keyv);
+    const refresh = await accounts.refreshLastRead().catch((error: unknown) => error);
     const failure = await accounts.versionOf("lena").catch((error: unknown) => error);
 
+    expect((refresh as BesterError).code).to.equal("storeUnavailable");
     expect((failure as BesterError).code).to.equal("storeUnavailable");
   });
 });

@@ -12,7 +12,7 @@ describe("account watch", () => {
     let failNextRead = false;
     const store = {
       readChangeMark: async () => mark,
-      forgetLastRead: () => undefined,
+      refreshLastRead: async () => undefined,
       versionOf: async () => {
         if (failNextRead) {
           failNextRead = false;
