@@ -118,8 +118,8 @@ export class AccountStore {
     const { admin: _previous, ...rest } = record;
     this.lastRead.delete(username);
     await this.keyv.set(username, admin ? { ...rest, admin: true } : rest);
-    // Running servers drop their kept records on a mark change, so a revoked admin cannot log in
-    // with the old flag during a later outage.
+    // Running servers read their kept records again on a mark change, so during a later outage a
+    // revoked admin's kept record no longer has the flag.
     await this.changeMark();
   }
 

@@ -4,6 +4,7 @@
 // version they logged in to.
 
 import type { Logger } from "pino";
+import { logRequestFailure } from "../../core/log.js";
 import type { Connection, SessionRegistry } from "../../core/sessions.js";
 import type { AccountStore, AccountVersion } from "./account-store.js";
 
@@ -65,7 +66,8 @@ export class AccountWatch {
       // Only once every user was checked: after a failed read, the next check must try again.
       this.lastMark = mark;
     } catch (error) {
-      this.log.warn({ err: error }, "checking for removed users and new passwords failed; the next check tries again");
+      // Through logRequestFailure, so a store outage warns once per 10 s rather than at every check.
+      logRequestFailure(this.log, error, {}, "checking for removed users and new passwords failed; the next check tries again");
     } finally {
       this.checking = false;
     }

@@ -72,8 +72,9 @@ export function journalPlugin(options: JournalOptions = {}): BesterPlugin {
             await journal.put(JOB_PREFIX + job.id, jobRecord(job));
           } catch (error) {
             // An unreachable store keeps its code, so the submitter learns that a retry may succeed.
-            const code = isStoreUnavailable(error) ? "storeUnavailable" : "storeFailed";
-            throw new BesterError(code, `Storing job ${job.id} failed: ${(error as Error).message}. Check that the store at ${journal.backend.description} is writable.`, { cause: error });
+            const unavailable = isStoreUnavailable(error);
+            const advice = unavailable ? "Check that it is running and reachable from this server" : "Check that it is writable";
+            throw new BesterError(unavailable ? "storeUnavailable" : "storeFailed", `Storing job ${job.id} failed: ${(error as Error).message}. ${advice}: ${journal.backend.description}.`, { cause: error });
           }
         });
 

@@ -125,7 +125,7 @@ export class RedisLease {
       }
       // The claim expired, as after a Redis outage longer than LEASE_MS. Claim it again unless another server did.
       if ((await this.client.set(LEASE_KEY, this.value, { NX: true, PX: LEASE_MS })) === "OK") {
-        this.log?.warn({ journal: this.description }, `claimed the Redis journal again: the claim expired, as it does when Redis is unreachable or restarts for more than ${LEASE_MS / 1000} s, and no other server had taken it`);
+        this.log?.warn({ journal: this.description }, `claimed the Redis journal again: the claim expired, as it can when Redis is unreachable or restarts for more than ${(LEASE_MS - RENEW_EVERY_MS) / 1000} s and always does after ${LEASE_MS / 1000} s, and no other server had taken it`);
         return;
       }
       const holder = await this.client.get(LEASE_KEY);

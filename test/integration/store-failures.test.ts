@@ -233,6 +233,7 @@ describe("store failures", function () {
       }
       const failed = server.logs.find((line) => line.msg === "job submission failed" && line.user === "carol");
       expect((failed?.err as { message: string } | undefined)?.message).to.include(`Redis at ${redis.url} is unreachable, so a command on the journal connection failed`);
+      expect((failed?.err as { message: string } | undefined)?.message).to.include(`Check that it is running and reachable from this server: ${redis.url}.`);
 
       client.close();
       // The restarted Redis has no accounts, and the account check may end carol's session, so a new user submits.

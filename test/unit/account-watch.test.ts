@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import { pino } from "pino";
+import { BesterError } from "../../core/errors.js";
 import type { AccountStore, AccountVersion } from "../../plugins/accounts/account-store.js";
 import { AccountWatch } from "../../plugins/accounts/account-watch.js";
 import type { Connection, SessionRegistry } from "../../core/sessions.js";
@@ -39,5 +40,30 @@ describe("account watch", () => {
     expect(afterFailure).to.equal(0);
     expect(closes).to.have.length(1);
     expect(closes[0]).to.have.property("code", "notAuthenticated");
+  });
+
+  it("warns once for repeated outage failures", async () => {
+    let readable = true;
+    const store = {
+      readChangeMark: async () => {
+        if (!readable) {
+          throw new BesterError("storeUnavailable", "Redis at redis://127.0.0.1:1 is unreachable");
+        }
+        return "m1";
+      },
+    } as unknown as AccountStore;
+    const levels: number[] = [];
+    const log = pino({ level: "debug" }, { write: (line: string) => levels.push((JSON.parse(line) as { level: number }).level) });
+    const sessions = { list: () => [], connectionsOf: () => [] } as unknown as SessionRegistry;
+    const watch = new AccountWatch(() => store, sessions, new Map(), log, 1_000_000);
+    await watch.start();
+    watch.stop();
+
+    readable = false;
+    for (let check = 0; check < 3; check += 1) {
+      await watch.check();
+    }
+
+    expect(levels).to.deep.equal([40, 20, 20]);
   });
 });
