@@ -168,9 +168,19 @@ export class AccountStore {
     return isValidUsername(username) && (await this.keyv.has(username));
   }
 
-  /** Returns the account's version, or undefined when there is no such account. */
-  async versionOf(username: string): Promise<AccountVersion | undefined> {
-    const record = isValidUsername(username) ? await this.readForLogin(username) : undefined;
+  /**
+   * Returns the account's version, or undefined when there is no such account. While the store is
+   * unreachable it returns the kept record's version, unless `useKept` is false, and otherwise
+   * throws the store error.
+   */
+  async versionOf(username: string, options: { useKept?: boolean } = {}): Promise<AccountVersion | undefined> {
+    if (!isValidUsername(username)) {
+      return undefined;
+    }
+    const { record, outage } = await this.readForLogin(username);
+    if (outage !== undefined && (record === undefined || options.useKept === false)) {
+      throw outage;
+    }
     return record ? versionOf(record) : undefined;
   }
 
@@ -203,28 +213,47 @@ export class AccountStore {
    * from the same account after a password change.
    */
   async verifiedAccount(username: string, password: string): Promise<AccountVersion | undefined> {
-    const record = isValidUsername(username) ? await this.readForLogin(username) : undefined;
+    const { record, outage } = isValidUsername(username) ? await this.readForLogin(username) : { record: undefined, outage: undefined };
     const checked = record ?? (await this.decoyRecord());
     const expected = Buffer.from(checked.hash, "base64");
     const actual = await scrypt(password, Buffer.from(checked.salt, "base64"), { ...checked.params, maxmem: SCRYPT_PARAMS.maxmem });
     const matches = record !== undefined && expected.length === actual.length && timingSafeEqual(expected, actual);
-    return matches ? versionOf(record) : undefined;
+    if (matches) {
+      return versionOf(record);
+    }
+    // During an outage every failed login throws the store error after one hash, kept record or
+    // not, so neither the reply nor its time tells which accounts the server keeps a record of.
+    if (outage !== undefined) {
+      throw outage;
+    }
+    return undefined;
+  }
+
+  /** Whether a record of the account is kept for logins during a store outage. */
+  keepsRecordOf(username: string): boolean {
+    return this.lastRead.has(username);
+  }
+
+  /** Hashes `password` against a random record and throws `outage`, so a rejection takes as long as a password check. */
+  async rejectAfterHash(password: string, outage: unknown): Promise<never> {
+    const decoy = await this.decoyRecord();
+    await scrypt(password, Buffer.from(decoy.salt, "base64"), { ...decoy.params, maxmem: SCRYPT_PARAMS.maxmem });
+    throw outage;
   }
 
   /**
    * Reads an account and keeps the record. While the store is unreachable it returns the kept
-   * record instead, and an account no login read since the start still fails with the store error.
+   * record, if any, with the store error as `outage`. Any other store error is thrown.
    */
-  private async readForLogin(username: string): Promise<AccountRecord | undefined> {
+  private async readForLogin(username: string): Promise<{ record: AccountRecord | undefined; outage?: unknown }> {
     let record: AccountRecord | undefined;
     try {
       record = await this.keyv.get(username);
     } catch (error) {
-      const kept = isStoreUnavailable(error) ? this.lastRead.get(username) : undefined;
-      if (kept === undefined) {
+      if (!isStoreUnavailable(error)) {
         throw error;
       }
-      return kept;
+      return { record: this.lastRead.get(username), outage: error };
     }
 
     // Deleted first, so the map's order stays least recently read first.
@@ -235,7 +264,7 @@ export class AccountStore {
     if (this.lastRead.size > LAST_READ_LIMIT) {
       this.lastRead.delete(this.lastRead.keys().next().value!);
     }
-    return record;
+    return { record };
   }
 
   private decoyRecord(): Promise<AccountRecord> {

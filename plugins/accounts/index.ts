@@ -40,15 +40,24 @@ export function accountsPlugin(options: AccountsOptions): BesterPlugin {
       bester.hooks.close.tap(PLUGIN_NAME, () => watch.stop());
 
       bester.hooks.onAuth.tapPromise(PLUGIN_NAME, async ({ username, password, connection }) => {
-        if (limiter.isLimited(username, connection.remoteAddress) && (await stillLimited(username, connection.remoteAddress))) {
+        if (limiter.isLimited(username, connection.remoteAddress) && (await stillLimited(username, password, connection.remoteAddress))) {
           log.warn({ username, remote: connection.remoteAddress }, "login rejected: too many failed logins");
           const seconds = Math.ceil(limiter.windowMs / 1000);
           return { ok: false, error: { code: "rateLimited", message: `Too many failed logins for "${username}" or from this address. Retry in up to ${seconds} s.` } };
         }
 
+        let version: AccountVersion | undefined;
+        try {
+          version = await store().verifiedAccount(username, password);
+        } catch (error) {
+          // A wrong password for a kept account during an outage still counts toward the limit.
+          if (isStoreUnavailable(error) && store().keepsRecordOf(username)) {
+            limiter.recordFailure(username, connection.remoteAddress);
+          }
+          throw error;
+        }
         // The second read closes most of the scrypt hash's window, in which the account could be
         // removed (or removed and added again) and the removal check run before this session exists.
-        const version = await store().verifiedAccount(username, password);
         if (version !== undefined && sameVersion(await store().versionOf(username), version)) {
           limiter.recordSuccess(username);
           // By connection id, because the session registry keeps its own object for the same connection.
@@ -63,9 +72,19 @@ export function accountsPlugin(options: AccountsOptions): BesterPlugin {
        * Forgets the username's failed logins made before its current password was set, then returns
        * whether the login is still limited. An operator's new password thus lifts a user's
        * rateLimited lock at once. The address's count stays, because it counts guesses from there.
+       * While the store is unreachable, the login fails with the store error after a hash, as one
+       * to an account without a kept record does, so a rateLimited reply cannot tell them apart.
        */
-      async function stillLimited(username: string, remoteAddress: string): Promise<boolean> {
-        const version = await store().versionOf(username);
+      async function stillLimited(username: string, password: string, remoteAddress: string): Promise<boolean> {
+        let version: AccountVersion | undefined;
+        try {
+          version = await store().versionOf(username, { useKept: false });
+        } catch (error) {
+          if (isStoreUnavailable(error)) {
+            return store().rejectAfterHash(password, error);
+          }
+          throw error;
+        }
         if (version) {
           limiter.forgetUserFailuresBefore(username, version.passwordSetAt);
         }

@@ -291,11 +291,37 @@ describe("store failures", function () {
       admin.close();
       await restartRedis();
 
-      expect(rejected).to.deep.equal({ reply: "auth", auth: { status: "failed", error: { code: "invalidCredentials", message: "The username or password is wrong." } } });
+      // A wrong password gets storeUnavailable, as for an account the server has no record of.
+      expect(rejected).to.deep.equal({ reply: "auth", auth: { status: "failed", error: STORE_UNAVAILABLE } });
       expect(accepted).to.deep.equal({ reply: "auth", auth: { status: "ok", address: `grace@127.0.0.1:${server.port}` } });
       expect(status.reply).to.equal("status");
       expect((status.status as ServerStatus).sections.store?.rows.map((row) => row.state)).to.deep.equal(["unreachable", "unreachable"]);
       expect(submission).to.deep.equal({ reply: "jobSubmission", submission: { status: "rejected", error: STORE_UNAVAILABLE } });
+    });
+
+    it("hides which accounts are kept during the outage", async () => {
+      const accounts = new AccountStore(server.bester.store.namespace<AccountRecord>(ACCOUNTS_NAMESPACE));
+      await accounts.add("kate", "kate-pw");
+      await accounts.add("liam", "liam-pw");
+      const before = await RawClient.connect(server.port);
+      await login(before, "kate", "kate-pw", false);
+      before.close();
+
+      await stopRedis();
+      // Past the default limit of 10 failed logins per user, so a rateLimited reply would show too.
+      const replies: Record<string, unknown[]> = { kate: [], liam: [] };
+      for (let attempt = 0; attempt < 12; attempt += 1) {
+        for (const username of ["kate", "liam"]) {
+          const client = await RawClient.connect(server.port);
+          replies[username]!.push(await client.request({ request: "auth", account: { username, password: "wrong-pw" } }));
+          client.close();
+        }
+      }
+      await restartRedis();
+
+      const failed = { reply: "auth", auth: { status: "failed", error: STORE_UNAVAILABLE } };
+      expect(replies.kate, "replies for the kept account").to.deep.equal(Array(12).fill(failed));
+      expect(replies.liam, "replies for the account without a kept record").to.deep.equal(Array(12).fill(failed));
     });
 
     it("keeps records current across a revocation", async () => {
