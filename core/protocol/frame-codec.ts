@@ -206,6 +206,21 @@ export class FrameDecoder {
     return this.byteAt(FRAME_HEADER_BYTES) === 0x7b && this.byteAt(end - 1) === 0x7d ? bigEndian : undefined;
   }
 
+  /**
+   * Returns whether the `length` waiting bytes after the length prefix parse as one JSON object.
+   * bigEndianFrameWaiting() only checks the first and last byte, which a little-endian frame on
+   * its way matches by chance, as a 65 536-byte body with a `}` as its 256th byte does. Such a
+   * frame's first bytes are no whole JSON object. This copies the bytes, so call it once per
+   * stall, not per read.
+   */
+  bigEndianBodyParses(length: number): boolean {
+    if (this.failed || FRAME_HEADER_BYTES + length > this.buffered) {
+      return false;
+    }
+    const waiting = Buffer.concat(this.chunks, this.buffered);
+    return parseFrameBody(waiting.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + length)).kind === "frame";
+  }
+
   /** Feeds bytes in and returns every frame they complete, in order. */
   push(chunk: Buffer): DecodedFrame[] {
     if (this.failed) {

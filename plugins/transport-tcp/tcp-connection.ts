@@ -218,8 +218,8 @@ export class TcpConnection implements Connection {
 
   /**
    * Restarts the wait for a frame that reads whole with a big-endian prefix. When no byte follows
-   * it in BIG_ENDIAN_STALL_MS, the client gets `invalidJson` with the byte order named, and the
-   * connection closes, because the next frame boundary is unknown.
+   * it in BIG_ENDIAN_STALL_MS and its body parses as a JSON object, the client gets `invalidJson`
+   * with the byte order named, and the connection closes, because the next frame boundary is unknown.
    */
   private watchForBigEndianFrame(): void {
     clearTimeout(this.stallTimer);
@@ -231,7 +231,8 @@ export class TcpConnection implements Connection {
 
     this.stallTimer = setTimeout(() => {
       this.stallTimer = undefined;
-      if (this.closed) {
+      // A little-endian frame paused on its way can pass the cheap byte checks above, but not a parse.
+      if (this.closed || !this.decoder.bigEndianBodyParses(bigEndian)) {
         return;
       }
       const arrived = this.decoder.bufferedBytes - FRAME_HEADER_BYTES;

@@ -293,6 +293,30 @@ describe("client length prefix in the wrong byte order", () => {
     expect(server.logs.some((line) => line.msg === "closing connection whose frame has a big-endian length prefix" && line.bigEndianLength === 512)).to.equal(true);
   });
 
+  it("waits for a 64 KiB frame paused after a brace", async () => {
+    // A 65 536-byte body has the prefix 00 00 01 00, which reads as 256 big-endian. With a "}" as
+    // its 256th byte, the first 260 bytes look like a whole big-endian frame.
+    const start = '{"request":"newJob","job":{"payload":{"type":"echo","data":[{"a":"';
+    const first = `${start}${"x".repeat(256 - start.length - 2)}"}`;
+    const end = '"}]}}}';
+    const second = `,{"b":"${"y".repeat(65_536 - first.length - 7 - end.length)}`;
+    const body = Buffer.from(first + second + end);
+    expect(body.length).to.equal(65_536);
+    expect(body[255]).to.equal(0x7d);
+    const frame = encodeFrame(JSON.parse(body.toString()) as object);
+    expect(frame.length).to.equal(4 + 65_536);
+
+    const client = await connectAs(server.port, "braced");
+    client.writeRaw(frame.subarray(0, 1000));
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    client.writeRaw(frame.subarray(1000));
+    const submission = await client.next();
+    client.close();
+
+    expect(submission.reply, JSON.stringify(submission).slice(0, 300)).to.equal("jobSubmission");
+    expect((submission.submission as { status: string }).status).to.equal("accepted");
+  });
+
   it("waits for a little-endian frame sent in two parts", async () => {
     const client = await connectAs(server.port, "patient");
     const frame = encodeFrame({ request: "newJob", job: { payload: { type: "echo", data: "y".repeat(600) } } });

@@ -157,6 +157,25 @@ describe("frame codec", () => {
       expect(decoder.bigEndianFrameWaiting()).to.equal(undefined);
     });
 
+    it("parses the big-endian body", () => {
+      const decoder = new FrameDecoder();
+      decoder.push(bigEndianFrame());
+
+      expect(decoder.bigEndianBodyParses(512)).to.equal(true);
+    });
+
+    it("rejects a little-endian frame that ends a brace early", () => {
+      // The prefix 00 00 01 00 of a 65 536-byte body reads as 256 big-endian, and its 256th byte is "}".
+      const decoder = new FrameDecoder();
+      const start = '{"data":[{"a":"';
+      const body = `${start}${"x".repeat(256 - start.length - 2)}"},{"b":"${"y".repeat(65_536 - 256 - 11)}"}]}`;
+      expect(body.length).to.equal(65_536);
+      decoder.push(encodeFrame(JSON.parse(body) as object).subarray(0, 1000));
+
+      expect(decoder.bigEndianFrameWaiting()).to.equal(256);
+      expect(decoder.bigEndianBodyParses(256)).to.equal(false);
+    });
+
     it("is undefined for a little-endian frame on its way", () => {
       const decoder = new FrameDecoder();
       const frame = encodeFrame({ pad: "y".repeat(200_000) });
