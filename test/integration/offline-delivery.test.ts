@@ -193,11 +193,23 @@ describe("offline delivery order across jobs", () => {
 
   before(async () => {
     folder = await mkdtemp(path.join(os.tmpdir(), "bester-offline-order-"));
-    // SQLite, because its account lookups and commits take long enough to reorder messages.
+    // Account lookups that take 300 ms, as on a loaded store, so a lookup before the first job's
+    // output would let the second job's progress reach the backlog first. It runs before the
+    // accounts plugin's tap and leaves the decision to it.
+    const slowLookup: BesterPlugin = {
+      name: "slow-lookup",
+      apply(bester) {
+        bester.hooks.onUserLookup.tapPromise({ name: "slow-lookup", stage: -10 }, async () => {
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          return undefined;
+        });
+      },
+    };
     server = await startServer({
       store: `sqlite://${path.join(folder, "bester.sqlite")}`,
       registration: true,
       handlers: { scripted: fixtureHandler("scripted", { connections: 1 }) },
+      plugins: [slowLookup],
     });
   });
 
