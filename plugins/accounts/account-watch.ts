@@ -49,13 +49,13 @@ export class AccountWatch {
       if (mark === this.lastMark) {
         return;
       }
-      await this.accounts().refreshLastRead();
       for (const { user } of this.sessions.list()) {
         const checked = this.sessions.connectionsOf(user).filter((connection) => this.authenticated.has(connection.id));
         if (checked.length === 0) {
           continue;
         }
-        const current = await this.accounts().versionOf(user);
+        // Not the kept record: a read that fails must fail the check, so the next one tries again.
+        const current = await this.accounts().versionOf(user, { useKept: false });
         for (const connection of checked) {
           const reason = staleReason(this.authenticated.get(connection.id)!, current);
           if (reason) {
@@ -63,6 +63,8 @@ export class AccountWatch {
           }
         }
       }
+      // After the sessions, so closing a removed user's connections does not wait for up to 10 000 reads.
+      await this.accounts().refreshLastRead();
       // Only once every user was checked: after a failed read, the next check must try again.
       this.lastMark = mark;
     } catch (error) {
