@@ -56,7 +56,7 @@ export async function start(options: StartOptions): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) {
       // A second signal skips the drain. Stored jobs run again after the next start, and the
-      // handlers exit by themselves once they see this process gone.
+      // handler bridge sends SIGTERM to the handler process groups as this process exits.
       process.stderr.write(`${signal} received again; stopping at once. ${describeLeft(bester)}\n`);
       log.warn({ signal }, "second stop signal; exiting without waiting for running jobs");
       process.exit(1);

@@ -4,6 +4,33 @@
 
 const POLL_MS = 50;
 
+/** Leaders of the handler groups started and not yet ended, for the exit hook below. */
+const liveGroups = new Set<number>();
+let exitHookInstalled = false;
+
+/**
+ * Records a started handler group. When the daemon exits with the group still running, as after
+ * a second Ctrl-C or an error that escapes every tap, the group gets SIGTERM. A handler that does
+ * not watch its parent would otherwise keep running, and keep its socket, after the daemon is gone.
+ */
+export function trackGroup(leader: number): void {
+  liveGroups.add(leader);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    // Only synchronous work runs in an "exit" handler, and process.kill is synchronous.
+    process.on("exit", () => {
+      for (const group of liveGroups) {
+        signalGroup(group, "SIGTERM");
+      }
+    });
+  }
+}
+
+/** Forgets a group that ended or was stopped. */
+export function untrackGroup(leader: number): void {
+  liveGroups.delete(leader);
+}
+
 /** Sends `signal` to every process in the group led by `leader`; returns false when the group is empty. */
 export function signalGroup(leader: number, signal: NodeJS.Signals): boolean {
   try {

@@ -9,7 +9,7 @@ import path from "node:path";
 import readline from "node:readline";
 import type { Logger } from "pino";
 import type { ResolvedHandlerConfig } from "../../core/config/types.js";
-import { signalGroup, waitForGroupExit } from "./process-group.js";
+import { signalGroup, trackGroup, untrackGroup, waitForGroupExit } from "./process-group.js";
 import { shellScript } from "./shell-command.js";
 import { StderrBudget } from "./stderr-budget.js";
 
@@ -111,6 +111,7 @@ export class HandlerSupervisor {
     this.replied = false;
     // Logged on "spawn": a command that does not exist gets a pid of undefined and an "error" instead.
     child.once("spawn", () => {
+      trackGroup(child.pid!);
       this.lastSpawnError = undefined;
       this.log.info({ type: this.type, pid: child.pid }, "handler process started");
     });
@@ -134,6 +135,7 @@ export class HandlerSupervisor {
       // signalGroup does nothing when the group is already empty.
       if (child.pid !== undefined) {
         signalGroup(child.pid, "SIGKILL");
+        untrackGroup(child.pid);
       }
 
       if (this.replied || Date.now() - startedAt > HEALTHY_RUN_MS) {
@@ -220,6 +222,9 @@ export class HandlerSupervisor {
     clearTimeout(this.restartTimer);
     const child = this.child;
     if (!child || child.pid === undefined || child.exitCode !== null || child.signalCode !== null) {
+      if (child?.pid !== undefined) {
+        untrackGroup(child.pid);
+      }
       return;
     }
     const leader = child.pid;
@@ -236,6 +241,7 @@ export class HandlerSupervisor {
       signalGroup(leader, "SIGKILL");
     }
     await exited;
+    untrackGroup(leader);
 
     await rm(this.config.socket, { force: true });
   }

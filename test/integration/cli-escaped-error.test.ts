@@ -5,12 +5,18 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { spawnCli, waitForOutput } from "../cli-runner.js";
+import { fixtureHandler, waitUntil } from "../helper.js";
+import { runningProcesses } from "../processes.js";
 
-/** Returns the JavaScript of a config whose plugin runs `fault`, a statement, 300 ms after the server is ready. */
-function faultyConfig(folder: string, fault: string): string {
+/**
+ * Returns the JavaScript of a config whose plugin runs `fault`, a statement, 300 ms after the
+ * server is ready. `handlers` is the config's handlers section.
+ */
+function faultyConfig(folder: string, fault: string, handlers: Record<string, unknown> = {}): string {
   return `export default {
   listen: { host: "127.0.0.1", port: 0 },
   dataDir: ${JSON.stringify(path.join(folder, "data"))},
+  handlers: ${JSON.stringify(handlers)},
   plugins: [{
     name: "faulty-timer",
     apply(bester) {
@@ -36,9 +42,9 @@ describe("bester start with an error outside any tap", function () {
   });
 
   /** Starts a server with the faulty plugin and returns its exit code, stderr and JSON log lines. */
-  async function runUntilExit(fault: string): Promise<{ code: number; stderr: string; logs: Array<Record<string, unknown>> }> {
+  async function runUntilExit(fault: string, handlers?: Record<string, unknown>): Promise<{ code: number; stderr: string; logs: Array<Record<string, unknown>> }> {
     const config = path.join(folder, "bester.config.mjs");
-    await writeFile(config, faultyConfig(folder, fault));
+    await writeFile(config, faultyConfig(folder, fault, handlers));
     const logFile = path.join(folder, "bester.log");
     const daemon = spawnCli(["start", "-c", config, "--log", logFile]);
     let stderr = "";
@@ -73,5 +79,20 @@ describe("bester start with an error outside any tap", function () {
     const fatal = logs.find((line) => line.msg === "unhandled promise rejection; the server stops");
     expect(fatal?.level).to.equal(60);
     expect((fatal?.err as { message: string }).message).to.equal("nobody waits");
+  });
+
+  it("stops the handler processes it leaves", async () => {
+    // The echo handler exits once it sees the daemon gone, but the sleep beside it in the handler's
+    // process group does not watch the daemon, as many handler programs do not.
+    const seconds = String(900 + Math.floor(Math.random() * 99));
+    const echo = fixtureHandler("echo");
+    const command = `sleep ${seconds} & exec ${(echo.command as string[]).join(" ")}`;
+    const sleepRuns = () => runningProcesses().some((entry) => entry.commandLine === `sleep ${seconds}`);
+
+    const { code } = await runUntilExit(`throw new Error("timer broke");`, { echo: { ...echo, command } });
+
+    expect(code).to.equal(1);
+    await waitUntil(() => !sleepRuns(), "the handler's sleep to end", 3000);
+    expect(sleepRuns()).to.equal(false);
   });
 });
