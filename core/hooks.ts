@@ -157,7 +157,7 @@ type ResultCheck = (value: unknown) => string | undefined;
  * Return value checks for the hooks where a wrong value would fail far from the plugin. Without
  * them, a director outcome such as `true` leaves the job unfinished with no log line, and a
  * malformed auth decision, job or output breaks the core with a TypeError that names no plugin.
- * `undefined` always passes, because a bail hook then asks the next tap and a waterfall hook keeps
+ * `undefined` always passes, because a bail hook then calls the next tap and a waterfall hook keeps
  * the previous value.
  */
 const RESULT_CHECKS: Partial<Record<string, ResultCheck>> = {

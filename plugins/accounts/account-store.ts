@@ -222,14 +222,14 @@ export class AccountStore {
       return versionOf(record);
     }
     // During an outage every failed login throws the store error after one hash, kept record or
-    // not, so neither the reply nor its time tells which accounts the server keeps a record of.
+    // not, so neither the reply nor its time reveals which accounts the server keeps a record of.
     if (outage !== undefined) {
       throw outage;
     }
     return undefined;
   }
 
-  /** Whether a record of the account is kept for logins during a store outage. */
+  /** Returns whether a record of the account is kept for logins during a store outage. */
   keepsRecordOf(username: string): boolean {
     return this.lastRead.has(username);
   }

@@ -82,8 +82,8 @@ describe("bester start with an error outside any tap", function () {
   });
 
   it("stops the handler processes it leaves", async () => {
-    // The echo handler exits once it sees the daemon gone, but the sleep beside it in the handler's
-    // process group does not watch the daemon, as many handler programs do not.
+    // The echo handler exits once it detects that the daemon is gone. The sleep beside it in the
+    // handler's process group does not watch the daemon, as many handler programs do not.
     const seconds = String(900 + Math.floor(Math.random() * 99));
     const echo = fixtureHandler("echo");
     const command = `sleep ${seconds} & exec ${(echo.command as string[]).join(" ")}`;
