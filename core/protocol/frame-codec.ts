@@ -198,7 +198,7 @@ export class FrameDecoder {
     if (this.failed || this.buffered < FRAME_HEADER_BYTES + 2) {
       return undefined;
     }
-    const bigEndian = this.byteAt(0) * 0x1000000 + this.byteAt(1) * 0x10000 + this.byteAt(2) * 0x100 + this.byteAt(3);
+    const bigEndian = this.peekHeader().readUInt32BE(0);
     const end = FRAME_HEADER_BYTES + bigEndian;
     if (bigEndian < 2 || end > this.buffered) {
       return undefined;
@@ -210,15 +210,15 @@ export class FrameDecoder {
    * Returns whether the `length` waiting bytes after the length prefix parse as one JSON object.
    * bigEndianFrameWaiting() only checks the first and last byte, which a little-endian frame on
    * its way matches by chance, as a 65 536-byte body with a `}` as its 256th byte does. Such a
-   * frame's first bytes are no whole JSON object. This copies the bytes, so call it once per
-   * stall, not per read.
+   * frame's first bytes are no whole JSON object. This may join the waiting chunks, so call it
+   * once per stall, not per read.
    */
   bigEndianBodyParses(length: number): boolean {
     if (this.failed || FRAME_HEADER_BYTES + length > this.buffered) {
       return false;
     }
-    const waiting = Buffer.concat(this.chunks, this.buffered);
-    return parseFrameBody(waiting.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + length)).kind === "frame";
+    const frame = this.take(FRAME_HEADER_BYTES + length, true);
+    return parseFrameBody(frame.subarray(FRAME_HEADER_BYTES)).kind === "frame";
   }
 
   /** Feeds bytes in and returns every frame they complete, in order. */
@@ -285,11 +285,13 @@ export class FrameDecoder {
   }
 
   private peekLength(): number {
+    return this.peekHeader().readUInt32LE(0);
+  }
+
+  /** Returns bytes that start with the waiting length prefix, copied only when it spans chunks. */
+  private peekHeader(): Buffer {
     const first = this.chunks[0]!;
-    if (first.length >= FRAME_HEADER_BYTES) {
-      return first.readUInt32LE(0);
-    }
-    return this.take(FRAME_HEADER_BYTES, true).readUInt32LE(0);
+    return first.length >= FRAME_HEADER_BYTES ? first : this.take(FRAME_HEADER_BYTES, true);
   }
 
   /** Removes `count` bytes from the front, or copies them without removing when `peek` is set. */

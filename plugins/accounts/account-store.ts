@@ -216,7 +216,7 @@ export class AccountStore {
     const { record, outage } = isValidUsername(username) ? await this.readForLogin(username) : { record: undefined, outage: undefined };
     const checked = record ?? (await this.decoyRecord());
     const expected = Buffer.from(checked.hash, "base64");
-    const actual = await scrypt(password, Buffer.from(checked.salt, "base64"), { ...checked.params, maxmem: SCRYPT_PARAMS.maxmem });
+    const actual = await hashLike(checked, password);
     const matches = record !== undefined && expected.length === actual.length && timingSafeEqual(expected, actual);
     if (matches) {
       return versionOf(record);
@@ -236,8 +236,7 @@ export class AccountStore {
 
   /** Hashes `password` against a random record and throws `outage`, so a rejection takes as long as a password check. */
   async rejectAfterHash(password: string, outage: unknown): Promise<never> {
-    const decoy = await this.decoyRecord();
-    await scrypt(password, Buffer.from(decoy.salt, "base64"), { ...decoy.params, maxmem: SCRYPT_PARAMS.maxmem });
+    await hashLike(await this.decoyRecord(), password);
     throw outage;
   }
 
@@ -277,6 +276,11 @@ export class AccountStore {
       throw new BesterError("invalidUsername", `Username "${username}" is invalid. Use 1-64 characters from A-Z, a-z, 0-9, ".", "_" and "-".`);
     }
   }
+}
+
+/** Hashes `password` with the salt and cost parameters of `record`, for a comparison with its hash. */
+function hashLike(record: AccountRecord, password: string): Promise<Buffer> {
+  return scrypt(password, Buffer.from(record.salt, "base64"), { ...record.params, maxmem: SCRYPT_PARAMS.maxmem });
 }
 
 async function hashPassword(password: string, admin?: boolean): Promise<AccountRecord> {
