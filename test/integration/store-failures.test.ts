@@ -341,7 +341,7 @@ describe("store failures", function () {
       await stopRedis();
       const revoked = await RawClient.connect(server.port);
       await login(revoked, "heidi", "heidi-pw", false);
-      const refused = await revoked.request({ request: "status" });
+      const denied = await revoked.request({ request: "status" });
       revoked.close();
       const other = await RawClient.connect(server.port);
       await login(other, "ivan", "ivan-pw", false);
@@ -349,7 +349,7 @@ describe("store failures", function () {
       other.close();
       await restartRedis();
 
-      expect((refused.error as { code: string }).code).to.equal("notPermitted");
+      expect((denied.error as { code: string }).code).to.equal("notPermitted");
       expect(status.reply).to.equal("status");
     });
   });
