@@ -175,7 +175,8 @@ export class HandlerConnection implements HandlerWorker {
           const partial = this.decoder?.describePartialFrame("the handler");
           const faster = `Make the handler faster or raise handlers.${job.type}.timeoutMs.`;
           // A handler that misreads the daemon's frames never replies at all, which also looks slow.
-          const neverReplied = this.repliesOnSocket === 0 ? ` It has not replied to any job on this connection; if it never does, check that it reads the 4-byte length prefix of the daemon's frames as little-endian and serves all its connections at once.` : "";
+          // A progress frame for this job shows that it read the job frame, so it gets no such hint.
+          const neverReplied = this.repliesOnSocket === 0 && !inFlight.answered ? ` It has not replied to any job on this connection; if it never does, check that it reads the 4-byte length prefix of the daemon's frames as little-endian and serves all its connections at once.` : "";
           const advice = partial ? `${faster} ${partial}` : `${faster}${neverReplied}`;
           // Discard the connection so a late reply is never taken for the next job.
           this.discard(new BesterError("handlerTimeout", `Handler "${job.type}" did not reply within ${this.options.timeoutMs} ms. ${advice}`));

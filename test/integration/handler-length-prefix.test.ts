@@ -106,6 +106,8 @@ describe("handler that never replies", () => {
     dir = await makeTempDir("bester-never-replies-");
     const socket = path.join(dir, "mute.sock");
     // Replies to "fast" and never to anything else, as a handler that misreads a frame waits for good.
+    // For "progress" it sends one progress frame and no reply, as a handler that reads its frames
+    // correctly but runs past the timeout does.
     handler = net.createServer((connection) => {
       const decoder = new FrameDecoder();
       connection.on("error", () => undefined);
@@ -114,6 +116,9 @@ describe("handler that never replies", () => {
           if (decoded.kind === "frame" && decoded.message.payload === "fast") {
             const job = decoded.message.job as { from: string };
             connection.write(encodeFrame({ payload: "fast", director: { type: "userDelivery", users: [job.from] } }));
+          }
+          if (decoded.kind === "frame" && decoded.message.payload === "progress") {
+            connection.write(encodeFrame({ progress: { percent: 10 } }));
           }
         }
       });
@@ -145,6 +150,18 @@ describe("handler that never replies", () => {
     const jobID = await acceptedJob(client, "mute", "stuck");
     const notification = await notificationFor(client, jobID);
 
+    expect(notification.error?.message).to.equal('Handler "mute" did not reply within 1000 ms. Make the handler faster or raise handlers.mute.timeoutMs.');
+  });
+
+  it("timeout after progress gives no framing hint", async () => {
+    // The previous test's timeout discarded the connection, so this job runs on a new one that has
+    // not carried a reply.
+    const jobID = await acceptedJob(client, "mute", "progress");
+    const progress = await client.nextReply("jobProgress");
+    const notification = await notificationFor(client, jobID);
+
+    expect(progress.job).to.deep.equal({ jobID, progress: { percent: 10 } });
+    expect(notification.error?.code).to.equal("handlerTimeout");
     expect(notification.error?.message).to.equal('Handler "mute" did not reply within 1000 ms. Make the handler faster or raise handlers.mute.timeoutMs.');
   });
 });
