@@ -171,6 +171,7 @@ export function journalPlugin(options: JournalOptions = {}): BesterPlugin {
         const entries = await journal.scan(JOB_PREFIX);
         let resumed = 0;
         const ended: Array<Promise<void>> = [];
+        const jobs: Job[] = [];
 
         for (const entry of entries) {
           if (endedBefore.has(entry.key.slice(JOB_PREFIX.length))) {
@@ -187,7 +188,14 @@ export function journalPlugin(options: JournalOptions = {}): BesterPlugin {
             await journal.delete(entry.key);
             continue;
           }
+          jobs.push(job);
+        }
 
+        // Each resumed job starts at once while its type has an idle handler connection, so jobs
+        // queued in id order would let the oldest ones start ahead of higher priorities. The sort
+        // is stable, so jobs of equal priority keep their id order, which is their arrival order.
+        jobs.sort((a, b) => b.priority - a.priority);
+        for (const job of jobs) {
           try {
             bester.engine.resume(job);
             resumed += 1;
