@@ -15,6 +15,7 @@ describe("handler crashes", function () {
       registration: true,
       handlers: {
         flaky: fixtureHandler("unreliable", { connections: 2, retries: 1, timeoutMs: 1500 }),
+        single: fixtureHandler("unreliable", { connections: 1, timeoutMs: 1000 }),
         echo: fixtureHandler("delay-echo", { connections: 4, retries: 20, env: { DELAY_MS: "2" } }),
       },
     });
@@ -57,6 +58,25 @@ describe("handler crashes", function () {
 
     expect((timedOut.job as { error: { code: string } }).error.code).to.equal("handlerTimeout");
     expect((output.job as { payload: { data: unknown } }).payload.data).to.equal("after");
+    client.close();
+  });
+
+  it("next job runs beside a timed-out one", async () => {
+    const client = await RawClient.connect(server.port);
+    await login(client, "overrun");
+
+    // The handler keeps working on the first job for 5 s. Its only connection is replaced at the
+    // 1 s timeout, and the next job runs on the new one while the first still works.
+    await client.request({ request: "newJob", job: { payload: { type: "single", data: { sleepMs: 5000 } } } });
+    const timedOut = await client.nextReply("jobNotification", 20_000);
+    const timedOutAt = Date.now();
+    await client.request({ request: "newJob", job: { payload: { type: "single", data: "beside" } } });
+    const output = await client.nextReply("jobOutput", 20_000);
+    const waitedMs = Date.now() - timedOutAt;
+
+    expect((timedOut.job as { error: { code: string } }).error.code).to.equal("handlerTimeout");
+    expect((output.job as { payload: { data: unknown } }).payload.data).to.equal("beside");
+    expect(waitedMs, "time from the timeout to the next job's output").to.be.below(3000);
     client.close();
   });
 
