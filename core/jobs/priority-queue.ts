@@ -10,7 +10,10 @@ import type { Job } from "./job.js";
 export interface JobQueue {
   readonly size: number;
   push(job: Job): void;
-  /** Puts a job back ahead of every job of its priority, for retries after a handler failure. */
+  /**
+   * Puts a job back ahead of the jobs of its priority that were never run, for retries after a
+   * handler failure. Jobs put back keep their submission order among themselves.
+   */
   pushFront(job: Job): void;
   shift(): Job | undefined;
   /** Returns the job shift() would return, without removing it. */
@@ -23,26 +26,27 @@ export interface JobQueue {
 
 interface Entry {
   job: Job;
-  /** Insertion order; negative for retries so they sort before their priority's other jobs. */
+  /** Insertion order among the jobs that were never run. */
   sequence: number;
+  /** Put back after a handler failure: ahead of its priority's other jobs. */
+  retry: boolean;
 }
 
 /** A binary heap ordered by (priority descending, sequence ascending). */
 export class HeapJobQueue implements JobQueue {
   private heap: Entry[] = [];
   private nextSequence = 0;
-  private nextRetrySequence = -1;
 
   get size(): number {
     return this.heap.length;
   }
 
   push(job: Job): void {
-    this.insert({ job, sequence: this.nextSequence++ });
+    this.insert({ job, sequence: this.nextSequence++, retry: false });
   }
 
   pushFront(job: Job): void {
-    this.insert({ job, sequence: this.nextRetrySequence-- });
+    this.insert({ job, sequence: 0, retry: true });
   }
 
   shift(): Job | undefined {
@@ -103,7 +107,12 @@ export class HeapJobQueue implements JobQueue {
     if (a.job.priority !== b.job.priority) {
       return a.job.priority > b.job.priority;
     }
-    return a.sequence < b.sequence;
+    if (a.retry !== b.retry) {
+      return a.retry;
+    }
+    // Job ids sort by creation time, so jobs that a crash put back run again in submission order,
+    // not in the order their connections broke.
+    return a.retry ? a.job.id < b.job.id : a.sequence < b.sequence;
   }
 
   private siftUp(index: number): void {

@@ -55,10 +55,20 @@ describe("priority queue", () => {
     queue.push(job("a", 1));
     queue.push(job("b", 1));
     queue.push(job("urgent", 5));
-    queue.pushFront(job("retried", 1));
-    queue.pushFront(job("retried-later", 1));
+    queue.pushFront(job("r1", 1));
 
-    expect(drainIds(queue)).to.deep.equal(["urgent", "retried-later", "retried", "a", "b"]);
+    expect(drainIds(queue)).to.deep.equal(["urgent", "r1", "a", "b"]);
+  });
+
+  it("runs put-back jobs in submission order", () => {
+    const queue = new HeapJobQueue();
+    queue.push(job("z-fresh", 0));
+    // Ids sort by creation time, as createJobId makes them.
+    queue.pushFront(job("r3", 0));
+    queue.pushFront(job("r1", 0));
+    queue.pushFront(job("r2", 0));
+
+    expect(drainIds(queue)).to.deep.equal(["r1", "r2", "r3", "z-fresh"]);
   });
 
   it("counts pushes and shifts in size", () => {
