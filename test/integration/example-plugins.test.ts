@@ -10,13 +10,15 @@ import type { Bester } from "../../core/bester.js";
 import { createBester } from "../../core/config/builtins.js";
 import { loadConfig } from "../../core/config/loader.js";
 import { BesterClient } from "../../plugins/transport-tcp/client.js";
-import { FIXTURE_HANDLERS, REPO_ROOT, waitUntil } from "../helper.js";
+import { FIXTURE_HANDLERS, freePort, REPO_ROOT, waitUntil } from "../helper.js";
 
 const importOf = (file: string) => JSON.stringify(pathToFileURL(path.join(REPO_ROOT, file)).href);
 
 /** Writes a bester.config.ts that imports both example plugins, as a user's project would. */
 async function writeUserConfig(folder: string): Promise<string> {
   const file = path.join(folder, "bester.config.ts");
+  // freePort() picks from BESTER_TEST_PORTS when it is set, as startServer() does.
+  const [tcpPort, wsPort] = [await freePort(), await freePort()];
   const handler = (name: string) => ({ command: [process.execPath, "--import", "tsx", path.join(FIXTURE_HANDLERS, `${name}.ts`)], cwd: REPO_ROOT });
   await writeFile(
     file,
@@ -25,13 +27,13 @@ import { fileSink } from ${importOf("examples/plugins/file-sink.ts")};
 import { websocketTransport } from ${importOf("examples/plugins/websocket-transport.ts")};
 
 export default defineConfig({
-  listen: { host: "127.0.0.1", port: 0 },
+  listen: { host: "127.0.0.1", port: ${tcpPort} },
   store: "memory",
   registration: true,
   log: { level: "silent" },
   handlers: ${JSON.stringify({ echo: handler("echo"), toFile: handler("to-file") })},
   plugins: [
-    websocketTransport({ host: "127.0.0.1", port: 0, path: "/bester", authTimeoutMs: 1000 }),
+    websocketTransport({ host: "127.0.0.1", port: ${wsPort}, path: "/bester", authTimeoutMs: 1000 }),
     fileSink({ folder: "./sink" }),
   ],
 });
