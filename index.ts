@@ -27,7 +27,7 @@ export type { StoreProvider } from "./core/store.js";
 export { encodeFrame, FrameDecoder } from "./core/protocol/frame-codec.js";
 export type { ServerStatus, StatusSection } from "./core/status.js";
 export type { JobTypeStats } from "./core/jobs/scheduler.js";
-export { parseFrameBody, type DecodedFrame } from "./core/protocol/frame-codec.js";
+export { parseFrameBody, type DecodedFrame, type ParseFrameBodyOptions } from "./core/protocol/frame-codec.js";
 
 // Client SDK: submit jobs and receive outputs over TCP.
 export {

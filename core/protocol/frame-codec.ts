@@ -65,11 +65,24 @@ function spliceFrame(json: string, raws: readonly Buffer[]): Buffer {
   return frame;
 }
 
+/** Options of parseFrameBody(). */
+export interface ParseFrameBodyOptions {
+  /**
+   * Whether the body came with a length prefix; default true. A transport whose messages carry no
+   * prefix, such as one message per WebSocket message or per line, sets false, so the
+   * `invalidJson` message for a non-ASCII body leaves out the advice about a length prefix that
+   * counts characters.
+   */
+  lengthPrefixed?: boolean;
+}
+
 /**
  * Parses a frame body. A body that is not UTF-8, not JSON, or not a JSON object is reported
  * as `invalidJson`. The caller keeps the connection, because the frame boundary is still known.
  */
-export function parseFrameBody(body: Uint8Array): DecodedFrame {
+export function parseFrameBody(body: Uint8Array, options: ParseFrameBodyOptions = {}): DecodedFrame {
+  const lengthPrefixed = options.lengthPrefixed ?? true;
+
   let text: string;
   if (isAscii(body)) {
     // ASCII is valid UTF-8, and the ASCII decoder is about twice as fast as the UTF-8 one for a large frame.
@@ -77,7 +90,7 @@ export function parseFrameBody(body: Uint8Array): DecodedFrame {
   } else {
     // isUtf8 + toString checks and decodes several times faster than a fatal TextDecoder.
     if (!isUtf8(body)) {
-      const hint = endsInCutCharacter(body) ? ` ${CHARACTER_COUNT_HINT}` : "";
+      const hint = lengthPrefixed && endsInCutCharacter(body) ? ` ${CHARACTER_COUNT_HINT}` : "";
       return invalidJson(`The frame is not valid UTF-8 JSON (The encoded data was not valid for encoding utf-8). Send one JSON object per frame.${hint}`);
     }
     // A leading byte-order mark is skipped, as TextDecoder does.
@@ -91,7 +104,7 @@ export function parseFrameBody(body: Uint8Array): DecodedFrame {
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     // Only a body with non-ASCII characters is longer in bytes than in characters.
-    const hint = isAscii(body) ? "" : ` ${CHARACTER_COUNT_HINT}`;
+    const hint = lengthPrefixed && !isAscii(body) ? ` ${CHARACTER_COUNT_HINT}` : "";
     return invalidJson(`The frame is not valid UTF-8 JSON (${reason}). Send one JSON object per frame.${hint}`);
   }
 

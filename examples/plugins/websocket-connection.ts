@@ -61,7 +61,8 @@ export class WebSocketConnection implements Connection {
         this.rejectTooLarge(body.length);
         return;
       }
-      this.session.receive(parseFrameBody(body));
+      // A WebSocket message has no length prefix, so the parser leaves out advice about one.
+      this.session.receive(parseFrameBody(body, { lengthPrefixed: false }));
     });
     this.socket.on("error", (error) => {
       // ws reports protocol violations here and has already begun the close. One of them is a

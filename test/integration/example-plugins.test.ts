@@ -140,6 +140,18 @@ describe("example plugins loaded from a config file", () => {
       client.socket.close();
     });
 
+    it("omits length-prefix advice for broken JSON", async () => {
+      const client = await WsClient.connect(wsUrl);
+
+      client.socket.send('{"request":"auth","account":{"username":"jürgen"');
+      const reply = await client.next();
+
+      expect((reply.error as { code: string }).code).to.equal("invalidJson");
+      expect((reply.error as { message: string }).message).not.to.include("length prefix");
+      expect(client.socket.readyState).to.equal(WebSocket.OPEN);
+      client.socket.close();
+    });
+
     it("delivers outputs between TCP and WebSocket users", async () => {
       const browser = await WsClient.connect(wsUrl);
       await browser.request({ request: "register", account: { username: "browser", password: "pw" } });

@@ -48,6 +48,21 @@ describe("frame codec decoding (unit)", () => {
     );
   });
 
+  it("leaves out length-prefix advice without a prefix", () => {
+    const hint = "length prefix";
+    const text = JSON.stringify({ payload: "Grüße" });
+    const cutText = Buffer.from(text, "utf8").subarray(0, text.length);
+    const cutCharacter = Buffer.concat([Buffer.from('{"payload":"'), Buffer.from([0xe2, 0x82])]);
+
+    const cutTextDecoded = parseFrameBody(cutText, { lengthPrefixed: false });
+    const cutCharacterDecoded = parseFrameBody(cutCharacter, { lengthPrefixed: false });
+
+    expect(cutTextDecoded).to.have.nested.property("error.code", "invalidJson");
+    expect((cutTextDecoded as { error: { message: string } }).error.message).not.to.include(hint);
+    expect(cutCharacterDecoded).to.have.nested.property("error.code", "invalidJson");
+    expect((cutCharacterDecoded as { error: { message: string } }).error.message).not.to.include(hint);
+  });
+
   it("describes a partial frame", () => {
     const decoder = new FrameDecoder();
     const header = Buffer.alloc(4);
