@@ -8,7 +8,11 @@ import type { WireError } from "./errors.js";
 export interface Connection {
   /** Unique per daemon process, for logs. */
   readonly id: string;
-  /** Transport name and remote address, for logs and rate limits, e.g. `tcp 127.0.0.1:50312`. */
+  /**
+   * Transport name and remote address, for logs and rate limits, e.g. `ws 127.0.0.1:50312`. The
+   * built-in TCP transport leaves out its name. The login limit counts failures per host, the
+   * address without the name and the trailing `:port`, so it spans transports.
+   */
   readonly remoteAddress: string;
   /** Sends one message; the transport frames and buffers it. */
   send(message: object): void;

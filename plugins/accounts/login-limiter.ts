@@ -90,7 +90,11 @@ function userKey(username: string): string {
   return `user:${username}`;
 }
 
-/** Drops the port, so every connection from one host shares a count: `10.0.0.5:50312` → `10.0.0.5`. */
+/**
+ * Drops the transport name and the port, so every connection from one host shares a count:
+ * `10.0.0.5:50312` and `ws 10.0.0.5:50313` → `10.0.0.5`. The TCP transport leaves out its name,
+ * and other transports put theirs first, as the Connection interface describes.
+ */
 function hostKey(remoteAddress: string): string {
-  return `host:${remoteAddress.replace(/:\d+$/, "")}`;
+  return `host:${remoteAddress.replace(/^\S+ /, "").replace(/:\d+$/, "")}`;
 }

@@ -1,5 +1,8 @@
 import { expect } from "chai";
-import { login, RawClient, startServer, type TestServer } from "../helper.js";
+import { once } from "node:events";
+import { WebSocket } from "ws";
+import { websocketTransport } from "../../examples/plugins/websocket-transport.js";
+import { freePort, login, RawClient, startServer, type TestServer } from "../helper.js";
 
 const PASSWORD = "correct-horse-battery";
 const WRONG = "wrong-password-zebra";
@@ -58,5 +61,41 @@ describe("login rate limit", () => {
     expect(server.logs.some((entry) => entry.msg === "login rejected: too many failed logins")).to.equal(true);
     expect(text).to.not.include(PASSWORD);
     expect(text).to.not.include(WRONG);
+  });
+});
+
+describe("login rate limit across transports", () => {
+  let server: TestServer;
+  let wsUrl: string;
+
+  before(async () => {
+    server = await startServer({
+      registration: true,
+      limits: { login: { maxFailuresPerUser: 100, maxFailuresPerAddress: 2, windowMs: 60_000 } },
+      plugins: [websocketTransport({ host: "127.0.0.1", port: await freePort(), path: "/bester" })],
+    });
+    wsUrl = server.bester.addresses.find((address) => address.startsWith("ws://"))!;
+  });
+
+  after(async () => {
+    await server.stop();
+  });
+
+  it("counts TCP failures for WebSocket logins", async () => {
+    for (const name of ["nobody1", "nobody2"]) {
+      const client = await RawClient.connect(server.port);
+      await client.request({ request: "auth", account: { username: name, password: WRONG } });
+      client.close();
+    }
+
+    const socket = new WebSocket(wsUrl);
+    await once(socket, "open");
+    socket.send(JSON.stringify({ request: "auth", account: { username: "nobody3", password: WRONG } }));
+    const [data] = (await once(socket, "message")) as [Buffer];
+    socket.close();
+    const reply = JSON.parse(data.toString("utf8")) as { auth: { status: string; error: { code: string } } };
+
+    expect(reply.auth.status).to.equal("failed");
+    expect(reply.auth.error.code).to.equal("rateLimited");
   });
 });

@@ -26,6 +26,17 @@ describe("login limiter", () => {
     expect(limiter.isLimited("d", "192.0.2.8:6000", start)).to.equal(false);
   });
 
+  it("limits a host across transports", () => {
+    const limiter = new LoginLimiter({ maxFailuresPerHost: 2, windowMs: 1000 });
+    // The TCP transport leaves out its name, and other transports put theirs first.
+    limiter.recordFailure("a", "192.0.2.7:4000", start);
+    limiter.recordFailure("b", "ws 192.0.2.7:4001", start);
+
+    expect(limiter.isLimited("c", "ndjson 192.0.2.7:4002", start)).to.equal(true);
+    expect(limiter.isLimited("c", "192.0.2.7:4003", start)).to.equal(true);
+    expect(limiter.isLimited("c", "ws 192.0.2.8:4004", start)).to.equal(false);
+  });
+
   it("groups IPv6 connections by host", () => {
     const limiter = new LoginLimiter({ maxFailuresPerHost: 2, windowMs: 1000 });
     limiter.recordFailure("a", "::1:5000", start);
