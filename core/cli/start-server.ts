@@ -108,7 +108,11 @@ export async function start(options: StartOptions): Promise<void> {
   const types = bester.scheduler.typeNames();
   // The server name differs from the listening address when server.name is set, as behind NAT.
   const named = addresses.includes(bester.serverName) ? "" : ` as ${bester.serverName}`;
-  progress.succeed(`listening on ${addresses.join(", ")}${named}`);
+  progress.succeed(`listening on ${addresses.join(", ") || "no address"}${named}`);
+  if (addresses.length === 0) {
+    // omitBuiltins can leave out transport-tcp without a transport plugin in its place.
+    process.stderr.write("warning: no plugin opened a listener, so no client can connect. Remove transport-tcp from omitBuiltins or add a transport plugin.\n");
+  }
   process.stderr.write(`handlers: ${types.join(", ") || "(none)"}; store: ${bester.store.description}; logs: ${logTarget}\n`);
   const resumed = bester.engine.resumedJobs;
   if (resumed > 0) {

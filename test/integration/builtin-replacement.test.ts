@@ -1,5 +1,10 @@
 import { expect } from "chai";
+import { once } from "node:events";
+import { rm } from "node:fs/promises";
+import path from "node:path";
 import type { Bester } from "../../core/bester.js";
+import { spawnCli } from "../cli-runner.js";
+import { writeDaemonConfig } from "../daemon-process.js";
 import { acceptedJob, connectAs, fixtureHandler, notificationFor, startServer, type TestServer } from "../helper.js";
 
 /** Replaces the built-in `handler` director with one that records each step and then chains as the built-in does. */
@@ -47,5 +52,33 @@ describe("built-in replacement", () => {
     expect(notification.status).to.equal("completed");
     expect(steps).to.deep.equal(["scripted->echo"]);
     alice.close();
+  });
+});
+
+describe("transport-tcp omitted without a replacement", () => {
+  it("warns that no client can connect", async () => {
+    const { folder, file } = await writeDaemonConfig({ omitBuiltins: ["transport-tcp"] });
+    const child = spawnCli(["start", "--config", file, "--log", path.join(folder, "bester.log")]);
+    const exited = once(child, "exit");
+    let stderr = "";
+
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stderr!.on("data", (chunk: Buffer) => {
+          stderr += chunk.toString("utf8");
+          if (stderr.includes("Press Ctrl-C to stop.")) {
+            resolve();
+          }
+        });
+        child.once("exit", (code) => reject(new Error(`bester start exited with ${code} before it was ready: ${stderr}`)));
+      });
+    } finally {
+      child.kill("SIGTERM");
+      await exited;
+      await rm(folder, { recursive: true, force: true });
+    }
+
+    expect(stderr).to.include("listening on no address");
+    expect(stderr).to.include("warning: no plugin opened a listener, so no client can connect.");
   });
 });
