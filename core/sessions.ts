@@ -6,7 +6,10 @@ import type { WireError } from "./errors.js";
 
 /** One client or peer link, as a transport exposes it to the core. */
 export interface Connection {
-  /** Unique per daemon process, for logs. */
+  /**
+   * Unique per daemon process across all transports, because logs name the connection by it and
+   * the accounts plugin keys the connection's login by it.
+   */
   readonly id: string;
   /**
    * Transport name and remote address, for logs and rate limits, e.g. `ws 127.0.0.1:50312`. The
