@@ -153,10 +153,24 @@ export class Bester {
     try {
       await this.hooks.stop.promise();
     } finally {
+      this.closeClientSessions();
       await this.hooks.close.promise();
       this.lifecycle = "stopped";
       this.log.info({ server: this.serverName, unfinishedJobs: this.unfinishedJobs(), durable: this.store.durable }, early ? "stopped before start-up finished" : "server stopped");
       this.log.flush?.();
+    }
+  }
+
+  /**
+   * Closes each logged-in client's connection with a shuttingDown error, after the replies it still
+   * waits for, so a client can tell a planned stop from a crash. Transports close the rest.
+   */
+  private closeClientSessions(): void {
+    const error = { code: "shuttingDown" as const, message: "The server is stopping and closes this connection. Connect again once it runs." };
+    for (const { user } of this.sessions.list()) {
+      for (const connection of this.sessions.connectionsOf(user)) {
+        connection.close(error);
+      }
     }
   }
 }

@@ -82,6 +82,8 @@ export class BesterClient extends EventEmitter<ClientEvents> {
   private closedError: BesterClientError | undefined;
   /** The error the server sent on the current connection before ending the session, which becomes the reason of the close. */
   private sessionEndedBy: BesterClientError | undefined;
+  /** Set when the server announced with shuttingDown that it closes the connection because it stops. */
+  private serverStopping = false;
   /** Whether the current connection logged in; a later notAuthenticated then ends the session. */
   private loggedIn = false;
   private readonly reconnectOptions: Required<ReconnectOptions> | undefined;
@@ -229,9 +231,11 @@ export class BesterClient extends EventEmitter<ClientEvents> {
   private attach(socket: net.Socket): void {
     this.socket = socket;
     this.sessionEndedBy = undefined;
+    this.serverStopping = false;
     this.loggedIn = false;
     const decoder = new FrameDecoder(this.options.maxFrameBytes ?? 16 * 1024 * 1024);
-    let lost: Error = new BesterClientError("connectionClosed", "The connection to the server closed.");
+    const closedPlainly = new BesterClientError("connectionClosed", "The connection to the server closed.");
+    let lost: Error = closedPlainly;
     const requestTimeoutMs = this.options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.pending = new PendingRequests(requestTimeoutMs, (timedOut) => {
       lost = new BesterClientError("connectionClosed", `The client closed the connection, because a request got no reply within ${requestTimeoutMs} ms.`, { cause: timedOut });
@@ -255,6 +259,9 @@ export class BesterClient extends EventEmitter<ClientEvents> {
       // A socket from a failed reconnect attempt closes late; only the current socket counts.
       if (socket !== this.socket) {
         return;
+      }
+      if (lost === closedPlainly && this.serverStopping) {
+        lost = new BesterClientError("connectionClosed", "The server closed the connection because it is stopping.");
       }
       this.pending.rejectAll(lost);
       if (this.closedError) {
@@ -379,6 +386,14 @@ export class BesterClient extends EventEmitter<ClientEvents> {
     // the server ignored because it was closing.
     if (error !== undefined && endsSession(error) && (this.loggedIn || !waited)) {
       this.sessionEndedBy = new BesterClientError(error.code, error.message);
+    }
+    if (error?.code === "shuttingDown") {
+      // The server sends it only right before it closes the connection. The close reports it as
+      // the reason the connection was lost.
+      this.serverStopping = true;
+      if (!waited) {
+        return;
+      }
     }
     if (!waited) {
       this.emit("serverError", message.error as WireError);

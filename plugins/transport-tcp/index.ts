@@ -27,6 +27,9 @@ export interface TcpTransportOptions {
   nameFromListener?: boolean;
 }
 
+/** Milliseconds a client closed with shuttingDown may take to close its side at shutdown. */
+const SHUTDOWN_GRACE_MS = 500;
+
 export function transportTcp(options: TcpTransportOptions): BesterPlugin {
   return {
     name: PLUGIN_NAME,
@@ -41,10 +44,17 @@ export function transportTcp(options: TcpTransportOptions): BesterPlugin {
         outputCoalesceMs: options.outputCoalesceMs ?? 1,
       };
 
+      // Resolves the wait of the close hook once no connection is left.
+      let lastClosed: (() => void) | undefined;
       const accept = (socket: net.Socket) => {
         const connection = new TcpConnection(socket, connectionOptions, log);
         connections.add(connection);
-        socket.once("close", () => connections.delete(connection));
+        socket.once("close", () => {
+          connections.delete(connection);
+          if (connections.size === 0) {
+            lastClosed?.();
+          }
+        });
         connection.attach(bester.openSession(connection));
       };
 
@@ -94,6 +104,21 @@ export function transportTcp(options: TcpTransportOptions): BesterPlugin {
       });
 
       bester.hooks.close.tapPromise(PLUGIN_NAME, async () => {
+        // The core has just closed each logged-in client's connection with a shuttingDown error.
+        // After one turn of the event loop those frames are written. Every other connection ends at
+        // once, and the clients get a short grace to close their side.
+        await new Promise((resolve) => setImmediate(resolve));
+        for (const connection of connections) {
+          if (!connection.isClosed) {
+            connection.destroy();
+          }
+        }
+        if (connections.size > 0) {
+          await new Promise<void>((resolve) => {
+            lastClosed = resolve;
+            setTimeout(resolve, SHUTDOWN_GRACE_MS).unref();
+          });
+        }
         for (const connection of connections) {
           connection.destroy();
         }

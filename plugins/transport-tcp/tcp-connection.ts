@@ -181,6 +181,11 @@ export class TcpConnection implements Connection {
     endSocketGracefully(this.socket);
   }
 
+  /** Whether close() or destroy() ran or the socket closed: nothing more is sent. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   /** Destroys the socket at once, for shutdown. */
   destroy(): void {
     this.closed = true;

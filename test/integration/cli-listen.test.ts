@@ -275,7 +275,7 @@ describe("CLI listen", () => {
 
     try {
       await waitForOutput(listener.stderr!, /listening as bob@/);
-      const message = waitForOutput(listener.stderr!, /bester: The connection to the server closed\. \[connectionClosed\]/);
+      const message = waitForOutput(listener.stderr!, /bester: The server closed the connection because it is stopping\. \[connectionClosed\]/);
       // Listen for the exit before it can happen: the process may exit right after its message.
       const exited = once(listener, "exit");
       await server.stop();
