@@ -24,6 +24,7 @@ export { formatOutputId, parseOutputId, parseRecipient } from "./core/jobs/job.j
 export type { BesterPlugin } from "./core/plugin.js";
 export type { Connection, SessionRegistry } from "./core/sessions.js";
 export type { StoreProvider } from "./core/store.js";
+export { offlineHooksOf, type OfflineHooks } from "./plugins/offline/offline-hooks.js";
 export { encodeFrame, FrameDecoder } from "./core/protocol/frame-codec.js";
 export type { ServerStatus, StatusSection } from "./core/status.js";
 export type { JobTypeStats } from "./core/jobs/scheduler.js";

@@ -88,6 +88,12 @@ export function createJobId(clock: number = Date.now()): string {
   return `${time}-${sequence}-${processTag}`;
 }
 
+/** Returns the milliseconds since the epoch at which createJobId made `id`, or undefined for another format. */
+export function jobIdTime(id: string): number | undefined {
+  const match = /^([0-9a-z]{9})-/.exec(id);
+  return match ? parseInt(match[1]!, 36) : undefined;
+}
+
 /** `user@server`, the address form used in `from` and recipients. */
 export function formatAddress(user: string, server: string): string {
   return `${user}@${server}`;

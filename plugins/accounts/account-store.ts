@@ -184,6 +184,18 @@ export class AccountStore {
     return record ? versionOf(record) : undefined;
   }
 
+  /**
+   * Returns the account's creation time, or undefined when there is no such account. Unlike
+   * versionOf(), it keeps no record for logins during an outage, and an unreachable store throws.
+   */
+  async createdAtOf(username: string): Promise<number | undefined> {
+    if (!isValidUsername(username)) {
+      return undefined;
+    }
+    const record = await this.keyv.get(username);
+    return record ? versionOf(record).createdAt : undefined;
+  }
+
   async isAdmin(username: string): Promise<boolean> {
     return (await this.keyv.get(username))?.admin === true;
   }

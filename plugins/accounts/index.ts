@@ -5,6 +5,7 @@ import type { Bester } from "../../core/bester.js";
 import { isInternalError, isStoreUnavailable, toWireError } from "../../core/errors.js";
 import { logRequestFailure } from "../../core/log.js";
 import type { BesterPlugin } from "../../core/plugin.js";
+import { offlineHooksOf } from "../offline/offline-hooks.js";
 import { AccountStore, type AccountRecord, type AccountVersion } from "./account-store.js";
 import { LoginLimiter, type LoginLimiterOptions } from "./login-limiter.js";
 import { AccountWatch } from "./account-watch.js";
@@ -92,6 +93,12 @@ export function accountsPlugin(options: AccountsOptions): BesterPlugin {
       }
 
       bester.hooks.onUserLookup.tapPromise(PLUGIN_NAME, (user) => store().exists(user));
+
+      // Binds stored offline messages to the account's creation time, as sessions are bound, so a
+      // removed account's messages never reach a later account of the same name.
+      const offline = offlineHooksOf(bester);
+      offline.accountCreatedAt.tapPromise(PLUGIN_NAME, async (user) => (await store().createdAtOf(user)) ?? null);
+      offline.connectionAccountCreatedAt.tap(PLUGIN_NAME, (connection) => authenticated.get(connection.id)?.createdAt);
 
       // Accounts carry one permission, `admin`; other permissions are left to other plugins.
       bester.hooks.onAuthorize.tapPromise(PLUGIN_NAME, async ({ user, permission }) => {

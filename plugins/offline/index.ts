@@ -2,13 +2,20 @@
 // stored and sent, in order, to the next connection that authenticates as that user. Each user's
 // stored outputs from other users' jobs and progress reports are bounded, and on overflow the oldest
 // is dropped with a warning. Notifications and outputs of the user's own jobs are always kept.
+// Each stored message keeps the creation time of the recipient's account, so an account removed
+// and created again under the same name does not receive the messages of the removed one.
 
 import type { Bester } from "../../core/bester.js";
 import { createJobId, parseOutputId } from "../../core/jobs/job.js";
+import { logRequestFailure } from "../../core/log.js";
 import type { BesterPlugin } from "../../core/plugin.js";
 import type { Connection } from "../../core/sessions.js";
 import { openDurableLog } from "../journal/durable-log.js";
 import type { GroupCommitWriter } from "../journal/group-commit.js";
+import { offlineHooksOf } from "./offline-hooks.js";
+import { decodeStoredMessage, encodeStoredMessage, isForAccount } from "./stored-message.js";
+
+export { offlineHooksOf, type OfflineHooks } from "./offline-hooks.js";
 
 export const PLUGIN_NAME = "offline";
 
@@ -35,12 +42,20 @@ export function offlinePlugin(options: OfflineOptions = {}): BesterPlugin {
     name: PLUGIN_NAME,
     apply(bester: Bester) {
       const log = bester.logFor(PLUGIN_NAME);
+      const hooks = offlineHooksOf(bester);
       let writer: GroupCommitWriter | undefined;
       /** Stored message keys per user, oldest first; keys sort by creation time. */
       const backlog = new Map<string, string[]>();
       /** Per-user delivery chain, so two sessions starting together do not both send the backlog. */
       const deliveries = new Map<string, Promise<void>>();
       const dropped = new Map<string, number>();
+      /**
+       * The account that the last read for each user with stored messages returned. A new message is
+       * stored with it at once, and stored again only when the read after it returns another.
+       */
+      const lastAccount = new Map<string, number | null>();
+      /** Running reads of each user's account, which the delivery at the user's next login waits for. */
+      const binding = new Map<string, Set<Promise<void>>>();
       /** Characters of stored messages sent at login before waiting for them to leave, well under maxBufferedBytes. */
       const flushEveryChars = Math.min(64 * 1024, Math.floor(bester.config.limits.maxBufferedBytes / 2));
 
@@ -62,13 +77,18 @@ export function offlinePlugin(options: OfflineOptions = {}): BesterPlugin {
         }
 
         // Everything up to the put runs synchronously: see GroupCommitWriter on why that matters.
+        // The account is read after the put for that reason, and the message stored again if needed.
         const ownJob = isAboutOwnJob(user, message);
         const key = `${PREFIX}${user}/${createJobId()}${ownJob ? KEPT_MARK : ""}`;
         const keys = backlog.get(user) ?? [];
         keys.push(key);
-        const stored = journal.put(key, JSON.stringify(message));
+        const messageJson = JSON.stringify(message);
+        const account = lastAccount.get(user);
+        const stored = journal.put(key, encodeStoredMessage(messageJson, account));
         backlog.set(user, ownJob ? keys : dropOverBound(user, keys, journal));
+        const bound = trackBinding(user, bindToAccount(user, key, messageJson, account, journal));
         await stored;
+        await bound;
         return true;
       });
 
@@ -80,17 +100,89 @@ export function offlinePlugin(options: OfflineOptions = {}): BesterPlugin {
       });
 
       /**
+       * Reads the account that `user` names now and stores the message under `key` again with it,
+       * unless it was stored with that account already. When the read fails, the message keeps the
+       * account it was stored with (the last one read for the user, or none), and the log has the error.
+       */
+      async function bindToAccount(user: string, key: string, messageJson: string, storedAccount: number | null | undefined, journal: GroupCommitWriter): Promise<void> {
+        let account: number | null | undefined;
+        try {
+          account = await hooks.accountCreatedAt.promise(user);
+        } catch (error) {
+          logRequestFailure(log, error, { user }, "reading the account of an offline message's recipient failed, so the message keeps the account last read for the user, or none");
+          return;
+        }
+        // Undefined: no plugin binds this user to an account, so the user name alone decides.
+        // NOTE: a job of a removed account that ends once a new account has the name stores its
+        // output and notification for the new account, because the job records no account.
+        if (account === undefined || account === storedAccount) {
+          return;
+        }
+        // Only while the key is still in the backlog: a delivered or dropped message must stay deleted.
+        if (!backlog.get(user)?.includes(key)) {
+          return;
+        }
+        lastAccount.set(user, account);
+        try {
+          await journal.put(key, encodeStoredMessage(messageJson, account));
+        } catch (error) {
+          logRequestFailure(log, error, { user }, "storing an offline message again with its account failed, so it keeps the account it was stored with, or none");
+        }
+      }
+
+      /** Adds `bound` to the user's running account reads until it settles, and returns it. */
+      function trackBinding(user: string, bound: Promise<void>): Promise<void> {
+        const running = binding.get(user) ?? new Set();
+        binding.set(user, running);
+        running.add(bound);
+        const settled = () => {
+          running.delete(bound);
+          if (running.size === 0 && binding.get(user) === running) {
+            binding.delete(user);
+          }
+        };
+        // Both ways, so no derived promise can reject unhandled; the caller awaits `bound` itself.
+        bound.then(settled, settled);
+        return bound;
+      }
+
+      /** Resolves once no account read of the user's stored messages is running. */
+      async function bindingSettled(user: string): Promise<void> {
+        for (let running = binding.get(user); running !== undefined; running = binding.get(user)) {
+          await Promise.all(running);
+        }
+      }
+
+      /**
        * Sends the user's stored messages to `connection` in order and removes the ones sent. Messages
-       * not sent, because the connection closed first, stay stored for the next login.
+       * not sent, because the connection closed first, stay stored for the next login. Messages
+       * stored for another account of the same name, one that was removed, are deleted unsent.
        */
       async function deliverBacklog(user: string, connection: Connection): Promise<void> {
+        // Before the backlog is read, so every message has the account read after it was stored.
+        await bindingSettled(user);
         const keys = backlog.get(user);
         if (!writer || !keys || keys.length === 0) {
           return;
         }
         backlog.delete(user);
+        lastAccount.delete(user);
         const expectedKeys = new Set(keys);
-        const entries = (await writer.scan(`${PREFIX}${user}/`)).filter((entry) => expectedKeys.has(entry.key));
+        const scanned = (await writer.scan(`${PREFIX}${user}/`)).filter((entry) => expectedKeys.has(entry.key));
+        const loginAccount = hooks.connectionAccountCreatedAt.call(connection);
+        const entries: Array<{ key: string; message: object; chars: number }> = [];
+        let foreign = 0;
+        for (const entry of scanned) {
+          const stored = decodeStoredMessage(entry.value);
+          if (isForAccount(stored, idOf(user, entry.key), loginAccount)) {
+            entries.push({ key: entry.key, message: stored.message, chars: entry.value.length });
+          } else {
+            foreign += 1;
+          }
+        }
+        if (foreign > 0) {
+          log.info({ user, connection: connection.id, messages: foreign }, "deleting stored offline messages that belong to a removed account of the same name, unsent");
+        }
 
         const sent: string[] = [];
         let unflushedChars = 0;
@@ -101,9 +193,9 @@ export function offlinePlugin(options: OfflineOptions = {}): BesterPlugin {
           if (!live) {
             break;
           }
-          connection.send(JSON.parse(entry.value) as object);
+          connection.send(entry.message);
           sent.push(entry.key);
-          unflushedChars += entry.value.length;
+          unflushedChars += entry.chars;
           if (unflushedChars >= flushEveryChars) {
             // A large backlog written at once would pass limits.maxBufferedBytes and get the client
             // cut off as one that does not read, at every login.
@@ -127,6 +219,11 @@ export function offlinePlugin(options: OfflineOptions = {}): BesterPlugin {
         if (sent.length > 0) {
           log.info({ user, messages: sent.length }, "delivered stored offline messages");
         }
+      }
+
+      /** Returns the id part of a stored message's key, which createJobId made when the message was stored. */
+      function idOf(user: string, key: string): string {
+        return key.slice(`${PREFIX}${user}/`.length);
       }
 
       /** Resolves once everything sent to `connection` left the process, or the connection closed. */

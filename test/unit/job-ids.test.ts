@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { createJobId, formatAddress, formatOutputId, isValidUsername, parseOutputId, parseRecipient } from "../../core/jobs/job.js";
+import { createJobId, formatAddress, jobIdTime, formatOutputId, isValidUsername, parseOutputId, parseRecipient } from "../../core/jobs/job.js";
 
 describe("job ids and addresses", () => {
   it("job id has no ':' or '@'", () => {
@@ -27,6 +27,15 @@ describe("job ids and addresses", () => {
 
     expect(new Set(ids).size).to.equal(ids.length);
     expect([...ids].sort()).to.deep.equal(ids);
+  });
+
+  it("jobIdTime returns the id's creation time", () => {
+    const before = Date.now();
+    const created = jobIdTime(createJobId());
+
+    expect(jobIdTime(`${(1712345678901).toString(36).padStart(9, "0")}-0000-a1b2c3`)).to.equal(1712345678901);
+    expect(created).to.be.at.least(before);
+    expect(jobIdTime("not-a-job-id")).to.equal(undefined);
   });
 
   it("output id splits at its first ':' back into its parts", () => {
