@@ -23,6 +23,8 @@ export interface SessionHost {
   readonly sessions: SessionRegistry;
   readonly requests: RequestValidators;
   readonly log: Logger;
+  /** `limits.authTimeoutMs`: milliseconds a connection may stay without a successful auth; 0 turns the limit off. */
+  readonly config: { readonly limits: { readonly authTimeoutMs: number } };
 }
 
 /** Takes over a connection's frames, as a federation handshake does for a peer link. */
@@ -58,6 +60,7 @@ export class ClientSession {
   private closing = false;
   /** Outputs, notifications and stored messages, in the order the client must see them. */
   private readonly events: SessionEvents;
+  private authTimer: NodeJS.Timeout | undefined;
   /** The connection handed to the session registry, whose job events pass through `events`. */
   private readonly eventTarget: Connection;
 
@@ -73,6 +76,13 @@ export class ClientSession {
       close: (error) => this.closeAfterReplies(error),
       onFlushed: (callback) => this.events.onFlushed(callback),
     };
+
+    // The session enforces the deadline, so every transport gets it without a timer of its own.
+    const { authTimeoutMs } = host.config.limits;
+    if (authTimeoutMs > 0) {
+      this.authTimer = setTimeout(() => this.checkAuthenticated(), authTimeoutMs);
+      this.authTimer.unref();
+    }
   }
 
   /** Handles one decoded frame from the transport. */
@@ -123,6 +133,15 @@ export class ClientSession {
     }, CLOSE_AFTER_REPLIES_MS).unref();
   }
 
+  /** Closes a connection that is neither logged in nor taken over by a plugin when its auth deadline passes. */
+  private checkAuthenticated(): void {
+    if (this.closed || this.user !== undefined || this.takeover !== undefined) {
+      return;
+    }
+    this.host.log.info({ connection: this.connection.id, remote: this.connection.remoteAddress }, "closing connection that did not authenticate in time");
+    this.connection.close({ code: "notAuthenticated", message: `No successful auth within ${this.host.config.limits.authTimeoutMs} ms. Send auth right after connecting.` });
+  }
+
   /** Whether a plugin took over the frames, as for an authenticated peer link. */
   get isTakenOver(): boolean {
     return this.takeover !== undefined;
@@ -145,6 +164,7 @@ export class ClientSession {
    */
   closedByTransport(unsent: object[] = []): void {
     this.closed = true;
+    clearTimeout(this.authTimer);
     this.host.sessions.remove(this.eventTarget);
     this.takeoverClosed?.();
 

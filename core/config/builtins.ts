@@ -49,7 +49,6 @@ export function builtinPlugins(config: ResolvedConfig): BesterPlugin[] {
       maxFrameBytes: config.maxFrameBytes,
       nameFromListener,
       maxConnections: config.limits.maxConnections,
-      authTimeoutMs: config.limits.authTimeoutMs,
       maxBufferedBytes: config.limits.maxBufferedBytes,
       outputCoalesceMs: config.limits.outputCoalesceMs,
     }),

@@ -19,8 +19,6 @@ export interface WebSocketConnectionOptions {
   maxMessageBytes: number;
   /** Bytes of unsent output after which a client that does not read is disconnected. */
   maxBufferedBytes: number;
-  /** Milliseconds a connection may stay unauthenticated; 0 turns the limit off. */
-  authTimeoutMs: number;
 }
 
 let nextConnectionId = 1;
@@ -32,7 +30,6 @@ export class WebSocketConnection implements Connection {
   private closed = false;
   /** Set by the socket's close event, after which the session is no longer registered. */
   private socketClosed = false;
-  private authTimer: NodeJS.Timeout | undefined;
   /** WebSocket close status sent by close(): 1000, or 1009 (Message Too Big) after an oversized message. */
   private closeStatus = 1000;
   /** Messages sent but not yet handed to the operating system, by send number, in order. */
@@ -72,7 +69,6 @@ export class WebSocketConnection implements Connection {
     this.socket.on("close", () => {
       this.closed = true;
       this.socketClosed = true;
-      clearTimeout(this.authTimer);
       // Messages ws still buffered go back to the session, which passes job outputs and
       // notifications on to the user's other connections or to the next login.
       const unsent = [...this.unflushed.values()];
@@ -82,11 +78,6 @@ export class WebSocketConnection implements Connection {
         waiter.callback(new Error(`Connection ${this.id} closed with output unsent.`));
       }
     });
-
-    if (this.options.authTimeoutMs > 0) {
-      this.authTimer = setTimeout(() => this.checkAuthenticated(), this.options.authTimeoutMs);
-      this.authTimer.unref();
-    }
   }
 
   send(message: object): void {
@@ -166,12 +157,5 @@ export class WebSocketConnection implements Connection {
         message: `The message length ${length} exceeds maxMessageBytes (${this.options.maxMessageBytes}) of the WebSocket transport. Split the data or raise maxMessageBytes in the plugin's options.`,
       },
     });
-  }
-
-  private checkAuthenticated(): void {
-    if (this.session.user === undefined && !this.session.isTakenOver) {
-      this.log.info({ connection: this.id, remote: this.remoteAddress }, "closing websocket that did not authenticate in time");
-      this.close({ code: "notAuthenticated", message: `No successful auth within ${this.options.authTimeoutMs} ms. Send auth right after connecting.` });
-    }
   }
 }

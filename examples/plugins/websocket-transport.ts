@@ -23,8 +23,6 @@ export interface WebSocketTransportOptions {
    * NOTE: a message over READ_LIMIT_FACTOR times this size gets the close without the error.
    */
   maxMessageBytes?: number;
-  /** Milliseconds a connection may stay unauthenticated; default 30000. */
-  authTimeoutMs?: number;
 }
 
 /**
@@ -47,7 +45,6 @@ const OPTIONS_SCHEMA = {
     port: { type: "integer", minimum: 0, maximum: 65535 },
     path: { type: "string", pattern: "^/" },
     maxMessageBytes: { type: "integer", minimum: 1, maximum: 1073741824 },
-    authTimeoutMs: { type: "integer", minimum: 1 },
   },
 };
 
@@ -77,7 +74,7 @@ export function websocketTransport(options: WebSocketTransportOptions = {}): Bes
 
         wss.on("connection", (socket, request) => {
           const remote = `${request.socket.remoteAddress}:${request.socket.remotePort}`;
-          const connection = new WebSocketConnection(socket, remote, { maxMessageBytes, maxBufferedBytes: maxMessageBytes + 8 * 1024 * 1024, authTimeoutMs: options.authTimeoutMs ?? 30_000 }, log);
+          const connection = new WebSocketConnection(socket, remote, { maxMessageBytes, maxBufferedBytes: maxMessageBytes + 8 * 1024 * 1024}, log);
           connections.add(connection);
           socket.once("close", () => connections.delete(connection));
           connection.attach(bester.openSession(connection));

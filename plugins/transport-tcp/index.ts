@@ -19,8 +19,6 @@ export interface TcpTransportOptions {
   maxConnections?: number;
   /** Unsent bytes per connection before a non-reading client is cut off; default maxFrameBytes + 8 MiB. */
   maxBufferedBytes?: number;
-  /** Milliseconds a connection may stay unauthenticated; default 30000. */
-  authTimeoutMs?: number;
   /** Milliseconds a busy connection's output may wait to leave in one write with later output; default 1. */
   outputCoalesceMs?: number;
   /** Whether the first listener's real address becomes the server name (config had port 0 and no server.name). */
@@ -40,7 +38,6 @@ export function transportTcp(options: TcpTransportOptions): BesterPlugin {
       const connectionOptions = {
         maxFrameBytes: options.maxFrameBytes,
         maxBufferedBytes: options.maxBufferedBytes ?? options.maxFrameBytes + 8 * 1024 * 1024,
-        authTimeoutMs: options.authTimeoutMs ?? 30_000,
         outputCoalesceMs: options.outputCoalesceMs ?? 1,
       };
 

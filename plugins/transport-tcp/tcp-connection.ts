@@ -13,8 +13,6 @@ export interface TcpConnectionOptions {
   maxFrameBytes: number;
   /** Bytes of unsent output after which a client that does not read is disconnected. */
   maxBufferedBytes: number;
-  /** Milliseconds a connection may stay unauthenticated. */
-  authTimeoutMs: number;
   /** Milliseconds output may wait after the previous write to leave with later output. With 0 it leaves at the end of each turn. */
   outputCoalesceMs: number;
 }
@@ -46,7 +44,6 @@ export class TcpConnection implements Connection {
   /** Messages sent after close() ended or destroyed the socket and before its `close` event; they count as unsent. */
   private sentAfterClose: object[] = [];
   private waitingForDrain = false;
-  private authTimer: NodeJS.Timeout | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -91,7 +88,6 @@ export class TcpConnection implements Connection {
     this.socket.on("close", () => {
       this.closed = true;
       this.socketClosed = true;
-      clearTimeout(this.authTimer);
       clearTimeout(this.stallTimer);
       // The session first passes the unsent messages on, then the flush waiters learn they failed.
       // A destroyed socket reports no buffered bytes, so the corked and drain states show what waits.
@@ -104,11 +100,6 @@ export class TcpConnection implements Connection {
         callback(new Error(`Connection ${this.id} closed with output unsent.`));
       }
     });
-
-    if (this.options.authTimeoutMs > 0) {
-      this.authTimer = setTimeout(() => this.checkAuthenticated(), this.options.authTimeoutMs);
-      this.authTimer.unref();
-    }
   }
 
   send(message: object): void {
@@ -246,12 +237,5 @@ export class TcpConnection implements Connection {
       this.session.receive({ kind: "error", fatal: true, error: { code: "invalidJson", message } });
     }, BIG_ENDIAN_STALL_MS);
     this.stallTimer.unref();
-  }
-
-  private checkAuthenticated(): void {
-    if (this.session.user === undefined && !this.session.isTakenOver) {
-      this.log.info({ connection: this.id, remote: this.remoteAddress }, "closing connection that did not authenticate in time");
-      this.close({ code: "notAuthenticated", message: `No successful auth within ${this.options.authTimeoutMs} ms. Send auth right after connecting.` });
-    }
   }
 }

@@ -30,10 +30,11 @@ export default defineConfig({
   listen: { host: "127.0.0.1", port: ${tcpPort} },
   store: "memory",
   registration: true,
+  limits: { authTimeoutMs: 1000 },
   log: { level: "silent" },
   handlers: ${JSON.stringify({ echo: handler("echo"), toFile: handler("to-file") })},
   plugins: [
-    websocketTransport({ host: "127.0.0.1", port: ${wsPort}, path: "/bester", authTimeoutMs: 1000 }),
+    websocketTransport({ host: "127.0.0.1", port: ${wsPort}, path: "/bester" }),
     fileSink({ folder: "./sink" }),
   ],
 });

@@ -26,7 +26,7 @@ async function connectionPair(maxBufferedBytes = 1024 * 1024, outputCoalesceMs =
       }
     }
   });
-  const connection = new TcpConnection(socket, { maxFrameBytes: 1024 * 1024, maxBufferedBytes, authTimeoutMs: 0, outputCoalesceMs }, pino({ level: "silent" }));
+  const connection = new TcpConnection(socket, { maxFrameBytes: 1024 * 1024, maxBufferedBytes, outputCoalesceMs }, pino({ level: "silent" }));
   return { connection, received, chunks, client, server };
 }
 
