@@ -56,11 +56,13 @@ export class ClientSession {
   private takeover: FrameHandler | undefined;
   private takeoverClosed: (() => void) | undefined;
   private closed = false;
-  /** Set after a fatal framing error: later frames are ignored and the connection closes after its last reply. */
+  /** Set once the session closes the connection (a fatal framing error, a plugin's close, the auth deadline): later frames are ignored. */
   private closing = false;
   /** Outputs, notifications and stored messages, in the order the client must see them. */
   private readonly events: SessionEvents;
   private authTimer: NodeJS.Timeout | undefined;
+  /** Set when the auth deadline closed the connection, so an auth still being checked then fails. */
+  private authExpired = false;
   /** The connection handed to the session registry, whose job events pass through `events`. */
   private readonly eventTarget: Connection;
 
@@ -139,7 +141,15 @@ export class ClientSession {
       return;
     }
     this.host.log.info({ connection: this.connection.id, remote: this.connection.remoteAddress }, "closing connection that did not authenticate in time");
-    this.connection.close({ code: "notAuthenticated", message: `No successful auth within ${this.host.config.limits.authTimeoutMs} ms. Send auth right after connecting.` });
+    // The transport passes on frames until its socket closes, and an auth may still be checked.
+    // Neither may log in a connection whose client received notAuthenticated.
+    this.authExpired = true;
+    this.closing = true;
+    this.connection.close(this.authTimeoutError());
+  }
+
+  private authTimeoutError(): WireError {
+    return { code: "notAuthenticated", message: `No successful auth within ${this.host.config.limits.authTimeoutMs} ms. Send auth right after connecting.` };
   }
 
   /** Whether a plugin took over the frames, as for an authenticated peer link. */
@@ -252,6 +262,10 @@ export class ClientSession {
       decision = { ok: false, error: toWireError(error) };
     }
     const final: AuthDecision = decision ?? { ok: false, error: { code: "invalidCredentials", message: "The username or password is wrong." } };
+    if (final.ok && this.authExpired) {
+      this.host.log.info({ user: final.user, connection: this.connection.id }, "login ended after the auth deadline closed the connection; the connection stays logged out");
+      return { reply: { reply: "auth", auth: { status: "failed", error: this.authTimeoutError() } } };
+    }
 
     if (!final.ok) {
       const error = final.error;

@@ -174,15 +174,22 @@ describe("messages after the server ended a connection", () => {
   });
 });
 
+const LATE_LOGIN = "login ended after the auth deadline closed the connection; the connection stays logged out";
+
 describe("a login that ends after the auth deadline", () => {
   let server: TestServer;
   let alice: RawClient;
   /** How long each login waits before the accounts plugin checks the password. */
   let authDelayMs = 0;
+  /** Users of the jobs the server accepted, in order. */
+  const acceptedFor: string[] = [];
   const slowAuth: BesterPlugin = {
     name: "slow-auth",
     apply(bester) {
       bester.hooks.onAuth.tapPromise({ name: "slow-auth", stage: -10 }, () => new Promise((resolve) => setTimeout(() => resolve(undefined), authDelayMs)));
+      bester.hooks.onJobAccepted.tapPromise("slow-auth", async (job) => {
+        acceptedFor.push(job.user);
+      });
     },
   };
 
@@ -191,6 +198,10 @@ describe("a login that ends after the auth deadline", () => {
     server = await startServer({ registration: true, limits: { authTimeoutMs: 1000 }, handlers: { echo: fixtureHandler("echo") }, plugins: [slowAuth] });
     alice = await RawClient.connect(server.port);
     await login(alice, "alice");
+  });
+
+  afterEach(() => {
+    authDelayMs = 0;
   });
 
   after(async () => {
@@ -207,7 +218,7 @@ describe("a login that ends after the auth deadline", () => {
     const first = await RawClient.connect(server.port, "127.0.0.1", { allowHalfOpen: true });
     first.send({ request: "auth", account: { username: "frank", password: "secret" } });
     const error = await first.nextReply("error");
-    await waitUntil(() => server.logs.some((entry) => entry.msg === "delivered stored offline messages" && entry.user === "frank"), "frank's stored messages were sent");
+    await waitUntil(() => server.logs.some((entry) => entry.msg === LATE_LOGIN && entry.user === "frank"), "frank's late login ended");
     authDelayMs = 0;
     await waitUntil(() => !server.bester.sessions.isOnline("frank"), "frank is offline");
     first.close();
@@ -217,6 +228,47 @@ describe("a login that ends after the auth deadline", () => {
     expect((error.error as { code: string }).code).to.equal("notAuthenticated");
     expect(first.history.some(isOutputWith("stored"))).to.equal(false);
     expect(arrived).to.equal(true);
+  });
+
+  it("runs no job sent behind it", async () => {
+    await loginAndLeave(server, "gina");
+
+    // The deadline closes the connection at 1000 ms, and the password check starts at 2000 ms.
+    authDelayMs = 2000;
+    const client = await RawClient.connect(server.port, "127.0.0.1", { allowHalfOpen: true });
+    client.send({ request: "auth", account: { username: "gina", password: "secret" } });
+    client.send({ request: "newJob", job: { payload: { type: "echo", data: "behind a late login" } } });
+    const error = await client.nextReply("error");
+    const ended = (entry: Record<string, unknown>) => entry.user === "gina" && (entry.msg === LATE_LOGIN || entry.msg === "user authenticated");
+    await waitUntil(() => server.logs.filter(ended).length === 2, "gina's late login ended", 5000);
+    authDelayMs = 0;
+    // Time for the submission behind the login, which needs no store write with the memory store.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    client.close();
+
+    expect((error.error as { code: string }).code).to.equal("notAuthenticated");
+    expect(acceptedFor, "a job sent on a connection closed as not authenticated was accepted").to.not.include("gina");
+    const logins = server.logs.filter((entry) => entry.msg === "user authenticated" && entry.user === "gina");
+    expect(logins, "the late login logged the closed connection in").to.have.length(1);
+  });
+
+  it("ignores an auth sent after the deadline", async () => {
+    await loginAndLeave(server, "hal");
+
+    // The client keeps its side open after the server's close, and the server still reads it
+    // until the close grace ends.
+    const client = await RawClient.connect(server.port, "127.0.0.1", { allowHalfOpen: true });
+    const error = await client.nextReply("error");
+    client.send({ request: "auth", account: { username: "hal", password: "secret" } });
+    client.send({ request: "newJob", job: { payload: { type: "echo", data: "after the deadline" } } });
+    // Time for a password hash and the submission behind it, well within the server's 2 s close grace.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    client.close();
+
+    expect((error.error as { code: string }).code).to.equal("notAuthenticated");
+    expect(acceptedFor, "a job sent after the auth deadline was accepted").to.not.include("hal");
+    const logins = server.logs.filter((entry) => entry.msg === "user authenticated" && entry.user === "hal");
+    expect(logins, "an auth sent after the deadline logged the connection in").to.have.length(1);
   });
 });
 
