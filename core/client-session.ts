@@ -152,6 +152,11 @@ export class ClientSession {
     return { code: "notAuthenticated", message: `No successful auth within ${this.host.config.limits.authTimeoutMs} ms. Send auth right after connecting.` };
   }
 
+  /** Whether the session is closing the connection once the replies still due have been sent. */
+  get isClosing(): boolean {
+    return this.closing && !this.closed;
+  }
+
   /** Whether a plugin took over the frames, as for an authenticated peer link. */
   get isTakenOver(): boolean {
     return this.takeover !== undefined;

@@ -101,12 +101,13 @@ export function transportTcp(options: TcpTransportOptions): BesterPlugin {
       });
 
       bester.hooks.close.tapPromise(PLUGIN_NAME, async () => {
-        // The core has just closed each logged-in client's connection with a shuttingDown error.
-        // After one turn of the event loop those frames are written. Every other connection ends at
-        // once, and the clients get a short grace to close their side.
+        // The core has just closed each logged-in client's connection with a shuttingDown error,
+        // or, where replies are still due, asked the session to send it after them. After one turn
+        // of the event loop the frames ready are written. Every other connection ends at once. The
+        // clients get a short grace to close their side, and sessions to send their last replies.
         await new Promise((resolve) => setImmediate(resolve));
         for (const connection of connections) {
-          if (!connection.isClosed) {
+          if (!connection.isClosed && !connection.session.isClosing) {
             connection.destroy();
           }
         }

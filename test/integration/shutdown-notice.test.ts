@@ -1,9 +1,31 @@
 import { expect } from "chai";
 import { once } from "node:events";
+import type { BesterPlugin } from "../../core/plugin.js";
 import { BesterClient, BesterClientError } from "../../plugins/transport-tcp/client.js";
 import { acceptedJob, connectAs, fixtureHandler, RawClient, startServer, waitUntil } from "../helper.js";
 
 const handlers = { slow: fixtureHandler("delay-echo", { env: { DELAY_MS: "3000" } }) };
+
+/** slowPing requests whose handling has started. */
+let pingsStarted = 0;
+
+/** Replies to the request `slowPing` after 200 ms, so its reply is still due when a stop begins. */
+const slowPing: BesterPlugin = {
+  name: "slow-ping",
+  apply(bester) {
+    bester.requests.define("slowPing", {
+      type: "object",
+      required: ["request"],
+      additionalProperties: false,
+      properties: { request: { const: "slowPing" }, tag: { type: "string" } },
+    });
+    bester.hooks.onClientRequest.for("slowPing").tapPromise("slow-ping", async () => {
+      pingsStarted += 1;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      return { reply: "slowPing" };
+    });
+  },
+};
 
 describe("shutdown notice to clients", function () {
   this.timeout(20_000);
@@ -36,6 +58,21 @@ describe("shutdown notice to clients", function () {
     // The drain lets the running job finish, so its output and notification leave before the notice.
     expect(replies.slice(-3)).to.deep.equal(["jobOutput", "jobNotification", "error"]);
     expect(client.history.find((message) => message.reply === "jobNotification")).to.deep.include({ job: { status: "completed", jobID } });
+  });
+
+  it("notice follows a reply still due", async () => {
+    const server = await startServer({ registration: true, plugins: [slowPing] });
+    const client = await connectAs(server.port, "alice");
+    const started = pingsStarted;
+    client.send({ request: "slowPing" });
+    await waitUntil(() => pingsStarted > started, "the server handles slowPing");
+
+    await server.stop();
+    await client.waitClosed();
+    const replies = client.history.map((message) => message.reply);
+
+    expect(replies.slice(-2), "the stop cut off a reply the client waited for").to.deep.equal(["slowPing", "error"]);
+    expect(client.history.at(-1)).to.have.nested.property("error.code", "shuttingDown");
   });
 
   it("connection without a login closes without a notice", async () => {
