@@ -48,7 +48,7 @@ export class WebSocketConnection implements Connection {
     this.remoteAddress = `ws ${remoteAddress}`;
   }
 
-  /** Wires the socket to `session` and starts the authentication deadline. */
+  /** Wires the socket to `session`, which enforces the authentication deadline. */
   attach(session: FrameReceiver): void {
     this.session = session;
 

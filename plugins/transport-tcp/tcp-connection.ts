@@ -57,7 +57,7 @@ export class TcpConnection implements Connection {
     socket.setNoDelay(true);
   }
 
-  /** Wires the socket to `session` and starts the authentication deadline. */
+  /** Wires the socket to `session`, which enforces the authentication deadline. */
   attach(session: ClientSession): void {
     this.session = session;
 
