@@ -14,7 +14,8 @@ export interface Connection {
   /**
    * Transport name and remote address, for logs and rate limits, e.g. `ws 127.0.0.1:50312`. The
    * built-in TCP transport leaves out its name. The login limit counts failures per host, the
-   * address without the name and the trailing `:port`, so it spans transports.
+   * address without the name and the trailing `:port`, so it spans transports. It counts an
+   * IPv4-mapped address (`::ffff:10.0.0.5`) as the IPv4 address.
    */
   readonly remoteAddress: string;
   /** Sends one message; the transport frames and buffers it. */

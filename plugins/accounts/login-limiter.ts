@@ -93,8 +93,11 @@ function userKey(username: string): string {
 /**
  * Drops the transport name and the port, so every connection from one host shares a count:
  * `10.0.0.5:50312` and `ws 10.0.0.5:50313` → `10.0.0.5`. The TCP transport leaves out its name,
- * and other transports put theirs first, as the Connection interface describes.
+ * and other transports put theirs first, as the Connection interface describes. A listener on
+ * `::` reports an IPv4 client as `::ffff:10.0.0.5`, which is reduced to `10.0.0.5`, so listeners
+ * of both address families count it once.
  */
 function hostKey(remoteAddress: string): string {
-  return `host:${remoteAddress.replace(/^\S+ /, "").replace(/:\d+$/, "")}`;
+  const host = remoteAddress.replace(/^\S+ /, "").replace(/:\d+$/, "");
+  return `host:${host.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, "")}`;
 }

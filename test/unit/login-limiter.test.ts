@@ -37,6 +37,15 @@ describe("login limiter", () => {
     expect(limiter.isLimited("c", "ws 192.0.2.8:4004", start)).to.equal(false);
   });
 
+  it("counts an IPv4-mapped address as IPv4", () => {
+    const limiter = new LoginLimiter({ maxFailuresPerHost: 2, windowMs: 1000 });
+    limiter.recordFailure("a", "::ffff:192.0.2.7:4000", start);
+    limiter.recordFailure("b", "ws 192.0.2.7:4001", start);
+
+    expect(limiter.isLimited("c", "192.0.2.7:4002", start)).to.equal(true);
+    expect(limiter.isLimited("c", "::ffff:192.0.2.8:4003", start)).to.equal(false);
+  });
+
   it("groups IPv6 connections by host", () => {
     const limiter = new LoginLimiter({ maxFailuresPerHost: 2, windowMs: 1000 });
     limiter.recordFailure("a", "::1:5000", start);
