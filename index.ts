@@ -23,6 +23,7 @@ export type {
 export { formatOutputId, parseOutputId, parseRecipient } from "./core/jobs/job.js";
 export type { BesterPlugin } from "./core/plugin.js";
 export type { Connection, SessionRegistry } from "./core/sessions.js";
+export { endConnectionsAtShutdown, SHUTDOWN_GRACE_MS, type ShutdownConnection } from "./core/connection-shutdown.js";
 export type { StoreProvider } from "./core/store.js";
 export { offlineHooksOf, type OfflineHooks } from "./plugins/offline/offline-hooks.js";
 export { encodeFrame, FrameDecoder } from "./core/protocol/frame-codec.js";

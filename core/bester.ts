@@ -31,6 +31,8 @@ export class Bester {
   readonly scheduler: Scheduler;
   readonly engine: JobEngine;
   readonly sessions: SessionRegistry = new MemorySessionRegistry();
+  /** The sessions of this process's connections that have not closed, for the shutdown notice. */
+  private readonly openSessions = new Set<ClientSession>();
   store: StoreProvider = new MemoryStoreProvider();
   /** Listening addresses, filled in by transports during start. */
   readonly addresses: string[] = [];
@@ -103,7 +105,14 @@ export class Bester {
 
   /** Creates the request processor for a new connection; transports call this once per connection. */
   openSession(connection: Connection): ClientSession {
-    return new ClientSession(this, connection);
+    const session = new ClientSession(this, connection);
+    this.openSessions.add(session);
+    return session;
+  }
+
+  /** Called by a session whose connection closed; sessions call it, not plugins. */
+  sessionClosed(session: ClientSession): void {
+    this.openSessions.delete(session);
   }
 
   /** Runs the start-up hooks in order and resolves with the listening addresses. */
@@ -163,13 +172,14 @@ export class Bester {
 
   /**
    * Closes each logged-in client's connection with a shuttingDown error, after the replies it still
-   * waits for, so a client can tell a planned stop from a crash. Transports close the rest.
+   * waits for, so a client can tell a planned stop from a crash. Transports close the rest. Only
+   * the sessions of this process count: a shared session registry also lists other daemons' clients.
    */
   private closeClientSessions(): void {
     const error = { code: "shuttingDown" as const, message: "The server is stopping and closes this connection. Connect again once it runs." };
-    for (const { user } of this.sessions.list()) {
-      for (const connection of this.sessions.connectionsOf(user)) {
-        connection.close(error);
+    for (const session of this.openSessions) {
+      if (session.user !== undefined && !session.isTakenOver) {
+        session.closeAfterReplies(error);
       }
     }
   }

@@ -23,6 +23,8 @@ export interface SessionHost {
   readonly sessions: SessionRegistry;
   readonly requests: RequestValidators;
   readonly log: Logger;
+  /** Called once when the transport reports the connection closed. */
+  sessionClosed?(session: ClientSession): void;
   /** `limits.authTimeoutMs`: milliseconds a connection may stay without a successful auth; 0 turns the limit off. */
   readonly config: { readonly limits: { readonly authTimeoutMs: number } };
 }
@@ -115,7 +117,8 @@ export class ClientSession {
    * them. A plugin that ends the session, as after a password change, must not put its error in
    * the place of a reply the client waits for. Requests that arrive meanwhile are ignored.
    */
-  private closeAfterReplies(error?: WireError): void {
+  /** Closes the connection with `error`, after the replies still due to earlier requests. */
+  closeAfterReplies(error?: WireError): void {
     if (this.closed || this.closing) {
       return;
     }
@@ -178,6 +181,9 @@ export class ClientSession {
    * received them, or to the user's offline messages when no connection is live.
    */
   closedByTransport(unsent: object[] = []): void {
+    if (!this.closed) {
+      this.host.sessionClosed?.(this);
+    }
     this.closed = true;
     clearTimeout(this.authTimer);
     this.host.sessions.remove(this.eventTarget);

@@ -7,8 +7,8 @@ import { parseFrameBody, type Connection, type WireError } from "../../index.js"
 
 /** The part of the core's session that the connection uses; `Bester.openSession()` returns one. */
 export interface FrameReceiver {
-  readonly user: string | undefined;
-  readonly isTakenOver: boolean;
+  /** Whether the session closes the connection once the replies still due are sent. */
+  readonly isClosing: boolean;
   receive(decoded: ReturnType<typeof parseFrameBody>): void;
   /** Ends the session. `unsent` lists the messages that never reached the operating system. */
   closedByTransport(unsent?: object[]): void;
@@ -134,6 +134,11 @@ export class WebSocketConnection implements Connection {
     while (this.flushWaiters.length > 0 && this.flushWaiters[0]!.upTo <= number) {
       this.flushWaiters.shift()!.callback();
     }
+  }
+
+  /** Whether the connection ends on its own: it was closed, or its session sends its last replies first. */
+  get isEnding(): boolean {
+    return this.closed || this.session.isClosing;
   }
 
   /** Drops the connection at once, for shutdown. */

@@ -5,7 +5,7 @@
 
 import { WebSocketServer } from "ws";
 import type { AddressInfo } from "node:net";
-import { validatePluginOptions, type Bester, type BesterPlugin } from "../../index.js";
+import { endConnectionsAtShutdown, validatePluginOptions, type Bester, type BesterPlugin } from "../../index.js";
 import { WebSocketConnection } from "./websocket-connection.js";
 
 export const PLUGIN_NAME = "example-transport-websocket";
@@ -74,7 +74,7 @@ export function websocketTransport(options: WebSocketTransportOptions = {}): Bes
 
         wss.on("connection", (socket, request) => {
           const remote = `${request.socket.remoteAddress}:${request.socket.remotePort}`;
-          const connection = new WebSocketConnection(socket, remote, { maxMessageBytes, maxBufferedBytes: maxMessageBytes + 8 * 1024 * 1024}, log);
+          const connection = new WebSocketConnection(socket, remote, { maxMessageBytes, maxBufferedBytes: maxMessageBytes + 8 * 1024 * 1024 }, log);
           connections.add(connection);
           socket.once("close", () => connections.delete(connection));
           connection.attach(bester.openSession(connection));
@@ -93,9 +93,8 @@ export function websocketTransport(options: WebSocketTransportOptions = {}): Bes
       });
 
       bester.hooks.close.tapPromise(PLUGIN_NAME, async () => {
-        for (const connection of connections) {
-          connection.destroy();
-        }
+        // Lets the logged-in clients' shuttingDown frames and last replies out first.
+        await endConnectionsAtShutdown(connections);
         await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
       });
     },

@@ -7,6 +7,7 @@ import tls from "node:tls";
 import type { Bester } from "../../core/bester.js";
 import type { ResolvedListenConfig } from "../../core/config/types.js";
 import type { BesterPlugin } from "../../core/plugin.js";
+import { endConnectionsAtShutdown } from "../../core/connection-shutdown.js";
 import { TcpConnection } from "./tcp-connection.js";
 import { listenAdvice } from "./listen-advice.js";
 
@@ -25,9 +26,6 @@ export interface TcpTransportOptions {
   nameFromListener?: boolean;
 }
 
-/** Milliseconds a client closed with shuttingDown may take to close its side at shutdown. */
-const SHUTDOWN_GRACE_MS = 500;
-
 export function transportTcp(options: TcpTransportOptions): BesterPlugin {
   return {
     name: PLUGIN_NAME,
@@ -41,17 +39,10 @@ export function transportTcp(options: TcpTransportOptions): BesterPlugin {
         outputCoalesceMs: options.outputCoalesceMs ?? 1,
       };
 
-      // Resolves the wait of the close hook once no connection is left.
-      let lastClosed: (() => void) | undefined;
       const accept = (socket: net.Socket) => {
         const connection = new TcpConnection(socket, connectionOptions, log);
         connections.add(connection);
-        socket.once("close", () => {
-          connections.delete(connection);
-          if (connections.size === 0) {
-            lastClosed?.();
-          }
-        });
+        socket.once("close", () => connections.delete(connection));
         connection.attach(bester.openSession(connection));
       };
 
@@ -101,25 +92,8 @@ export function transportTcp(options: TcpTransportOptions): BesterPlugin {
       });
 
       bester.hooks.close.tapPromise(PLUGIN_NAME, async () => {
-        // The core has just closed each logged-in client's connection with a shuttingDown error,
-        // or, where replies are still due, asked the session to send it after them. After one turn
-        // of the event loop the frames ready are written. Every other connection ends at once. The
-        // clients get a short grace to close their side, and sessions to send their last replies.
-        await new Promise((resolve) => setImmediate(resolve));
-        for (const connection of connections) {
-          if (!connection.isClosed && !connection.session.isClosing) {
-            connection.destroy();
-          }
-        }
-        if (connections.size > 0) {
-          await new Promise<void>((resolve) => {
-            lastClosed = resolve;
-            setTimeout(resolve, SHUTDOWN_GRACE_MS).unref();
-          });
-        }
-        for (const connection of connections) {
-          connection.destroy();
-        }
+        // Lets the logged-in clients' shuttingDown frames and last replies out first.
+        await endConnectionsAtShutdown(connections);
         await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
       });
     },

@@ -172,9 +172,9 @@ export class TcpConnection implements Connection {
     endSocketGracefully(this.socket);
   }
 
-  /** Whether close() or destroy() ran or the socket closed: nothing more is sent. */
-  get isClosed(): boolean {
-    return this.closed;
+  /** Whether the connection ends on its own: it was closed, or its session sends its last replies first. */
+  get isEnding(): boolean {
+    return this.closed || this.session.isClosing;
   }
 
   /** Destroys the socket at once, for shutdown. */

@@ -287,3 +287,26 @@ describe("example plugins loaded from a config file", () => {
     });
   });
 });
+
+describe("example websocket transport at stop", () => {
+  it("sends shuttingDown before the close", async () => {
+    const folder = await mkdtemp(path.join(os.tmpdir(), "bester-example-stop-"));
+    const bester = await createBester(await loadConfig({ file: await writeUserConfig(folder) }), { log: pino({ level: "silent" }) });
+    try {
+      const addresses = await bester.start();
+      const client = await WsClient.connect(addresses.find((address) => address.startsWith("ws://"))!);
+      await client.request({ request: "register", account: { username: "wsstop", password: "pw" } });
+      await client.request({ request: "auth", account: { username: "wsstop", password: "pw" } });
+      const closed = once(client.socket, "close");
+
+      await bester.stop();
+      await closed;
+      const notice = await client.next("error");
+
+      expect(notice).to.have.nested.property("error.code", "shuttingDown");
+    } finally {
+      await bester.stop();
+      await rm(folder, { recursive: true, force: true });
+    }
+  });
+});
