@@ -21,7 +21,7 @@ export type {
   JobOutcome,
 } from "./core/jobs/job.js";
 export { formatOutputId, parseOutputId, parseRecipient } from "./core/jobs/job.js";
-export type { BesterPlugin } from "./core/plugin.js";
+export { perInstance, type BesterPlugin } from "./core/plugin.js";
 export type { Connection, SessionRegistry } from "./core/sessions.js";
 export { endConnectionsAtShutdown, SHUTDOWN_GRACE_MS, type ShutdownConnection } from "./core/connection-shutdown.js";
 export type { StoreProvider } from "./core/store.js";

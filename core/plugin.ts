@@ -9,6 +9,22 @@ export interface BesterPlugin {
   apply(bester: Bester): void | Promise<void>;
 }
 
+/**
+ * Returns a lookup that gives each Bester instance its own value from `create`, made on first use.
+ * A plugin keeps its own hooks this way, so other plugins of the same server can tap them.
+ */
+export function perInstance<T>(create: () => T): (bester: Bester) => T {
+  const values = new WeakMap<Bester, T>();
+  return (bester) => {
+    let value = values.get(bester);
+    if (value === undefined) {
+      value = create();
+      values.set(bester, value);
+    }
+    return value;
+  };
+}
+
 const PLUGIN_NAME_PATTERN = /^[A-Za-z0-9@/._:-]{1,128}$/;
 
 /** Throws `invalidPlugin` unless `value` has a usable name and an apply function. */

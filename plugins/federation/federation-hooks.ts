@@ -5,6 +5,7 @@
 import { AsyncSeriesWaterfallHook, SyncHook } from "tapable";
 import type { Bester } from "../../core/bester.js";
 import type { PeerEnvelope } from "../../core/hooks.js";
+import { perInstance } from "../../core/plugin.js";
 
 export interface LinkEvent {
   /** The peer's server name. */
@@ -34,14 +35,5 @@ export function createFederationHooks() {
 
 export type FederationHooks = ReturnType<typeof createFederationHooks>;
 
-const hooksByBester = new WeakMap<Bester, FederationHooks>();
-
 /** Returns the federation hooks of one Bester instance, creating them on first use. */
-export function federationHooksOf(bester: Bester): FederationHooks {
-  let hooks = hooksByBester.get(bester);
-  if (!hooks) {
-    hooks = createFederationHooks();
-    hooksByBester.set(bester, hooks);
-  }
-  return hooks;
-}
+export const federationHooksOf: (bester: Bester) => FederationHooks = perInstance(createFederationHooks);

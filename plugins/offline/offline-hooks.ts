@@ -4,6 +4,7 @@
 
 import { AsyncSeriesBailHook, SyncBailHook } from "tapable";
 import type { Bester } from "../../core/bester.js";
+import { perInstance } from "../../core/plugin.js";
 import type { Connection } from "../../core/sessions.js";
 
 export function createOfflineHooks() {
@@ -25,14 +26,5 @@ export function createOfflineHooks() {
 
 export type OfflineHooks = ReturnType<typeof createOfflineHooks>;
 
-const hooksByBester = new WeakMap<Bester, OfflineHooks>();
-
 /** Returns the offline hooks of one Bester instance, creating them on first use. */
-export function offlineHooksOf(bester: Bester): OfflineHooks {
-  let hooks = hooksByBester.get(bester);
-  if (!hooks) {
-    hooks = createOfflineHooks();
-    hooksByBester.set(bester, hooks);
-  }
-  return hooks;
-}
+export const offlineHooksOf: (bester: Bester) => OfflineHooks = perInstance(createOfflineHooks);
