@@ -148,9 +148,10 @@ async function submit(options: SubmitOptions): Promise<number> {
       return 0;
     }
 
-    progress!.step(`running ${options.type} job as ${address}`);
+    progress!.step(`submitting the ${options.type} job as ${address}`);
     const result = await client.run(options.type, data, {
       priority: options.priority,
+      onAccepted: (jobID) => progress!.step(`running ${options.type} job ${jobID}`),
       timeoutMs: deadline === undefined ? undefined : Math.max(deadline - Date.now(), 1),
       // Progress belongs to the job, and in a chain it may come from a later step's handler.
       onProgress: (report) => progress!.step(`running ${options.type} job, progress ${JSON.stringify(report)}`),

@@ -8,6 +8,8 @@ import type { JobNotificationEvent, JobOutputEvent, JobProgressEvent } from "./c
 
 export interface RunOptions {
   priority?: number;
+  /** Called once with the job's id when the server accepted the job, before any of its events. */
+  onAccepted?: (jobID: string) => void;
   /** Called with each progress report the handler sends before its reply. */
   onProgress?: (progress: unknown) => void;
   /**
@@ -80,6 +82,7 @@ export async function runJob(client: BesterClient, type: string, data: unknown, 
       }
       throw error;
     }
+    options.onAccepted?.(jobID);
     for (const entry of early) {
       if (entry.kind === "output") {
         matchOutput(entry.event);

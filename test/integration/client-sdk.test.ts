@@ -98,6 +98,16 @@ describe("client SDK BesterClient", () => {
     expect(error.message).to.contain("next login");
   });
 
+  it("run reports acceptance before progress", async () => {
+    const client = await loggedIn(server.port, "alice");
+    const events: string[] = [];
+
+    const result = await client.run("progress", { steps: 1 }, { onAccepted: (jobID) => events.push(`accepted ${jobID}`), onProgress: () => events.push("progress") });
+
+    expect(events).to.deep.equal([`accepted ${result.jobID}`, "progress"]);
+    await client.close();
+  });
+
   it("run reports progress through onProgress", async () => {
     const client = await loggedIn(server.port, "alice");
     const reports: unknown[] = [];
