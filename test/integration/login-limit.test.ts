@@ -64,78 +64,50 @@ describe("login rate limit", () => {
   });
 });
 
-describe("login rate limit across transports", () => {
-  let server: TestServer;
-  let wsUrl: string;
+// A TCP listener on "::" reports an IPv4 client as ::ffff:127.0.0.1, while the WebSocket listener
+// on 127.0.0.1 reports the same client as 127.0.0.1; both must count as one address.
+const LISTENERS = [
+  { title: "on 127.0.0.1", host: "127.0.0.1", remote: /^127\.0\.0\.1:/ },
+  { title: "on a dual-stack listener", host: "::", remote: /^::ffff:127\.0\.0\.1:/ },
+];
 
-  before(async () => {
-    server = await startServer({
-      registration: true,
-      limits: { login: { maxFailuresPerUser: 100, maxFailuresPerAddress: 2, windowMs: 60_000 } },
-      plugins: [websocketTransport({ host: "127.0.0.1", port: await freePort(), path: "/bester" })],
+for (const listener of LISTENERS) {
+  describe(`login rate limit across transports, TCP ${listener.title}`, () => {
+    let server: TestServer;
+    let wsUrl: string;
+
+    before(async () => {
+      server = await startServer({
+        registration: true,
+        listen: { host: listener.host, port: await freePort() },
+        limits: { login: { maxFailuresPerUser: 100, maxFailuresPerAddress: 2, windowMs: 60_000 } },
+        plugins: [websocketTransport({ host: "127.0.0.1", port: await freePort(), path: "/bester" })],
+      });
+      wsUrl = server.bester.addresses.find((address) => address.startsWith("ws://"))!;
     });
-    wsUrl = server.bester.addresses.find((address) => address.startsWith("ws://"))!;
-  });
 
-  after(async () => {
-    await server.stop();
-  });
-
-  it("counts TCP failures for WebSocket logins", async () => {
-    for (const name of ["nobody1", "nobody2"]) {
-      const client = await RawClient.connect(server.port);
-      await client.request({ request: "auth", account: { username: name, password: WRONG } });
-      client.close();
-    }
-
-    const socket = new WebSocket(wsUrl);
-    await once(socket, "open");
-    socket.send(JSON.stringify({ request: "auth", account: { username: "nobody3", password: WRONG } }));
-    const [data] = (await once(socket, "message")) as [Buffer];
-    socket.close();
-    const reply = JSON.parse(data.toString("utf8")) as { auth: { status: string; error: { code: string } } };
-
-    expect(reply.auth.status).to.equal("failed");
-    expect(reply.auth.error.code).to.equal("rateLimited");
-  });
-});
-
-describe("login rate limit on a dual-stack listener", () => {
-  let server: TestServer;
-  let wsUrl: string;
-
-  before(async () => {
-    // A TCP listener on "::" reports an IPv4 client as ::ffff:127.0.0.1, while the WebSocket
-    // listener on 127.0.0.1 reports the same client as 127.0.0.1.
-    server = await startServer({
-      registration: true,
-      listen: { host: "::", port: await freePort() },
-      limits: { login: { maxFailuresPerUser: 100, maxFailuresPerAddress: 2, windowMs: 60_000 } },
-      plugins: [websocketTransport({ host: "127.0.0.1", port: await freePort(), path: "/bester" })],
+    after(async () => {
+      await server.stop();
     });
-    wsUrl = server.bester.addresses.find((address) => address.startsWith("ws://"))!;
+
+    it("counts TCP failures for WebSocket logins", async () => {
+      for (const name of ["nobody1", "nobody2"]) {
+        const client = await RawClient.connect(server.port, "127.0.0.1");
+        await client.request({ request: "auth", account: { username: name, password: WRONG } });
+        client.close();
+      }
+
+      const socket = new WebSocket(wsUrl);
+      await once(socket, "open");
+      socket.send(JSON.stringify({ request: "auth", account: { username: "nobody3", password: WRONG } }));
+      const [data] = (await once(socket, "message")) as [Buffer];
+      socket.close();
+      const reply = JSON.parse(data.toString("utf8")) as { auth: { status: string; error: { code: string } } };
+      const tcpRemote = server.logs.find((entry) => entry.msg === "login failed" && entry.username === "nobody1")?.remote;
+
+      expect(tcpRemote, "the address the TCP listener reported").to.match(listener.remote);
+      expect(reply.auth.status).to.equal("failed");
+      expect(reply.auth.error.code).to.equal("rateLimited");
+    });
   });
-
-  after(async () => {
-    await server.stop();
-  });
-
-  it("counts IPv4-mapped TCP failures for WebSocket logins", async () => {
-    for (const name of ["nobody1", "nobody2"]) {
-      const client = await RawClient.connect(server.port, "127.0.0.1");
-      await client.request({ request: "auth", account: { username: name, password: WRONG } });
-      client.close();
-    }
-
-    const socket = new WebSocket(wsUrl);
-    await once(socket, "open");
-    socket.send(JSON.stringify({ request: "auth", account: { username: "nobody3", password: WRONG } }));
-    const [data] = (await once(socket, "message")) as [Buffer];
-    socket.close();
-    const reply = JSON.parse(data.toString("utf8")) as { auth: { status: string; error: { code: string } } };
-
-    const tcpRemote = server.logs.find((entry) => entry.msg === "login failed" && entry.username === "nobody1")?.remote;
-    expect(tcpRemote, "the TCP listener did not report an IPv4-mapped address").to.match(/^::ffff:127\.0\.0\.1:/);
-    expect(reply.auth.error.code).to.equal("rateLimited");
-  });
-});
+}
