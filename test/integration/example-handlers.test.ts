@@ -72,4 +72,23 @@ describe("example handlers", () => {
     expect(result.outputs.map((output) => output.payload.data)).to.deep.equal(["HI BOB"]);
     expect((await atBob).payload.data).to.equal("HI BOB");
   });
+
+  it("upper takes one user name as deliverTo", async () => {
+    const atBob = new Promise<JobOutputEvent>((resolve) => bob.once("output", resolve));
+
+    const result = await alice.run("upper", { text: "just bob", deliverTo: "bob" });
+
+    expect(result.notification.status).to.equal("completed");
+    expect(result.outputs).to.deep.equal([]);
+    expect((await atBob).payload.data).to.equal("JUST BOB");
+  });
+
+  it("upper fails a deliverTo of another shape", async () => {
+    const result = await alice.run("upper", { text: "hi", deliverTo: { user: "bob" } });
+
+    expect(result.notification.status).to.equal("failed");
+    expect(result.notification.error?.code).to.equal("handlerFailed");
+    expect(result.notification.error?.message).to.include('Expected "deliverTo" to be a user name or a non-empty list of user names');
+    expect(result.outputs).to.deep.equal([]);
+  });
 });
