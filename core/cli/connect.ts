@@ -74,6 +74,7 @@ export async function connectAndLogin(
   // With registration off the account may still exist, so auth decides. A failed auth then reports
   // registrationDisabled, which explains more than invalidCredentials.
   let registrationError: BesterClientError | undefined;
+  let accountExisted = false;
   if (options.register) {
     try {
       await client.register(options.user, password);
@@ -81,7 +82,9 @@ export async function connectAndLogin(
       const code = error instanceof BesterClientError ? error.code : undefined;
       if (code === "registrationDisabled") {
         registrationError = error as BesterClientError;
-      } else if (code !== "userExists") {
+      } else if (code === "userExists") {
+        accountExisted = true;
+      } else {
         await client.close();
         throw error;
       }
@@ -99,6 +102,10 @@ export async function connectAndLogin(
     if (loginRejected && !options.register) {
       // The server does not say which part was wrong, and a first-time user may lack an account.
       throw new BesterClientError("invalidCredentials", `${(error as Error).message} If "${options.user}" has no account yet, add --register (when the server allows registration) or ask the operator for one.`, { cause: error });
+    }
+    if (loginRejected && accountExisted) {
+      // Registration replied userExists, so --register created nothing and the password is what failed.
+      throw new BesterClientError("invalidCredentials", `${(error as Error).message} The account "${options.user}" already exists, so --register created nothing: check the password, or pick another user name for a new account.`, { cause: error });
     }
     throw error;
   }

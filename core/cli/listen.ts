@@ -69,7 +69,7 @@ async function listen(options: ListenOptions): Promise<number> {
   client = connected.client;
   progress.succeed(`listening as ${connected.address}; press Ctrl-C to stop`);
 
-  client.on("disconnect", (error) => process.stderr.write(`connection lost (${error.message}); reconnecting\n`));
+  client.on("disconnect", (error) => process.stderr.write(`connection lost (${error.message}); reconnecting until the server is back (Ctrl-C stops)\n`));
   client.on("reconnect", ({ attempt }) => process.stderr.write(`reconnected after ${attempt} attempt${attempt === 1 ? "" : "s"}\n`));
   client.on("serverError", (error) => {
     // An error that ends the session closes the client too, and is printed once below as the reason.

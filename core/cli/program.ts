@@ -14,6 +14,7 @@ import { packageVersion } from "./version.js";
 export const EXIT_CODES_HELP = `
 Exit codes:
   0  success; also "bester listen" and "bester start" stopped with Ctrl-C
+     (run through npx, npm itself then reports 130)
   1  failure: invalid arguments, config errors, connection or login failures, rejected requests
   2  "bester submit" waited for a job that failed
 

@@ -44,7 +44,7 @@ export function userDeliveryDirector(): BesterPlugin {
           }
           const exists = bester.hooks.onUserLookup.isUsed() ? await bester.hooks.onUserLookup.promise(user) : true;
           if (exists === false) {
-            throw new BesterError("unknownUser", `Recipient "${user}" is not a user of ${bester.serverName}. Register the user or fix the handler's recipient list.`);
+            throw new BesterError("unknownUser", `Recipient "${user}" is not a user of ${bester.serverName}. Register the user, or fix the recipients of the handler's userDelivery director, which may come from the job's data.`);
           }
         }
 

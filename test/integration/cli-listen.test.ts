@@ -48,7 +48,7 @@ describe("CLI listen", () => {
       const firstJob = await sendTo(first, "bob", "before");
       const [, before] = await firstLine;
 
-      const lost = waitForOutput(listener.stderr!, /connection lost/);
+      const lost = waitForOutput(listener.stderr!, /connection lost \(The server closed the connection because it is stopping\.\); reconnecting until the server is back \(Ctrl-C stops\)/);
       await first.stop();
       await lost;
       const regained = waitForOutput(listener.stderr!, /reconnected after \d+ attempts?/);

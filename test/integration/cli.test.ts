@@ -84,6 +84,13 @@ describe("bester start and submit as child processes", () => {
     expect(result.stdout).to.include("again");
   });
 
+  it("submit --register names an existing account on a wrong password", async () => {
+    const result = await runCli(["submit", "--server", server, "-u", "dana", "-p", "wrong", "--register", "-t", "echo", "--text", "again"]);
+
+    expect(result.code).to.equal(1);
+    expect(result.stderr).to.include('bester: The username or password is wrong. The account "dana" already exists, so --register created nothing: check the password, or pick another user name for a new account. [invalidCredentials]');
+  });
+
   it("start exits 0 on SIGTERM", async () => {
     daemon.kill("SIGTERM");
     const [code, signal] = await once(daemon, "exit");
