@@ -117,7 +117,6 @@ export class ClientSession {
    * them. A plugin that ends the session, as after a password change, must not put its error in
    * the place of a reply the client waits for. Requests that arrive meanwhile are ignored.
    */
-  /** Closes the connection with `error`, after the replies still due to earlier requests. */
   closeAfterReplies(error?: WireError): void {
     if (this.closed || this.closing) {
       return;
