@@ -26,5 +26,5 @@ function readRecipients(deliverTo: unknown, job: HandlerJob): string[] {
     return deliverTo;
   }
   // A silent fallback to the submitter would hide the mistake: the output would never reach the users meant.
-  throw new Error(`Expected "deliverTo" to be a user name or a non-empty list of user names, such as ["bob"] or ["bob@host:port"]; got ${JSON.stringify(deliverTo)}`);
+  throw new Error(`Expected "deliverTo" to be a user name or a non-empty list of user names, such as ["bob"] or ["bob@host:port"]. Got ${JSON.stringify(deliverTo)}.`);
 }
